@@ -1,0 +1,25 @@
+"""The project's one error family: each message says what was wrong and what to do next."""
+
+
+class SemsearchError(Exception):
+    """Base class; the CLI prints the message on one line and exits non-zero."""
+
+
+class ConfigError(SemsearchError):
+    """An unknown preset or key, or a value of the wrong type."""
+
+
+class DataError(SemsearchError):
+    """A data file or folder is missing, empty or malformed."""
+
+
+class ModelError(SemsearchError):
+    """A model folder is missing, incomplete or of another format version."""
+
+
+class IndexError_(SemsearchError):
+    """An index folder is missing, corrupt, or was built with another model."""
+
+
+class TrainingInterrupted(SemsearchError):
+    """Training stopped early (Ctrl-C); a resumable checkpoint was saved."""
