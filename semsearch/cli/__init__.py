@@ -1,0 +1,76 @@
+"""The `semsearch` command line: a thin Click layer over the library.
+
+Commands live one per module and are imported only when run, so `semsearch --help` stays instant
+(no torch, no faiss). Library errors become a one-line message and exit code 1 here, at one edge.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+from semsearch import __version__
+from semsearch.errors import SemsearchError
+
+# command name -> "module:attribute"; a module that does not exist yet is skipped.
+COMMANDS = {
+    "train": "semsearch.cli.train:train",
+    "evaluate": "semsearch.cli.evaluate:evaluate",
+    "similarity": "semsearch.cli.similarity:similarity",
+    "plot": "semsearch.cli.plot:plot",
+    "index": "semsearch.cli.index:index",
+    "query": "semsearch.cli.query:query",
+    "remove": "semsearch.cli.remove:remove",
+}
+
+
+def _load(target: str) -> click.Command | None:
+    module_name, attribute = target.split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        if error.name == module_name:
+            return None
+        raise
+    return getattr(module, attribute)
+
+
+class LazyGroup(click.Group):
+    """A group that imports each command's module on first use and turns SemsearchError into a
+    one-line error."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(name for name, target in COMMANDS.items() if _exists(target))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        return _load(target) if target else None
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except SemsearchError as error:
+            raise click.ClickException(str(error)) from None
+        except KeyboardInterrupt:
+            raise click.ClickException("interrupted") from None
+
+
+def _exists(target: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(target.split(":")[0]) is not None
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="semsearch")
+def main() -> None:
+    """Train a sentence encoder from scratch, evaluate it, and search a corpus with it.
+
+    \b
+    Examples:
+      semsearch train --preset quick
+      semsearch evaluate
+      semsearch index corpora/docs.txt
+      semsearch query "Machine learning and AI" -k 2
+    """

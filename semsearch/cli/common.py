@@ -1,0 +1,46 @@
+"""Options and output helpers that mean the same in every command."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+model_option = click.option(
+    "--model",
+    "model",
+    default=None,
+    metavar="DIR",
+    help="Model folder (default: the newest folder under models/).",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
+data_dir_option = click.option(
+    "--data-dir",
+    default=None,
+    metavar="DIR",
+    envvar="SEMSEARCH_DATA",
+    help="Folder with the data sets in their official formats (default: $SEMSEARCH_DATA, "
+    "else the Hugging Face hub).",
+)
+device_option = click.option(
+    "--device",
+    default="auto",
+    show_default=True,
+    help="cuda, mps, cpu, or auto (cuda, then mps, then cpu).",
+)
+
+
+def echo_json(payload: Any) -> None:
+    """Write one JSON document (one line) to stdout."""
+    click.echo(json.dumps(payload, ensure_ascii=False))
+
+
+def info(message: str) -> None:
+    """A message for the person, on stderr, so stdout stays clean for results."""
+    click.echo(message, err=True)
+
+
+def is_tty() -> bool:
+    return sys.stderr.isatty()
