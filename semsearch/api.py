@@ -1,0 +1,69 @@
+"""The Python API in four names: load a model, encode texts, compare two, rank candidates.
+
+    >>> import semsearch
+    >>> semsearch.similarity("I love programming", "I enjoy coding")        # doctest: +SKIP
+    0.83
+    >>> semsearch.top_k("Machine learning and AI",
+    ...                 ["Deep neural networks", "Beautiful sunset", "AI algorithms"], k=2)  # doctest: +SKIP
+    [('AI algorithms', 0.71), ('Deep neural networks', 0.64)]
+
+`model` is everywhere a model folder (or a name under models/), None for the newest one under
+models/, or an encoder that `load` returned. Folders are loaded once and kept for later calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from semsearch.encoder import SentenceEncoder
+
+_loaded: dict[tuple[Path, str | None], SentenceEncoder] = {}
+
+
+def load(model: str | Path | None = None, device: str | None = None) -> SentenceEncoder:
+    """The SentenceEncoder in the model folder `model` (default: the newest under models/).
+
+    Raises ModelError when the folder is missing, incomplete or of another format version.
+    """
+    from semsearch.encoder import SentenceEncoder, resolve_model
+
+    key = (resolve_model(model).resolve(), device)
+    if key not in _loaded:
+        _loaded[key] = SentenceEncoder.load(key[0], device=device)
+    return _loaded[key]
+
+
+def encode(texts: Sequence[str], model=None) -> np.ndarray:
+    """A float32 (len(texts), dim) array of L2-normalised embeddings, one row per text."""
+    if isinstance(texts, str):
+        raise TypeError("encode takes a list of texts; for one text use encode([text])")
+    return _encoder(model).encode(list(texts))
+
+
+def similarity(text_a: str, text_b: str, model=None) -> float:
+    """Cosine similarity of two texts, from -1 to 1."""
+    a, b = _encoder(model).encode([text_a, text_b])
+    return float(a @ b)
+
+
+def top_k(query: str, candidates: Sequence[str], k: int = 5, model=None) -> list[tuple[str, float]]:
+    """The k candidates most similar to `query`, best first, as (text, cosine) pairs."""
+    from semsearch.eval.metrics import top_k_indices
+
+    if isinstance(candidates, str):
+        raise TypeError("top_k takes a list of candidate texts")
+    candidates = list(candidates)
+    if not candidates:
+        return []
+    vectors = _encoder(model).encode([query, *candidates])
+    scores = vectors[1:] @ vectors[0]  # (candidates,)
+    return [(candidates[i], float(scores[i])) for i in top_k_indices(scores[None, :], k)[0]]
+
+
+def _encoder(model) -> SentenceEncoder:
+    return model if hasattr(model, "encode") else load(model)

@@ -1,0 +1,43 @@
+"""The Python API: load, encode, similarity, top_k."""
+
+import numpy as np
+import pytest
+
+from semsearch import api
+from semsearch.errors import ModelError
+
+
+def test_encode_gives_unit_float32_rows(tiny_model_dir):
+    vectors = api.encode(["I love programming", "I enjoy coding", "Ocean waves"], model=tiny_model_dir)
+    assert vectors.dtype == np.float32 and vectors.shape[0] == 3
+    assert np.linalg.norm(vectors, axis=1) == pytest.approx(1.0, abs=1e-5)
+    with pytest.raises(TypeError):
+        api.encode("one text", model=tiny_model_dir)
+
+
+def test_load_is_cached_and_accepted_as_model(tiny_model_dir):
+    encoder = api.load(tiny_model_dir)
+    assert api.load(str(tiny_model_dir)) is encoder
+    assert api.similarity("a dog", "a dog", model=encoder) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_similarity_is_a_float_in_range(tiny_model_dir):
+    score = api.similarity("I love programming", "I enjoy coding", model=tiny_model_dir)
+    assert isinstance(score, float) and -1.0 <= score <= 1.0
+
+
+def test_top_k_orders_candidates(tiny_model_dir):
+    candidates = ["Deep neural networks", "Beautiful sunset", "AI algorithms", "Ocean waves"]
+    ranked = api.top_k("Machine learning and AI", candidates, k=2, model=tiny_model_dir)
+    assert len(ranked) == 2 and {text for text, _ in ranked} <= set(candidates)
+    assert ranked[0][1] >= ranked[1][1]
+    assert api.top_k("x", [], model=tiny_model_dir) == []
+    everything = api.top_k("Machine learning and AI", candidates, k=10, model=tiny_model_dir)
+    assert len(everything) == 4
+
+
+def test_missing_model_raises_model_error(tmp_path):
+    with pytest.raises(ModelError):
+        api.load(tmp_path / "nope")
+    with pytest.raises(ModelError):
+        api.similarity("a", "b")  # no models/ folder in this test (conftest isolates it)
