@@ -121,25 +121,33 @@ def pairs_report(embeds: dict[str, Embed], pairs: Sequence[LabelledPair]) -> dic
 
 
 def contamination_warnings(config: dict | None) -> list[str]:
-    """Warnings for evaluation sets that the model's training mixture (config "data" "sources")
-    names, since a score on data the model was trained on says little."""
-    sources = ((config or {}).get("data") or {}).get("sources") or []
-    warnings = []
+    """Warnings for evaluation sets that the model's training mixture names (config "data"
+    "sources", a mixture name expanded, and the keys of "data_report"), since a score on data
+    the model was trained on says little."""
+    from semsearch.data import MIXTURES
+
+    config = config or {}
+    sources = []
+    for source in (config.get("data") or {}).get("sources") or []:
+        sources += MIXTURES.get(source, (source,)) if isinstance(source, str) else [source]
+    sources += list(config.get("data_report") or {})
+    found: dict[str, str] = {}  # evaluated set -> the first source that names it
     for source in sources:
-        text = source if isinstance(source, str) else json.dumps(source, sort_keys=True)
-        words = set(re.split(r"[^a-z0-9]+", text.lower()))
+        source = source if isinstance(source, str) else json.dumps(source, sort_keys=True)
+        words = set(re.split(r"[^a-z0-9]+", source.lower()))
         stsb = any(word.startswith("sts") for word in words)
-        for found, split, name in (
+        for named, split, name in (
             ("snli" in words, "test", "SNLI test"),
             (stsb, "test", "STS-B test"),
             (stsb, "dev", "STS-B dev"),
         ):
-            if found and split in words:
-                warnings.append(
-                    f"{name} is in the model's training mixture ({text}): its {name} numbers are "
-                    f"contaminated; retrain without it for a fair score"
-                )
-    return warnings
+            if named and split in words:
+                found.setdefault(name, source)
+    return [
+        f"{name} is in the model's training mixture ({source}), so its {name} numbers are "
+        f"contaminated; retrain without it for a fair score"
+        for name, source in found.items()
+    ]
 
 
 def limit_retrieval_set(retrieval_set: RetrievalSet, limit: int) -> RetrievalSet:
