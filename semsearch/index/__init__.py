@@ -1,0 +1,67 @@
+"""Vector indexes over normalised embeddings: FAISS, a SQLite document store and a manifest.
+
+numpy in, numpy out. This package imports faiss, numpy and sqlite3, never torch, click or the
+encoder; the hand-off is a float32, C-contiguous (n, d) L2-normalised array whose row i is the
+vector of row id i.
+"""
+
+from semsearch.index.builder import add_rows, build_index, training_sample
+from semsearch.index.faiss_index import (
+    add_vectors,
+    create_index,
+    read_index,
+    remove_vectors,
+    search_vectors,
+    supports_removal,
+    train_index,
+    write_index,
+)
+from semsearch.index.folder import (
+    default_index_dir,
+    indexes_dir,
+    mark_latest,
+    resolve_index_dir,
+    staged_folder,
+)
+from semsearch.index.manifest import FORMAT_VERSION, Manifest
+from semsearch.index.merge import best_per_document
+from semsearch.index.metrics import exact_search, recall_at_k
+from semsearch.index.recipe import IndexRecipe, choose_recipe, estimate_memory, parse_memory
+from semsearch.index.search_index import Hit, SearchIndex, remove_documents
+from semsearch.index.store import Chunk, DocumentStore
+from semsearch.index.vector_file import VectorFile, rerank_exact
+
+__all__ = [
+    "FORMAT_VERSION",
+    "Chunk",
+    "DocumentStore",
+    "Hit",
+    "IndexRecipe",
+    "Manifest",
+    "SearchIndex",
+    "VectorFile",
+    "add_rows",
+    "add_vectors",
+    "best_per_document",
+    "build_index",
+    "choose_recipe",
+    "create_index",
+    "default_index_dir",
+    "estimate_memory",
+    "exact_search",
+    "indexes_dir",
+    "mark_latest",
+    "parse_memory",
+    "read_index",
+    "recall_at_k",
+    "remove_documents",
+    "remove_vectors",
+    "rerank_exact",
+    "resolve_index_dir",
+    "search_vectors",
+    "staged_folder",
+    "supports_removal",
+    "train_index",
+    "training_sample",
+    "write_index",
+]

@@ -1,0 +1,68 @@
+"""manifest.json: what an index folder holds and how it was made; `load` checks the version."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from semsearch.errors import IndexError_
+
+FORMAT = "semsearch-index"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Manifest:
+    """Everything needed to reopen and trust an index folder."""
+
+    model_name: str
+    model_fingerprint: str  # 16 hex chars of the encoder weights: queries must match it
+    model_path: str  # where the model was when the index was built (query's default model)
+    dim: int
+    count: int  # vectors (chunks) in the FAISS index
+    documents: int  # documents in the store
+    next_row: int  # the FAISS id the next appended chunk gets (ids are never reused)
+    recipe: dict  # IndexRecipe.to_dict(): factory string, nprobe, ef_search, rerank, ...
+    chunking: dict  # {"max_tokens": ..., "overlap": ...}
+    corpora: list[dict] = field(default_factory=list)  # path, sha256, documents, time: one an add
+    trained_on: int = 0  # vectors the IVF / PQ stage was trained on
+    created: str = ""
+    updated: str = ""
+    format: str = FORMAT
+    format_version: int = FORMAT_VERSION
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def write(self, path: Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n")
+
+    @classmethod
+    def read(cls, path: Path) -> Manifest:
+        """Read and check a manifest, as IndexError_ when missing, corrupt or of another version."""
+        path = Path(path)
+        fix = f"rebuild with `semsearch index CORPUS --out {path.parent}`"
+        if not path.is_file():
+            raise IndexError_(f"{path.parent} is not an index folder (no manifest.json); {fix}")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise IndexError_(f"{path} is corrupt ({error}); {fix}") from None
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise IndexError_(f"{path} is not a semsearch index manifest; {fix}")
+        if data.get("format_version") != FORMAT_VERSION:
+            raise IndexError_(
+                f"{path.parent} has index format version {data.get('format_version')}, this "
+                f"semsearch reads version {FORMAT_VERSION}; {fix}"
+            )
+        known = {key: data[key] for key in cls.__dataclass_fields__ if key in data}
+        try:
+            return cls(**known)
+        except TypeError as error:
+            raise IndexError_(f"{path} is incomplete ({error}); {fix}") from None
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -1,0 +1,181 @@
+"""An index folder opened for use: the FAISS index, the document store and the manifest
+together. Searching returns document hits; removing rewrites the folder atomically."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from semsearch.errors import IndexError_
+from semsearch.index.faiss_index import (
+    read_index,
+    remove_vectors,
+    search_vectors,
+    supports_removal,
+    write_index,
+)
+from semsearch.index.folder import (
+    INDEX_FILE,
+    MANIFEST,
+    STORE_FILE,
+    VECTORS_FILE,
+    check_not_interrupted,
+    staged_folder,
+)
+from semsearch.index.manifest import Manifest, now
+from semsearch.index.merge import best_per_document
+from semsearch.index.recipe import IndexRecipe
+from semsearch.index.store import DocumentStore
+from semsearch.index.vector_file import VectorFile, rerank_exact
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result: a document, and the chunk of it that matched best."""
+
+    rank: int  # 1-based
+    score: float  # cosine similarity of query and chunk
+    id: str  # document id
+    chunk: int  # 0-based chunk number within the document
+    chunks: int  # how many chunks the document has
+    text: str  # the chunk's text
+    metadata: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class SearchIndex:
+    """A loaded index folder. Open with `SearchIndex.open(folder)`."""
+
+    def __init__(self, folder: Path, manifest: Manifest, index, store: DocumentStore) -> None:
+        self.folder = Path(folder)
+        self.manifest = manifest
+        self.index = index
+        self.store = store
+        self.recipe = IndexRecipe.from_dict(manifest.recipe)
+        self.vectors = VectorFile(self.folder / VECTORS_FILE, manifest.dim)
+
+    @classmethod
+    def open(cls, folder: Path) -> SearchIndex:
+        """Load and cross-check a folder; IndexError_ says how to fix a missing or corrupt one."""
+        folder = Path(folder)
+        check_not_interrupted(folder)
+        if not folder.is_dir():
+            raise IndexError_(
+                f"no index at {folder}; build it with `semsearch index CORPUS --out {folder}`"
+            )
+        manifest = Manifest.read(folder / MANIFEST)
+        index = read_index(folder / INDEX_FILE)
+        store = DocumentStore.open_existing(folder / STORE_FILE)
+        fix = f"rebuild with `semsearch index CORPUS --out {folder}`"
+        try:
+            stored = store.count_chunks()
+        except Exception as error:  # sqlite3.DatabaseError and friends
+            raise IndexError_(f"document store in {folder} is corrupt ({error}); {fix}") from None
+        if index.d != manifest.dim or index.ntotal != manifest.count or stored != manifest.count:
+            raise IndexError_(
+                f"index folder {folder} is inconsistent (manifest: {manifest.count} vectors of "
+                f"dimension {manifest.dim}; index: {index.ntotal} of {index.d}; store: {stored} "
+                f"chunks); {fix}"
+            )
+        opened = cls(folder, manifest, index, store)
+        if opened.recipe.rerank and len(opened.vectors) < manifest.next_row:
+            raise IndexError_(f"{folder / VECTORS_FILE} is missing or short; {fix}")
+        return opened
+
+    def close(self) -> None:
+        self.store.close()
+
+    def search(
+        self,
+        queries: np.ndarray,
+        k: int,
+        nprobe: int | None = None,
+        ef_search: int | None = None,
+    ) -> list[list[Hit]]:
+        """Top-k documents for each (nq, d) normalised query vector; fewer when the index holds
+        fewer documents. A document appears once, with its best chunk."""
+        if k < 1:
+            raise IndexError_(f"k must be at least 1, not {k}")
+        total = self.index.ntotal
+        if total == 0:
+            return [[] for _ in range(len(queries))]
+        nprobe = nprobe if nprobe is not None else self.recipe.nprobe
+        ef_search = ef_search if ef_search is not None else self.recipe.ef_search
+        # documents split into chunks can fill the top-k with one document: fetch more
+        fetch = k if self.store.max_chunks() <= 1 else k * 4
+        while True:
+            candidates = min(total, fetch * max(1, self.recipe.rerank))
+            scores, rows = search_vectors(self.index, queries, candidates, nprobe, ef_search)
+            if self.recipe.rerank:
+                vectors = self.vectors.take(np.where(rows >= 0, rows, 0).reshape(-1))
+                vectors = vectors.reshape(rows.shape[0], rows.shape[1], -1)
+                scores, rows = rerank_exact(queries, rows, vectors, fetch)
+            results = self._merge(scores, rows, k)
+            if all(len(hits) == k for hits in results) or candidates >= total:
+                return results
+            fetch *= 4
+
+    def _merge(self, scores: np.ndarray, rows: np.ndarray, k: int) -> list[list[Hit]]:
+        chunks = self.store.chunks(rows.reshape(-1).tolist())
+        results = []
+        for query_scores, query_rows in zip(scores, rows, strict=True):
+            documents = [
+                chunks[row].doc_id if row in chunks else None for row in query_rows.tolist()
+            ]
+            positions = best_per_document(query_scores, query_rows, documents, k)
+            results.append(
+                [
+                    _hit(rank, float(query_scores[p]), chunks[int(query_rows[p])])
+                    for rank, p in enumerate(positions, start=1)
+                ]
+            )
+        return results
+
+
+def _hit(rank: int, score: float, chunk) -> Hit:
+    return Hit(rank, score, chunk.doc_id, chunk.chunk, chunk.chunks, chunk.text, chunk.metadata)
+
+
+def remove_documents(folder: Path, doc_ids: Iterable[str]) -> tuple[int, int]:
+    """Delete documents (all their chunks) by id, rewriting the folder atomically; returns
+    (documents removed, vectors removed). Unknown ids and HNSW indexes raise IndexError_."""
+    doc_ids = list(dict.fromkeys(doc_ids))
+    current = SearchIndex.open(folder)
+    try:
+        if not supports_removal(current.index):
+            raise IndexError_(
+                f"the index in {folder} ({current.recipe.factory}) cannot delete vectors: HNSW "
+                "graphs do not support removal; rebuild without those documents, or rebuild "
+                "with --type flat or --type ivf to allow `semsearch remove`"
+            )
+        rows = current.store.rows_of(doc_ids)
+    finally:
+        current.close()
+    missing = [doc_id for doc_id in doc_ids if doc_id not in rows]
+    if missing:
+        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+        raise IndexError_(
+            f"no document with id {shown} in {folder}; nothing removed (ids are shown by "
+            "`semsearch query`)"
+        )
+    with staged_folder(folder, copy_from=folder) as staging:
+        staged = SearchIndex.open(staging)
+        try:
+            all_rows = np.array([row for found in rows.values() for row in found], dtype=np.int64)
+            removed = remove_vectors(staged.index, all_rows)
+            staged.store.remove_documents(rows)
+            staged.store.commit()
+            manifest = staged.manifest
+            manifest.count = int(staged.index.ntotal)
+            manifest.documents = staged.store.count_documents()
+            manifest.updated = now()
+            write_index(staged.index, staging / INDEX_FILE)
+            manifest.write(staging / MANIFEST)
+        finally:
+            staged.close()
+    return len(rows), removed

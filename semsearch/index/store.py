@@ -1,0 +1,155 @@
+"""The documents and their chunks in SQLite: looked up by row id without loading the corpus.
+
+Two tables: `documents` (one a corpus document: its id, text hash, metadata) and `chunks`
+(one a vector: row id -> document id, chunk number, chunk text). Row ids are the FAISS ids.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from semsearch.errors import DataError, IndexError_
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS documents (
+    doc_id TEXT PRIMARY KEY,
+    sha256 TEXT NOT NULL,      -- of the text: finds exact duplicates on --append
+    chunks INTEGER NOT NULL,
+    metadata TEXT              -- JSON object of the corpus fields other than id and text
+);
+CREATE INDEX IF NOT EXISTS documents_sha256 ON documents (sha256);
+CREATE TABLE IF NOT EXISTS chunks (
+    row INTEGER PRIMARY KEY,   -- the FAISS id
+    doc_id TEXT NOT NULL,
+    chunk INTEGER NOT NULL,    -- 0-based position within the document
+    text TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_doc_id ON chunks (doc_id);
+"""
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One indexed piece of a document, as a search hit reports it."""
+
+    row: int
+    doc_id: str
+    chunk: int
+    chunks: int  # how many chunks the document has
+    text: str
+    metadata: dict = field(default_factory=dict)
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class DocumentStore:
+    """A SQLite file of documents and chunks; writes go in one transaction until `commit`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        try:
+            self.connection = sqlite3.connect(str(self.path))
+            self.connection.executescript(SCHEMA)
+        except sqlite3.DatabaseError as error:
+            raise IndexError_(
+                f"document store {self.path} is corrupt ({error}); rebuild with "
+                "`semsearch index CORPUS`"
+            ) from None
+
+    @classmethod
+    def open_existing(cls, path: Path) -> DocumentStore:
+        if not Path(path).is_file():
+            raise IndexError_(
+                f"document store {path} is missing; rebuild with `semsearch index CORPUS`"
+            )
+        return cls(path)
+
+    def close(self) -> None:
+        self.connection.close()
+
+    def commit(self) -> None:
+        self.connection.commit()
+
+    def add_document(
+        self, doc_id: str, text: str, chunks: Sequence[str], first_row: int, metadata: dict
+    ) -> None:
+        """Insert a document and its chunks at rows first_row, first_row + 1, ..."""
+        try:
+            self.connection.execute(
+                "INSERT INTO documents VALUES (?, ?, ?, ?)",
+                (doc_id, text_hash(text), len(chunks), json.dumps(metadata) if metadata else None),
+            )
+        except sqlite3.IntegrityError:
+            raise DataError(
+                f"document id {doc_id!r} appears twice; ids must be unique (check --id-field, "
+                f"or `semsearch remove {doc_id}` first when appending a new version)"
+            ) from None
+        self.connection.executemany(
+            "INSERT INTO chunks VALUES (?, ?, ?, ?)",
+            [(first_row + i, doc_id, i, chunk) for i, chunk in enumerate(chunks)],
+        )
+
+    def has_text(self, text: str) -> bool:
+        """Whether a document with exactly this text is stored."""
+        found = self.connection.execute(
+            "SELECT 1 FROM documents WHERE sha256 = ? LIMIT 1", (text_hash(text),)
+        ).fetchone()
+        return found is not None
+
+    def has_document(self, doc_id: str) -> bool:
+        found = self.connection.execute(
+            "SELECT 1 FROM documents WHERE doc_id = ?", (doc_id,)
+        ).fetchone()
+        return found is not None
+
+    def rows_of(self, doc_ids: Iterable[str]) -> dict[str, list[int]]:
+        """Row ids of each stored document (unknown ids are left out)."""
+        rows: dict[str, list[int]] = {}
+        for doc_id in doc_ids:
+            for (row,) in self.connection.execute(
+                "SELECT row FROM chunks WHERE doc_id = ? ORDER BY chunk", (doc_id,)
+            ):
+                rows.setdefault(doc_id, []).append(row)
+        return rows
+
+    def remove_documents(self, doc_ids: Iterable[str]) -> None:
+        ids = [(doc_id,) for doc_id in doc_ids]
+        self.connection.executemany("DELETE FROM chunks WHERE doc_id = ?", ids)
+        self.connection.executemany("DELETE FROM documents WHERE doc_id = ?", ids)
+
+    def chunks(self, rows: Sequence[int]) -> dict[int, Chunk]:
+        """The chunks with these row ids, keyed by row (unknown rows are left out)."""
+        found: dict[int, Chunk] = {}
+        wanted = sorted({int(row) for row in rows if row >= 0})
+        for start in range(0, len(wanted), 500):  # SQLite caps the number of parameters
+            batch = wanted[start : start + 500]
+            marks = ",".join("?" * len(batch))
+            query = (
+                "SELECT c.row, c.doc_id, c.chunk, d.chunks, c.text, d.metadata FROM chunks c "
+                f"JOIN documents d ON d.doc_id = c.doc_id WHERE c.row IN ({marks})"
+            )
+            for row, doc_id, chunk, count, text, metadata in self.connection.execute(query, batch):
+                found[row] = Chunk(
+                    row, doc_id, chunk, count, text, json.loads(metadata) if metadata else {}
+                )
+        return found
+
+    def doc_ids_of_rows(self, rows: Sequence[int]) -> dict[int, str]:
+        return {row: chunk.doc_id for row, chunk in self.chunks(rows).items()}
+
+    def count_documents(self) -> int:
+        return self.connection.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
+
+    def count_chunks(self) -> int:
+        return self.connection.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+
+    def max_chunks(self) -> int:
+        found = self.connection.execute("SELECT MAX(chunks) FROM documents").fetchone()[0]
+        return int(found or 0)
