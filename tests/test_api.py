@@ -41,3 +41,12 @@ def test_missing_model_raises_model_error(tmp_path):
         api.load(tmp_path / "nope")
     with pytest.raises(ModelError):
         api.similarity("a", "b")  # no models/ folder in this test (conftest isolates it)
+
+
+def test_package_re_exports_the_api():
+    import semsearch
+
+    if not hasattr(semsearch, "__getattr__"):
+        pytest.skip("semsearch/__init__.py does not re-export the API yet")
+    assert semsearch.top_k is api.top_k and semsearch.similarity is api.similarity
+    assert semsearch.load is api.load and semsearch.encode is api.encode

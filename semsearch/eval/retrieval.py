@@ -48,8 +48,11 @@ def snli_retrieval_set(pairs: Sequence, name: str = "snli_test") -> RetrievalSet
     )
 
 
-def search(query_vectors, corpus_vectors, k: int, chunk: int = 1024) -> np.ndarray:
-    """Exact top-k by dot product: (queries, k) row indices into the corpus, best first."""
+def search(query_vectors, corpus_vectors, k: int, max_scores: int = 1 << 25) -> np.ndarray:
+    """Exact top-k by dot product: (queries, k) row indices into the corpus, best first.
+
+    Queries go in chunks of at most `max_scores` scores (32M: about 256 MB as float64)."""
+    chunk = max(1, min(1024, max_scores // max(corpus_vectors.shape[0], 1)))
     results = []
     for start in range(0, query_vectors.shape[0], chunk):
         scores = query_vectors[start : start + chunk] @ corpus_vectors.T  # (chunk, corpus)

@@ -25,6 +25,7 @@ def test_plot_without_the_extra_says_how_to_install(monkeypatch, tmp_path):
 
 
 @pytest.mark.skipif(not HAVE_PLOT, reason="matplotlib and scikit-learn (pip install 'semsearch[plot]') not installed")
+@pytest.mark.slow  # a model load and t-SNE: several seconds on a busy CPU
 def test_plot_writes_non_empty_pngs(tiny_model_dir, data_dir, tmp_path):
     out = tmp_path / "figures"
     result = CliRunner().invoke(main, ["plot", "--model", str(tiny_model_dir), "--data-dir", str(data_dir),

@@ -118,6 +118,16 @@ def test_snli_retrieval_set_and_perfect_retrieval():
     assert scores["recall@10"] == 1.0
 
 
+def test_search_in_small_chunks_matches_one_chunk():
+    from semsearch.eval.retrieval import search
+
+    rng = np.random.default_rng(0)
+    queries, corpus = rng.standard_normal((7, 8)), rng.standard_normal((30, 8))
+    assert np.array_equal(search(queries, corpus, k=5, max_scores=60), search(queries, corpus, k=5))
+    expected = np.argsort(-(queries @ corpus.T), axis=1, kind="stable")[:, :5]
+    assert np.array_equal(search(queries, corpus, k=5), expected)
+
+
 def test_limit_retrieval_set_keeps_relevant_documents():
     retrieval_set = RetrievalSet(
         "s", {"q1": "x", "q2": "y"}, {f"d{i}": str(i) for i in range(10)}, {"q1": {"d9": 1}, "q2": {"d1": 1}}
