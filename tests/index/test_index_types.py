@@ -1,0 +1,67 @@
+"""Every index type against exact search on seeded synthetic vectors, through the whole
+pipeline (corpus file -> store -> FAISS -> search), at the default search settings."""
+
+import numpy as np
+import pytest
+from conftest import TableEmbedder
+
+from semsearch.index import (
+    SearchIndex,
+    VectorFile,
+    build_index,
+    choose_recipe,
+    exact_search,
+    recall_at_k,
+    search_vectors,
+)
+from semsearch.search import IndexOptions, index_corpus
+
+TYPES = ["flat", "hnsw", "ivf", "ivfpq", "auto", "IVF16,SQ8"]
+
+
+def hit_rows(results) -> np.ndarray:
+    """Document ids "corpus:<line>" back to vector rows (line - 1)."""
+    return np.array([[int(hit.id.split(":")[1]) - 1 for hit in hits] for hits in results])
+
+
+@pytest.mark.parametrize("index_type", TYPES)
+def test_recall_at_10_against_exact_search(index_type, tmp_path, vectors, table_corpus):
+    embedder = TableEmbedder(vectors)
+    out = tmp_path / "indexes" / index_type.replace(",", "_")
+    index_corpus(table_corpus, embedder, out, IndexOptions(type=index_type), progress=False)
+    queries = vectors[2000:]
+    _, true_ids = exact_search(vectors[:2000], queries, 10)
+    opened = SearchIndex.open(out)
+    try:
+        results = opened.search(queries, 10)
+    finally:
+        opened.close()
+    assert all(len(hits) == 10 for hits in results)
+    assert recall_at_k(hit_rows(results), true_ids, 10) >= 0.95
+    exact_scores = queries @ vectors[hit_rows(results[:1])[0]].T
+    np.testing.assert_allclose([hit.score for hit in results[0]], exact_scores[0], atol=0.05)
+
+
+def test_pq_codes_alone_fall_short_which_is_why_ivfpq_reranks(tmp_path, vectors):
+    """The ivfpq default re-ranks PQ candidates against the float32 vectors on disk."""
+    recipe = choose_recipe("ivfpq", 2000, 32)
+    spool = VectorFile(tmp_path / "v.f32", 32)
+    spool.append(vectors[:2000])
+    index, trained_on = build_index(recipe, spool, 2000)
+    assert trained_on == recipe.train_size
+    _, true_ids = exact_search(vectors[:2000], vectors[2000:], 10)
+    _, raw_ids = search_vectors(index, vectors[2000:], 10, nprobe=recipe.nprobe)
+    assert recall_at_k(raw_ids, true_ids, 10) < 0.95
+
+
+def test_nprobe_and_ef_trade_recall(tmp_path, vectors, table_corpus):
+    out = tmp_path / "ivf"
+    index_corpus(
+        table_corpus, TableEmbedder(vectors), out, IndexOptions(type="ivf"), progress=False
+    )
+    _, true_ids = exact_search(vectors[:2000], vectors[2000:], 10)
+    opened = SearchIndex.open(out)
+    low = recall_at_k(hit_rows(opened.search(vectors[2000:], 10, nprobe=1)), true_ids, 10)
+    high = recall_at_k(hit_rows(opened.search(vectors[2000:], 10, nprobe=32)), true_ids, 10)
+    opened.close()
+    assert low < high == 1.0

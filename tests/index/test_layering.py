@@ -1,0 +1,25 @@
+"""The layers hold: the index never loads torch, and --help never loads faiss or torch."""
+
+import subprocess
+import sys
+
+
+def loaded_after(statement: str) -> set[str]:
+    code = f"import sys; {statement}; print(' '.join(sorted(sys.modules)))"
+    output = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    return set(output.stdout.split())
+
+
+def test_the_index_and_corpus_layers_do_not_import_torch():
+    modules = loaded_after("import semsearch.index, semsearch.corpora, semsearch.search")
+    assert "faiss" in modules and "torch" not in modules and "click" not in modules
+
+
+def test_index_commands_help_is_light():
+    modules = loaded_after(
+        "from click.testing import CliRunner; from semsearch.cli import main; "
+        "[CliRunner().invoke(main, [c, '--help']) for c in ('index', 'query', 'remove')]"
+    )
+    assert "faiss" not in modules and "torch" not in modules
