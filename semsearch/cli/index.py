@@ -1,0 +1,164 @@
+"""`semsearch index CORPUS`: embed a corpus file and build (or extend) a FAISS index folder."""
+
+from __future__ import annotations
+
+import click
+
+from semsearch.cli.common import device_option, echo_json, info, is_tty, json_option
+
+EXAMPLES = """\b
+Examples:
+  semsearch index corpora/docs.txt
+  semsearch index corpora/docs.txt --type hnsw --out indexes/docs-hnsw
+  semsearch index articles.jsonl.gz --text-field text --id-field id --max-memory 2G
+  semsearch index more.txt --append --out indexes/docs
+  semsearch index reviews.csv --text-field review --errors skip --json
+"""
+
+
+@click.command(epilog=EXAMPLES)
+@click.argument("corpus", type=click.Path(dir_okay=False))
+@click.option(
+    "--model",
+    "model",
+    default=None,
+    metavar="DIR",
+    help="Model folder (default: the newest folder under models/; with --append, the model the "
+    "index was built with).",
+)
+@click.option(
+    "--type",
+    "index_type",
+    default="auto",
+    show_default=True,
+    metavar="TYPE",
+    help="flat (exact), hnsw, ivf, ivfpq, auto, or any FAISS factory string such as "
+    "'IVF1024,PQ32'. auto: exact search up to 50,000 vectors, else IVF sized to the corpus, "
+    "IVF-PQ when the vectors exceed --max-memory.",
+)
+@click.option(
+    "--max-memory",
+    default=None,
+    metavar="SIZE",
+    help="RAM the index may use, e.g. 2G or 500MB (auto and ivfpq; default: half the machine's).",
+)
+@click.option(
+    "--out",
+    default=None,
+    metavar="DIR",
+    help="Index folder to write (default: indexes/<corpus name>, under $SEMSEARCH_INDEXES if set).",
+)
+@click.option(
+    "--append",
+    is_flag=True,
+    help="Add the corpus to an existing index, skipping documents whose text is already in it.",
+)
+@click.option(
+    "--batch-size",
+    default=64,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Texts encoded per batch.",
+)
+@click.option(
+    "--format",
+    "corpus_format",
+    type=click.Choice(["txt", "jsonl", "csv", "tsv"]),
+    default=None,
+    help="Corpus format (default: from the file name; .gz is read "
+    "through; anything unknown is one document a line).",
+)
+@click.option(
+    "--text-field",
+    default="text",
+    show_default=True,
+    metavar="NAME",
+    help="JSONL field or CSV/TSV column holding the text.",
+)
+@click.option(
+    "--id-field",
+    default=None,
+    metavar="NAME",
+    help="JSONL field or CSV/TSV column holding the document id (default: 'id' when "
+    "present, else <file name>:<line number>).",
+)
+@click.option(
+    "--errors",
+    "error_mode",
+    type=click.Choice(["strict", "skip", "replace"]),
+    default="strict",
+    show_default=True,
+    help="A line with bytes that are not UTF-8 (or malformed JSON): stop and name it, "
+    "skip it, or replace the bytes with U+FFFD.",
+)
+@device_option
+@json_option
+def index(
+    corpus,
+    model,
+    index_type,
+    max_memory,
+    out,
+    append,
+    batch_size,
+    corpus_format,
+    text_field,
+    id_field,
+    error_mode,
+    device,
+    as_json,
+):
+    """Embed CORPUS and build a search index.
+
+    CORPUS is a text file with one document a line (blank lines skipped), a JSONL file, or a
+    CSV/TSV file with a header; each may be gzipped. Documents longer than the model's window
+    are cut into overlapping chunks. The index folder holds index.faiss, documents.sqlite and
+    manifest.json (model fingerprint, index recipe, corpus hash); it is written to a temporary
+    folder and renamed, so an interrupted run leaves the previous index as it was.
+    `semsearch query` uses the most recently written index (recorded in indexes/LATEST) unless
+    given --index.
+    """
+    from pathlib import Path
+
+    from semsearch.corpora import ReaderOptions
+    from semsearch.index import Manifest, default_index_dir, parse_memory
+    from semsearch.search import IndexOptions, index_corpus, load_embedder, model_for_index
+
+    folder = Path(out) if out else default_index_dir(Path(corpus))
+    options = IndexOptions(
+        type=index_type,
+        max_memory=parse_memory(max_memory) if max_memory else None,
+        batch_size=batch_size,
+        reader=ReaderOptions(corpus_format, text_field, id_field, error_mode),
+    )
+    if append and index_type != "auto":
+        info(f"--type {index_type} ignored: an appended index keeps the recipe it was built with")
+    if append and model is None and (folder / "manifest.json").is_file():
+        model = model_for_index(Manifest.read(folder / "manifest.json"), None)
+    embedder = load_embedder(model, device=None if device == "auto" else device)
+    info(f"{'appending' if append else 'indexing'} {corpus} with model {embedder.name}")
+    report = index_corpus(
+        Path(corpus), embedder, folder, options, append=append, progress=is_tty() and not as_json
+    )
+    for line, reason in report.lines_skipped[:5]:
+        info(f"skipped line {line}: {reason}")
+    if len(report.lines_skipped) > 5:
+        info(f"... {len(report.lines_skipped) - 5} more lines skipped")
+    if as_json:
+        echo_json(report.to_dict())
+        return
+    recipe = report.recipe
+    if append and not report.chunks_added:
+        info(f"nothing new: all {report.duplicates_skipped} documents are already in {folder}")
+        return
+    duplicates = f", {report.duplicates_skipped} duplicates skipped" if append else ""
+    info(
+        f"{'added' if append else 'indexed'} {report.documents_added} documents "
+        f"({report.chunks_added} vectors{duplicates}) in {report.seconds:.1f}s"
+    )
+    if append:
+        info(f"index: {recipe['factory']} (as built; rebuild to re-size it for the new total)")
+    else:
+        info(f"index: {recipe['factory']}  ({recipe['reason']})")
+    info(f"wrote {folder} ({report.documents_total} documents, {report.vectors_total} vectors)")
+    info(f'try: semsearch query "your question" -k 5 --index {folder}')

@@ -1,0 +1,124 @@
+"""`semsearch query TEXT`: the nearest documents of an index, best first."""
+
+from __future__ import annotations
+
+import shutil
+
+import click
+
+from semsearch.cli.common import device_option, echo_json, info, json_option
+
+EXAMPLES = """\b
+Examples:
+  semsearch query "Machine learning and AI" -k 2
+  semsearch query "whales and coral reefs" --index indexes/docs --json
+  semsearch query --queries questions.txt -k 3
+  echo "healthy breakfast ideas" | semsearch query --queries - --json
+  semsearch query "football" --nprobe 64      # IVF: search more lists
+"""
+
+
+@click.command(epilog=EXAMPLES)
+@click.argument("text", required=False)
+@click.option(
+    "-k",
+    "k",
+    default=5,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Documents to return a query (fewer when the index holds fewer).",
+)
+@click.option(
+    "--index",
+    "index_dir",
+    default=None,
+    metavar="DIR",
+    help="Index folder, or a name under indexes/ (default: the most recently written, "
+    "recorded in indexes/LATEST).",
+)
+@click.option(
+    "--model",
+    "model",
+    default=None,
+    metavar="DIR",
+    help="Model folder (default: the model the index was built with; it must have the "
+    "same weights).",
+)
+@click.option(
+    "--queries",
+    "queries_file",
+    type=click.File("r", encoding="utf-8"),
+    default=None,
+    metavar="FILE",
+    help="Run every line of FILE as a query, in one batch ('-' reads "
+    "stdin; blank lines are skipped).",
+)
+@click.option(
+    "--nprobe",
+    default=None,
+    type=click.IntRange(min=1),
+    help="IVF lists to search (more: slower, better recall; default: from the index).",
+)
+@click.option(
+    "--ef",
+    "ef_search",
+    default=None,
+    type=click.IntRange(min=1),
+    help="HNSW candidate list size (more: slower, better recall; default: from the index).",
+)
+@device_option
+@json_option
+def query(text, k, index_dir, model, queries_file, nprobe, ef_search, device, as_json):
+    """Search an index for TEXT.
+
+    Prints rank, score (cosine similarity), document id and text, trimmed to the terminal; a
+    document split into chunks shows its best chunk as id#chunk. With --json, one JSON object
+    a line: query, rank, score, id, chunk, chunks, text, metadata.
+    """
+    from semsearch.errors import DataError
+    from semsearch.index import SearchIndex, resolve_index_dir
+    from semsearch.search import load_embedder, model_for_index, read_queries, search
+
+    if queries_file is not None and text is not None:
+        raise click.UsageError("give TEXT or --queries FILE, not both")
+    if queries_file is not None:
+        queries = read_queries(queries_file)
+        if not queries:
+            raise DataError(f"no queries in {queries_file.name}; write one query a line")
+    elif text is None:
+        raise click.UsageError('give a query, e.g. semsearch query "ocean tides" -k 5')
+    elif not text.strip():
+        raise DataError('empty query; give some text, e.g. semsearch query "ocean tides" -k 5')
+    else:
+        queries = [text]
+
+    opened = SearchIndex.open(resolve_index_dir(index_dir))
+    try:
+        embedder = load_embedder(
+            model_for_index(opened.manifest, model), device=None if device == "auto" else device
+        )
+        results = search(opened, embedder, queries, k, nprobe=nprobe, ef_search=ef_search)
+    finally:
+        opened.close()
+    total = opened.manifest.documents
+    if k > total and not as_json:
+        info(f"the index holds {total} documents; showing all of them")
+    width = shutil.get_terminal_size((100, 20)).columns
+    for number, (query_text, hits) in enumerate(zip(queries, results, strict=True)):
+        if as_json:
+            for hit in hits:
+                echo_json({"query": query_text, **hit.to_dict()})
+            continue
+        if len(queries) > 1:
+            click.echo(("\n" if number else "") + f"query: {query_text}")
+        for hit in hits:
+            click.echo(format_hit(hit, width))
+
+
+def format_hit(hit, width: int = 100) -> str:
+    """One line: rank, score, id (#chunk for chunked documents), text trimmed to `width`."""
+    label = hit.id if hit.chunks <= 1 else f"{hit.id}#{hit.chunk}"
+    head = f"{hit.rank:>3}  {hit.score:6.3f}  {label}  "
+    room = max(20, width - len(head))
+    text = " ".join(hit.text.split())
+    return head + (text if len(text) <= room else text[: room - 1] + "…")

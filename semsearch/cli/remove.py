@@ -1,0 +1,43 @@
+"""`semsearch remove ID...`: delete documents from an index by id."""
+
+from __future__ import annotations
+
+import click
+
+from semsearch.cli.common import echo_json, info, json_option
+
+EXAMPLES = """\b
+Examples:
+  semsearch remove docs:12
+  semsearch remove docs:12 docs:40 --index indexes/docs
+  semsearch remove 7f3a9c --index indexes/articles --json
+"""
+
+
+@click.command(epilog=EXAMPLES)
+@click.argument("ids", nargs=-1, required=True)
+@click.option(
+    "--index",
+    "index_dir",
+    default=None,
+    metavar="DIR",
+    help="Index folder, or a name under indexes/ (default: the most recently written).",
+)
+@json_option
+def remove(ids, index_dir, as_json):
+    """Delete documents (all their chunks) from an index.
+
+    IDS are document ids as `semsearch query` prints them (without any #chunk suffix). Flat and
+    IVF indexes (including ivfpq) can delete in place; HNSW graphs cannot, and the command says
+    so and changes nothing. The folder is rewritten atomically; no model is needed.
+    """
+    from semsearch.index import remove_documents, resolve_index_dir
+
+    folder = resolve_index_dir(index_dir)
+    documents, vectors = remove_documents(folder, ids)
+    if as_json:
+        echo_json(
+            {"index": str(folder), "documents_removed": documents, "vectors_removed": vectors}
+        )
+    else:
+        info(f"removed {documents} documents ({vectors} vectors) from {folder}")
