@@ -46,7 +46,7 @@ def similarity(texts, model, pairs_file, device, as_json):
         raise click.UsageError(f"give two texts to compare (got {len(texts)}), or --pairs FILE")
 
     encoder = load(model, device=None if device == "auto" else device)
-    scores = score_pairs(lambda batch: encoder.encode(batch), [(p.text_a, p.text_b) for p in pairs])
+    scores = score_pairs(encoder.encode, [(p.text_a, p.text_b) for p in pairs])
     for pair, score in zip(pairs, scores, strict=True):
         verdict = meets_expectation(pair.expected, float(score))
         if as_json:

@@ -1,6 +1,7 @@
 """`semsearch evaluate` end to end on a tiny trained model, and its one-line errors."""
 
 import json
+from pathlib import Path
 
 from click.testing import CliRunner
 
@@ -27,7 +28,7 @@ def test_evaluate_tiny_model_json_and_report(tiny_model_dir, data_dir, tmp_path)
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["limit"] == 60
-    assert report["model"]["path"] == str(tiny_model_dir)
+    assert Path(report["model"]["path"]).resolve() == tiny_model_dir.resolve()
     for task in ("stsb_test", "stsb_dev"):
         for method in ("model", "tfidf"):
             assert set(report["sts"][task][method]) == {"spearman", "pearson"}
