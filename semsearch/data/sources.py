@@ -1,0 +1,162 @@
+"""Where each data set lives: a local folder in the official layout first, the hub second.
+
+The folder comes from `--data-dir` or `$SEMSEARCH_DATA`; inside it each set sits in its own
+folder as distributed (`stsbenchmark/sts-dev.csv`, `snli/snli_1.0_dev.jsonl.gz`, ...; see
+`../shared/data/README.md`). Without a folder, SNLI and STS-B come from the Hugging Face hub
+through `datasets` (cached in the user's cache dir) when a network is there.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from semsearch.data import loaders
+from semsearch.data.files import find_file, read_lines
+from semsearch.data.records import Caption, NliPair, ScoredPair, TrainingPair
+from semsearch.errors import DataError
+
+DATA_ENV = "SEMSEARCH_DATA"
+
+# source -> split -> candidate file names under the data folder (each also tried as .gz)
+LAYOUT: dict[str, dict[str, list[str]]] = {
+    "snli": {
+        split: [f"snli/snli_1.0_{split}.jsonl", f"snli_1.0/snli_1.0_{split}.jsonl",
+                f"snli_1.0_{split}.jsonl"]
+        for split in ("train", "dev", "test")
+    },
+    "stsb": {
+        split: [f"stsbenchmark/sts-{split}.csv", f"sts-{split}.csv"]
+        for split in ("train", "dev", "test")
+    },
+    "flickr30k": {"all": ["flickr30k/flickr30k_captions.token", "flickr30k/results_20130124.token"]},
+    "flickr8k": {"all": ["flickr8k/Flickr8k.token.txt", "Flickr8k.token.txt"]},
+    "coco": {
+        "val2017": ["coco/captions_val2017.json"],
+        "dev": ["coco/coco_dev_caps.txt"],
+        "test": ["coco/coco_testall_caps.txt"],
+    },
+    "quora": {"all": ["quora/quora_duplicate_pairs.tsv"]},
+    "mrpc": {"train": ["mrpc/msr_paraphrase_train.txt"]},
+}
+DEFAULT_SPLITS = {
+    "snli": ("train",),
+    "stsb": ("train",),
+    "flickr30k": ("all",),
+    "flickr8k": ("all",),
+    "coco": ("val2017", "dev", "test"),
+    "quora": ("all",),
+    "mrpc": ("train",),
+}
+HUB = {"snli": "stanfordnlp/snli", "stsb": "sentence-transformers/stsb"}
+HUB_SPLITS = {"train": "train", "dev": "validation", "test": "test"}
+
+
+def resolve_data_dir(data_dir: str | Path | None = None) -> Path | None:
+    """The local data folder: `data_dir`, else $SEMSEARCH_DATA, else None (use the hub)."""
+    chosen = data_dir if data_dir not in (None, "") else os.environ.get(DATA_ENV) or None
+    if chosen is None:
+        return None
+    path = Path(chosen).expanduser()
+    if not path.is_dir():
+        origin = "--data-dir" if data_dir not in (None, "") else f"${DATA_ENV}"
+        raise DataError(f"data folder {path} (from {origin}) does not exist; point it at the folder "
+                        "holding stsbenchmark/, snli/, ... or unset it to use the hub")
+    return path
+
+
+def locate(source: str, split: str, data_dir: Path) -> Path:
+    """The file of `source`/`split` under `data_dir`, or DataError naming where it looked."""
+    names = LAYOUT[source][split]
+    path = find_file(data_dir, names)
+    if path is None:
+        raise DataError(f"{source} {split}: none of {', '.join(names)} (or .gz) under {data_dir}; "
+                        f"download it there, or drop {source} from the mixture")
+    return path
+
+
+def load_stsb(split: str, data_dir: str | Path | None = None) -> list[ScoredPair]:
+    """STS-B pairs of one split (train, dev, test) with gold scores 0..5."""
+    folder = resolve_data_dir(data_dir)
+    if folder is not None:
+        return loaders.read_stsb(locate("stsb", split, folder))
+    rows = _hub_rows("stsb", split)
+    return [ScoredPair(r["sentence1"], r["sentence2"], 5.0 * float(r["score"])) for r in rows]
+
+
+def load_snli(split: str, data_dir: str | Path | None = None) -> list[NliPair]:
+    """SNLI pairs of one split (train, dev, test), rows without a gold label dropped."""
+    folder = resolve_data_dir(data_dir)
+    if folder is not None:
+        return loaders.read_snli(locate("snli", split, folder))
+    names = loaders.NLI_LABELS
+    return [NliPair(r["premise"], r["hypothesis"], names[r["label"]])
+            for r in _hub_rows("snli", split) if r["label"] in (0, 1, 2)]
+
+
+def load_captions(source: str, split: str, data_dir: Path) -> list[Caption]:
+    """Captions of flickr30k, flickr8k or coco (one split) from the local folder."""
+    path = locate(source, split, data_dir)
+    if source == "coco":
+        return loaders.read_coco_json(path) if split == "val2017" else loaders.read_caption_lines(path)
+    captions = loaders.read_flickr_captions(path)
+    return captions
+
+
+def flickr30k_images(split: str, data_dir: Path) -> set[str]:
+    """Image names of one Flickr30k split (train, val, test_2016) from its image list."""
+    path = locate_any(data_dir, [f"flickr30k/{split}_images.txt"])
+    return {line.strip() for _, line in read_lines(path) if line.strip()}
+
+
+def locate_any(data_dir: Path, names: list[str]) -> Path:
+    path = find_file(data_dir, names)
+    if path is None:
+        raise DataError(f"none of {', '.join(names)} under {data_dir}")
+    return path
+
+
+def load_training_pairs(
+    source: str, splits: tuple[str, ...], data_dir: Path | None, stsb_min_score: float,
+    caption_pairs_per_image: int,
+) -> list[TrainingPair]:
+    """The training pairs that one source contributes (see `mixture.py` for the whole mix)."""
+    if source.startswith("file:"):
+        return loaders.read_pair_file(Path(source[len("file:"):]).expanduser())
+    if source == "snli":
+        rows = [row for split in splits for row in load_snli(split, data_dir)]
+        return loaders.nli_training_pairs(rows, source="snli")
+    if source == "stsb":
+        rows = [row for split in splits for row in load_stsb(split, data_dir)]
+        return [TrainingPair(r.sentence1, r.sentence2, source="stsb")
+                for r in rows if r.score >= stsb_min_score]
+    if data_dir is None:
+        raise DataError(f"{source}: no local data folder; set --data-dir or ${DATA_ENV} to a folder "
+                        f"with {LAYOUT[source][splits[0]][0]} (the hub fallback covers snli and "
+                        "stsb only)")
+    if source in ("quora", "mrpc"):
+        reader = loaders.read_quora if source == "quora" else loaders.read_mrpc
+        return [pair for split in splits for pair in reader(locate(source, split, data_dir))]
+    captions = []
+    for split in splits:
+        if source == "flickr30k" and split != "all":
+            images = flickr30k_images(split, data_dir)
+            captions += [c for c in load_captions(source, "all", data_dir) if c.image in images]
+        else:
+            captions += load_captions(source, split, data_dir)
+    return loaders.caption_training_pairs(captions, source, caption_pairs_per_image)
+
+
+def _hub_rows(name: str, split: str) -> list[dict]:
+    hub_id = HUB[name]
+    try:
+        import datasets
+
+        dataset = datasets.load_dataset(hub_id, split=HUB_SPLITS[split])
+        return list(dataset)
+    except Exception as error:  # noqa: BLE001 - any hub failure gets the same advice
+        raise DataError(
+            f"{name} {split}: no local data folder (--data-dir / ${DATA_ENV} unset) and the hub "
+            f"copy {hub_id} could not be loaded ({type(error).__name__}); set ${DATA_ENV} to a "
+            "folder in the official layout or connect to the Hugging Face hub"
+        ) from None
