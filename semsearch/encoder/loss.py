@@ -1,0 +1,30 @@
+"""InfoNCE / multiple-negatives ranking loss, as a pure function of embeddings."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def info_nce(
+    anchors: torch.Tensor,
+    positives: torch.Tensor,
+    negatives: torch.Tensor | None = None,
+    scale: float = 20.0,
+    symmetric: bool = False,
+) -> torch.Tensor:
+    """Mean cross-entropy of picking each anchor's own positive among all candidates.
+
+    anchors, positives: (B, D) L2-normalised; row i of each is a pair. negatives: (M, D) hard
+    negatives that join the candidates of every anchor (M may be 0 or differ from B). `scale` is
+    1/temperature: cosine in [-1, 1] times 20 gives logits sharp enough to learn from. The
+    symmetric variant adds the loss of picking each positive's anchor among the anchors.
+    """
+    candidates = positives if negatives is None or len(negatives) == 0 else torch.cat(
+        [positives, negatives]
+    )
+    labels = torch.arange(len(anchors), device=anchors.device)
+    loss = F.cross_entropy(scale * anchors @ candidates.T, labels)  # (B, B + M) logits
+    if symmetric:
+        loss = (loss + F.cross_entropy(scale * positives @ anchors.T, labels)) / 2
+    return loss
