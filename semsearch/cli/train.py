@@ -1,0 +1,79 @@
+"""`semsearch train`: glue between Click and `semsearch.encoder.train.train_model`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from semsearch.cli.common import data_dir_option, echo_json, info, json_option
+
+PRESET_NAMES = ("production", "fastest", "max-quality", "quick", "tiny")  # see encoder/presets.py
+
+
+@click.command()
+@click.option("--preset", "preset_name", default="quick", show_default=True,
+              type=click.Choice(PRESET_NAMES), help="Named configuration to start from.")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+              help="Override a config field, e.g. train.lr=5e-4 or model.layers=4 (repeatable).")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
+              help="JSON file of overrides ({\"train\": {\"lr\": 5e-4}, ...}).")
+@click.option("--mixture", default=None, metavar="NAME|SPECS",
+              help="Training data: reference (SNLI train + STS-B train), local (every set in the "
+                   "data folder), small, or comma-separated specs like snli:dev+test,quora@5000.")
+@data_dir_option
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Model folder to write (default: models/<preset>).")
+@click.option("--device", default=None, help="cuda, mps, cpu or auto (default: the preset's).")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run in --out.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing model folder.")
+@click.option("--show-config", is_flag=True, help="Print the resolved config as JSON and exit.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar or per-epoch lines.")
+@json_option
+def train(preset_name, settings, config_file, mixture, data_dir, out, device, resume, overwrite,
+          show_config, quiet, as_json):
+    """Train a sentence encoder from scratch with InfoNCE on human-annotated pairs.
+
+    The model folder (weights, config.json, tokenizer.json, history.json) is written under
+    models/<preset> unless --out says otherwise. Ctrl-C saves a checkpoint; --resume continues.
+
+    \b
+    Examples:
+      semsearch train --preset tiny --out models/smoke
+      semsearch train --preset quick
+      semsearch train --preset production --set train.epochs=3 --set train.lr=3e-4
+      semsearch train --preset production --mixture reference --data-dir ~/data
+      semsearch train --out models/quick --resume
+    """
+    from semsearch.encoder.presets import (
+        apply_overrides,
+        load_config_file,
+        parse_set_options,
+        preset,
+    )
+    from semsearch.encoder.store import models_dir
+
+    overrides = load_config_file(Path(config_file)) if config_file else {}
+    if mixture:
+        overrides["data.sources"] = mixture
+    if device:
+        overrides["train.device"] = device
+    overrides.update(parse_set_options(settings))
+    config = apply_overrides(preset(preset_name), overrides)
+    if show_config:
+        echo_json(config.to_dict())
+        return
+    folder = Path(out) if out else models_dir() / preset_name
+    if resume and (overrides or preset_name != "quick"):
+        info("resuming: the run's saved config is used; --preset/--set/--config are ignored")
+
+    from semsearch.encoder.train import train_model
+
+    summary = train_model(config, folder, data_dir=data_dir, resume=resume, overwrite=overwrite,
+                          progress=not quiet, log=(lambda _m: None) if quiet else info)
+    if as_json:
+        echo_json(summary)
+    else:
+        dev = summary["stsb_dev_spearman"]
+        info(f"saved {summary['model']} (best epoch {summary['best_epoch']}"
+             + (f", STS-B dev Spearman {dev:.2f}" if dev is not None else "") + ")")

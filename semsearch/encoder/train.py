@@ -1,0 +1,413 @@
+"""The training loop, top to bottom: config, device, data, tokenizer, model, optimiser,
+schedule, epochs (train, validate, checkpoint), publish.
+
+`train_model` writes into `<out>.partial/` and renames it to `<out>` when done. After every
+epoch — and on Ctrl-C, at the next step boundary — it saves a resumable checkpoint there
+(weights, optimiser, scheduler, RNG, epoch and step), which `resume=True` continues exactly.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from scipy.stats import spearmanr
+
+from semsearch import __version__
+from semsearch.data import build_mixture, load_stsb, normalise
+from semsearch.data.records import ScoredPair, TrainingPair
+from semsearch.encoder.batching import pad, plan_batches
+from semsearch.encoder.device import autocast, pick_device
+from semsearch.encoder.inference import embed
+from semsearch.encoder.loss import info_nce
+from semsearch.encoder.model import Encoder
+from semsearch.encoder.presets import RunConfig
+from semsearch.encoder.schedule import warmup_cosine
+from semsearch.encoder.store import (
+    CONFIG,
+    FINAL,
+    FORMAT_VERSION,
+    HISTORY,
+    TOKENIZER,
+    WEIGHTS,
+    load_weights,
+    publish,
+    read_config,
+    save_weights,
+    write_json,
+)
+from semsearch.encoder.tokenizer import Tokenizer
+from semsearch.errors import ConfigError, DataError, TrainingInterrupted
+
+CHECKPOINT = "checkpoint"  # sub-folder of the partial folder holding the resumable state
+Log = Callable[[str], None]
+
+
+def train_model(
+    config: RunConfig,
+    out: Path,
+    data_dir: str | Path | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    log: Log = print,
+    on_step: Callable[[int], bool] | None = None,
+) -> dict[str, Any]:
+    """Train a sentence encoder from scratch and save it as the model folder `out`.
+
+    Returns a summary (best epoch and its STS-B dev Spearman, steps, seconds, paths). Raises
+    ConfigError / DataError for bad input before any work, and TrainingInterrupted after saving a
+    resumable checkpoint when stopped (Ctrl-C, or `on_step(step)` returning True).
+    """
+    out = Path(out)
+    partial = out.with_name(out.name + ".partial")
+    config, state = _prepare_folder(config, out, partial, resume, overwrite)
+    cfg = config.train
+    torch.manual_seed(cfg.seed)
+    device = pick_device(cfg.device)
+
+    # data: the mixture, a group-disjoint validation split, STS-B dev for model selection
+    pairs, report = build_mixture(config.data, data_dir, seed=cfg.seed)
+    train_pairs, val_pairs = _split_validation(pairs, config.data.val_pairs, cfg.seed)
+    if len(train_pairs) < cfg.batch_size:
+        raise ConfigError(f"batch size {cfg.batch_size} is larger than the {len(train_pairs)} "
+                          "training pairs; lower train.batch_size or add data")
+    stsb_dev = _stsb_dev(data_dir, cfg.eval_limit, log)
+
+    # tokenizer: learned from the training sentences (kept as-is on resume)
+    if state is None:
+        texts = [t for p in train_pairs for t in (p.anchor, p.positive, p.negative) if t]
+        tokenizer = Tokenizer.train(texts, config.tokenizer.vocab_size, config.tokenizer.lowercase)
+        tokenizer.save(partial / TOKENIZER)
+        config = replace(config, model=replace(config.model, vocab_size=tokenizer.vocab_size))
+    else:
+        tokenizer = Tokenizer.load(partial / TOKENIZER)
+
+    model = Encoder(config.model).to(device)
+    counts = model.parameter_counts()
+    examples = _tokenize(train_pairs, tokenizer, config.model.max_seq_len)
+    val_examples = _tokenize(val_pairs, tokenizer, config.model.max_seq_len)
+    keys = _batch_keys(train_pairs)
+    steps_per_epoch = len(plan_batches(keys, cfg.batch_size, np.random.default_rng(cfg.seed)))
+    total_steps = steps_per_epoch * cfg.epochs
+    if cfg.max_steps:
+        total_steps = min(total_steps, cfg.max_steps)
+    optimizer = _optimizer(model, cfg.lr, cfg.weight_decay)
+    warmup = max(1, round(cfg.warmup_ratio * total_steps))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: warmup_cosine(s, total_steps, warmup, cfg.min_lr_ratio)
+    )
+
+    meta = {"format_version": FORMAT_VERSION, "package_version": __version__, "name": out.name,
+            **config.to_dict(), "parameters": counts, "data_report": report,
+            "train_pairs": len(train_pairs), "val_pairs": len(val_pairs)}
+    history: list[dict[str, Any]] = []
+    losses: list[float] = []  # this epoch's step losses (kept across a resume)
+    epoch, step_in_epoch, step, best, stale = 0, 0, 0, -math.inf, 0
+    elapsed_before = 0.0
+    if state is None:
+        write_json(partial / CONFIG, meta)
+    else:
+        model.load_state_dict(load_weights(partial / CHECKPOINT / WEIGHTS))
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        history = list(state["history"])
+        epoch, step_in_epoch, step = state["epoch"], state["step_in_epoch"], state["step"]
+        best, stale, elapsed_before = state["best"], state["stale"], state["elapsed"]
+        losses = list(state["epoch_losses"])
+        log(f"resuming at epoch {epoch + 1}, step {step} of {total_steps}")
+
+    log(f"training {out.name}: {len(train_pairs):,} pairs ({len(val_pairs):,} held out), "
+        f"{_human(counts['total'])} parameters ({_human(counts['embedding'])} embedding, "
+        f"{_human(counts['other'])} other), {total_steps} steps on {device.type}")
+
+    stop_requested = _StopFlag()
+    started = time.perf_counter()
+
+    def checkpoint() -> None:
+        folder = partial / CHECKPOINT
+        folder.mkdir(exist_ok=True)
+        save_weights(model, folder / WEIGHTS)
+        payload = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                   "torch_rng": torch.get_rng_state(), "history": history, "epoch": epoch,
+                   "step_in_epoch": step_in_epoch, "step": step, "best": best, "stale": stale,
+                   "epoch_losses": losses,
+                   "elapsed": elapsed_before + time.perf_counter() - started}
+        tmp = folder / "state.pt.tmp"
+        torch.save(payload, tmp)
+        tmp.replace(folder / "state.pt")
+
+    with stop_requested.installed():
+        while epoch < cfg.epochs and step < total_steps:
+            batches = plan_batches(keys, cfg.batch_size, np.random.default_rng(cfg.seed + epoch))
+            batches = batches[: total_steps - (step - step_in_epoch)]
+            model.train()
+            losses = losses if step_in_epoch else []
+            epoch_start, steps_before = time.perf_counter(), step
+            bar = _progress(len(batches), step_in_epoch, f"epoch {epoch + 1}/{cfg.epochs}",
+                            progress)
+            for batch in batches[step_in_epoch:]:
+                with autocast(device, cfg.amp):
+                    loss = _batch_loss(model, examples, batch, device, cfg.scale, cfg.symmetric)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                optimizer.step()
+                scheduler.step()
+                step, step_in_epoch = step + 1, step_in_epoch + 1
+                losses.append(loss.item())
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}",
+                                    lr=f"{scheduler.get_last_lr()[0]:.2e}")
+                if (on_step and on_step(step)) or stop_requested.value:
+                    if bar is not None:
+                        bar.close()
+                    checkpoint()
+                    raise TrainingInterrupted(
+                        f"stopped at step {step}; checkpoint saved in {partial}; continue with "
+                        f"`semsearch train --out {out} --resume`"
+                    )
+            if bar is not None:
+                bar.close()
+
+            # end of epoch: validate, select, checkpoint
+            seconds = time.perf_counter() - epoch_start
+            record = {
+                "epoch": epoch + 1, "step": step,
+                "train_loss": float(np.mean(losses)) if losses else None,
+                "val_loss": _validation_loss(model, val_examples, cfg, device),
+                "stsb_dev_spearman": _stsb_spearman(model, tokenizer, stsb_dev, device),
+                "lr": scheduler.get_last_lr()[0],
+                "steps_per_s": (step - steps_before) / seconds if seconds else None,
+                "elapsed_s": elapsed_before + time.perf_counter() - started,
+            }
+            history.append(record)
+            log(_describe(record))
+            _warn_if_overfitting(history, log)
+            score = (record["stsb_dev_spearman"] if record["stsb_dev_spearman"] is not None
+                     else -(record["val_loss"] or 0.0))
+            if score > best:
+                best, stale = score, 0
+                save_weights(model, partial / WEIGHTS)
+            else:
+                stale += 1
+            epoch, step_in_epoch = epoch + 1, 0
+            write_json(partial / HISTORY, history)
+            checkpoint()
+            if cfg.patience and stale >= cfg.patience:
+                log(f"early stop: no better STS-B dev Spearman for {stale} epochs")
+                break
+
+    save_weights(model, partial / FINAL)
+    best_record = max(history, key=lambda r: (r["stsb_dev_spearman"] if r["stsb_dev_spearman"]
+                                              is not None else -(r["val_loss"] or 0.0)))
+    meta["best"] = {"epoch": best_record["epoch"],
+                    "stsb_dev_spearman": best_record["stsb_dev_spearman"]}
+    meta["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    write_json(partial / CONFIG, meta)
+    shutil.rmtree(partial / CHECKPOINT, ignore_errors=True)
+    publish(partial, out, overwrite=True)
+    return {"model": str(out), "steps": step, "epochs": len(history),
+            "best_epoch": best_record["epoch"],
+            "stsb_dev_spearman": best_record["stsb_dev_spearman"],
+            "seconds": round(history[-1]["elapsed_s"], 1), "parameters": counts}
+
+
+def _prepare_folder(config: RunConfig, out: Path, partial: Path, resume: bool, overwrite: bool):
+    """Check the output location before any work; on resume, return the saved config+state."""
+    if resume:
+        state_path = partial / CHECKPOINT / "state.pt"
+        if not state_path.is_file():
+            raise ConfigError(f"nothing to resume: no checkpoint at {state_path}; start a new run "
+                              "without --resume")
+        saved = read_config(partial)
+        state = torch.load(state_path, map_location="cpu", weights_only=True)
+        return RunConfig.from_dict(saved), state
+    if (out / CONFIG).exists() and not overwrite:
+        raise ConfigError(f"{out} already holds a model; pass --overwrite to replace it, "
+                          "--resume to continue it, or --out to choose another folder")
+    if out.exists() and not (out / CONFIG).exists() and any(out.iterdir()):
+        raise ConfigError(f"{out} exists and is not a model folder; choose another --out")
+    if partial.exists():
+        if not overwrite:
+            raise ConfigError(f"an interrupted run is in {partial}; continue it with --resume or "
+                              "start over with --overwrite")
+        shutil.rmtree(partial)
+    try:
+        partial.mkdir(parents=True)
+    except OSError as error:
+        raise ConfigError(f"cannot write the model folder {partial} ({error.strerror}); "
+                          "choose a writable --out") from None
+    return config, None
+
+
+def _split_validation(pairs: list[TrainingPair], count: int, seed: int):
+    """Hold out about `count` pairs whose groups and sentences never occur in training."""
+    if count <= 0 or len(pairs) < 4 * count:
+        return pairs, []
+    rng = np.random.default_rng(seed + 10_007)
+    order = rng.permutation(len(pairs))
+    val_index = set(int(i) for i in order[:count])
+    held = {k for i in val_index for k in _keys_of(pairs[i])}
+    train = [p for i, p in enumerate(pairs) if i not in val_index and held.isdisjoint(_keys_of(p))]
+    return train, [pairs[i] for i in sorted(val_index)]
+
+
+def _keys_of(pair: TrainingPair) -> set[str]:
+    keys = {normalise(t) for t in (pair.anchor, pair.positive, pair.negative) if t}
+    if pair.group:
+        keys.add("group:" + pair.group)
+    return keys
+
+
+def _batch_keys(pairs: list[TrainingPair]) -> list[tuple[int, ...]]:
+    ids: dict[str, int] = {}
+    return [tuple(ids.setdefault(k, len(ids)) for k in _keys_of(p)) for p in pairs]
+
+
+def _tokenize(pairs: list[TrainingPair], tokenizer: Tokenizer, max_len: int):
+    anchors = tokenizer.encode([p.anchor for p in pairs], max_len)
+    positives = tokenizer.encode([p.positive for p in pairs], max_len)
+    with_negative = [i for i, p in enumerate(pairs) if p.negative]
+    negative_ids = tokenizer.encode([pairs[i].negative for i in with_negative], max_len)
+    negatives: list[list[int] | None] = [None] * len(pairs)
+    for i, ids in zip(with_negative, negative_ids, strict=True):
+        negatives[i] = ids
+    return anchors, positives, negatives
+
+
+def _batch_loss(model, examples, batch, device, scale, symmetric) -> torch.Tensor:
+    """One forward pass over anchors, positives and the batch's hard negatives."""
+    anchors, positives, negatives = examples
+    hard = [negatives[i] for i in batch if negatives[i] is not None]
+    sequences = [anchors[i] for i in batch] + [positives[i] for i in batch] + hard
+    input_ids, mask = pad(sequences)
+    vectors = model(input_ids.to(device), mask.to(device)).float()
+    B = len(batch)
+    return info_nce(vectors[:B], vectors[B: 2 * B], vectors[2 * B:], scale, symmetric)
+
+
+@torch.no_grad()
+def _validation_loss(model, examples, cfg, device) -> float | None:
+    anchors = examples[0]
+    if len(anchors) < 2:
+        return None
+    model.eval()
+    losses = []
+    for start in range(0, len(anchors), cfg.batch_size):
+        batch = list(range(start, min(start + cfg.batch_size, len(anchors))))
+        if len(batch) > 1:
+            losses.append(_batch_loss(model, examples, batch, device, cfg.scale,
+                                      cfg.symmetric).item())
+    model.train()
+    return float(np.mean(losses))
+
+
+def _stsb_dev(data_dir, limit: int, log: Log) -> list[ScoredPair] | None:
+    try:
+        rows = load_stsb("dev", data_dir)
+    except DataError as error:
+        log(f"no STS-B dev ({error}); selecting the best epoch by validation loss")
+        return None
+    return rows[:limit] if limit else rows
+
+
+def _stsb_spearman(model, tokenizer, rows, device) -> float | None:
+    """STS-B dev Spearman x100 of cosine similarity against the gold scores."""
+    if not rows:
+        return None
+    a = embed(model, tokenizer, [r.sentence1 for r in rows], 256, device)
+    b = embed(model, tokenizer, [r.sentence2 for r in rows], 256, device)
+    return float(100 * spearmanr((a * b).sum(1), [r.score for r in rows]).statistic)
+
+
+def _optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "embedding" not in n]
+    rest = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "embedding" not in n)]
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.98), eps=1e-6)
+
+
+def _progress(total: int, done: int, description: str, enabled: bool):
+    if not enabled:
+        return None
+    import sys
+
+    from tqdm.auto import tqdm
+
+    # in a log file (not a terminal) a line a minute instead of a redraw per step
+    interval = 0.1 if sys.stderr.isatty() else 60.0
+    return tqdm(total=total, initial=done, desc=description, unit="step", dynamic_ncols=True,
+                mininterval=interval, maxinterval=max(10.0, interval))
+
+
+def _human(count: int) -> str:
+    """1234567 -> '1.23M'."""
+    for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if count >= size:
+            return f"{count / size:.3g}{unit}"
+    return str(count)
+
+
+def _describe(record: dict[str, Any]) -> str:
+    parts = [f"epoch {record['epoch']}"]
+    for key, fmt in (("train_loss", ".4f"), ("val_loss", ".4f"), ("stsb_dev_spearman", ".2f"),
+                     ("lr", ".2e"), ("steps_per_s", ".2f"), ("elapsed_s", ".0f")):
+        if record.get(key) is not None:
+            parts.append(f"{key} {record[key]:{fmt}}")
+    return "  ".join(parts)
+
+
+def _warn_if_overfitting(history: list[dict[str, Any]], log: Log) -> None:
+    if len(history) < 2:
+        return
+    previous, last = history[-2], history[-1]
+    if None in (previous["val_loss"], last["val_loss"], previous["train_loss"], last["train_loss"]):
+        return
+    if last["val_loss"] > previous["val_loss"] and last["train_loss"] < previous["train_loss"]:
+        message = (f"validation loss rose ({previous['val_loss']:.4f} -> {last['val_loss']:.4f}) "
+                   "while training loss fell: the model may be overfitting")
+        log("warning: " + message)
+
+
+class _StopFlag:
+    """The first Ctrl-C asks the loop to stop at the next step boundary (and checkpoint);
+    a second one interrupts at once."""
+
+    def __init__(self) -> None:
+        self.value = False
+
+    def installed(self):
+        import contextlib
+
+        @contextlib.contextmanager
+        def manager():
+            try:
+                previous = signal.signal(signal.SIGINT, self._handle)
+            except ValueError:  # not the main thread: leave signals alone
+                yield
+                return
+            try:
+                yield
+            finally:
+                signal.signal(signal.SIGINT, previous)
+
+        return manager()
+
+    def _handle(self, signum, frame) -> None:
+        if self.value:
+            raise KeyboardInterrupt
+        self.value = True
+
+

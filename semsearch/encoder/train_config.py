@@ -1,0 +1,39 @@
+"""The training loop's settings (kept apart from train.py so presets load without the loop)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    # pairs per step; every other pair's positive is an in-batch negative, so bigger is harder
+    batch_size: int = 64
+    # passes over the training pairs
+    epochs: int = 10
+    # peak AdamW learning rate; from scratch wants ~10-50x a fine-tuning rate (2e-5)
+    lr: float = 5e-4
+    # decoupled weight decay on matrices (not on biases, norms or embeddings)
+    weight_decay: float = 0.01
+    # fraction of all steps spent warming up linearly from ~0 to lr
+    warmup_ratio: float = 0.1
+    # the cosine decays to this fraction of lr
+    min_lr_ratio: float = 0.0
+    # clip the global gradient norm (keeps early from-scratch steps from blowing up)
+    grad_clip: float = 1.0
+    # 1/temperature of InfoNCE: cosine logits times 20
+    scale: float = 20.0
+    # also score each positive against all anchors (CLIP-style); cheap and usually helps
+    symmetric: bool = True
+    # stop after this many epochs without a better STS-B dev Spearman (0 = never)
+    patience: int = 3
+    # cap on optimiser steps (0 = none); for smoke runs
+    max_steps: int = 0
+    # STS-B dev pairs scored after each epoch (0 = all)
+    eval_limit: int = 0
+    # seed for data order, initialisation and dropout
+    seed: int = 0
+    # cuda, mps, cpu or auto (cuda, then mps, then cpu)
+    device: str = "auto"
+    # mixed precision: auto (bf16 on CUDA that has it, else fp32), bf16, fp16 or off
+    amp: str = "auto"

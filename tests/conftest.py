@@ -1,0 +1,41 @@
+"""Shared fixtures: the real data folder, and one tiny model trained once per test session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _data_dir() -> Path | None:
+    candidate = Path(os.environ.get("SEMSEARCH_DATA") or REPO.parent / "shared" / "data")
+    return candidate if (candidate / "stsbenchmark").is_dir() else None
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The real data sets (../shared/data or $SEMSEARCH_DATA); tests skip without them."""
+    found = _data_dir()
+    if found is None:
+        pytest.skip("real data not found: set SEMSEARCH_DATA to the shared data folder")
+    return found
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, data_dir) -> Path:
+    """A model folder trained with the `tiny` preset on real data (a few seconds)."""
+    from semsearch.encoder.presets import preset
+    from semsearch.encoder.train import train_model
+
+    out = tmp_path_factory.mktemp("models") / "tiny"
+    train_model(preset("tiny"), out, data_dir=data_dir, progress=False, log=lambda _m: None)
+    return out
+
+
+@pytest.fixture(autouse=True)
+def _isolated_models_dir(tmp_path, monkeypatch):
+    """Commands that default to models/ look in a per-test folder, never the repo's."""
+    monkeypatch.setenv("SEMSEARCH_MODELS", str(tmp_path / "models"))
