@@ -27,7 +27,7 @@ from semsearch.index.manifest import FORMAT_VERSION, Manifest
 from semsearch.index.merge import best_per_document
 from semsearch.index.metrics import exact_search, recall_at_k
 from semsearch.index.recipe import IndexRecipe, choose_recipe, estimate_memory, parse_memory
-from semsearch.index.search_index import Hit, SearchIndex, remove_documents
+from semsearch.index.search_index import Hit, SearchIndex, remove_documents, search_with_recipe
 from semsearch.index.store import Chunk, DocumentStore
 from semsearch.index.vector_file import VectorFile, rerank_exact
 
@@ -59,6 +59,7 @@ __all__ = [
     "rerank_exact",
     "resolve_index_dir",
     "search_vectors",
+    "search_with_recipe",
     "staged_folder",
     "supports_removal",
     "train_index",

@@ -117,8 +117,9 @@ def ivf_list_count(count: int) -> int:
 
 
 def default_nprobe(nlist: int) -> int:
-    """Lists a query visits by default: nlist / 16, at least 16 (or all of them when fewer)."""
-    return min(nlist, max(16, nlist // 16))
+    """Lists a query visits by default: nlist / 8, at least 16 (or all of them when fewer).
+    nlist / 16 gave recall@10 of 0.92 on the synthetic benchmark; / 8 reaches 0.95."""
+    return min(nlist, max(16, nlist // 8))
 
 
 def _ivf_flat(count: int, kind: str, reason: str) -> IndexRecipe:

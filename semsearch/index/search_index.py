@@ -104,19 +104,17 @@ class SearchIndex:
         total = self.index.ntotal
         if total == 0:
             return [[] for _ in range(len(queries))]
-        nprobe = nprobe if nprobe is not None else self.recipe.nprobe
-        ef_search = ef_search if ef_search is not None else self.recipe.ef_search
         # documents split into chunks can fill the top-k with one document: fetch more
         fetch = k if self.store.max_chunks() <= 1 else k * 4
         while True:
-            candidates = min(total, fetch * max(1, self.recipe.rerank))
-            scores, rows = search_vectors(self.index, queries, candidates, nprobe, ef_search)
-            if self.recipe.rerank:
-                vectors = self.vectors.take(np.where(rows >= 0, rows, 0).reshape(-1))
-                vectors = vectors.reshape(rows.shape[0], rows.shape[1], -1)
-                scores, rows = rerank_exact(queries, rows, vectors, fetch)
+            scores, rows = search_with_recipe(
+                self.index, self.recipe, self.vectors, queries, fetch, nprobe, ef_search
+            )
             results = self._merge(scores, rows, k)
-            if all(len(hits) == k for hits in results) or candidates >= total:
+            if (
+                all(len(hits) == k for hits in results)
+                or fetch * max(1, self.recipe.rerank) >= total
+            ):
                 return results
             fetch *= 4
 
@@ -135,6 +133,29 @@ class SearchIndex:
                 ]
             )
         return results
+
+
+def search_with_recipe(
+    index,
+    recipe: IndexRecipe,
+    vectors: VectorFile,
+    queries: np.ndarray,
+    k: int,
+    nprobe: int | None = None,
+    ef_search: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k (scores, row ids) the way the recipe says: plain FAISS search, or for re-ranking
+    recipes k * rerank candidates re-scored exactly against the float32 vectors on disk.
+    nprobe / ef_search default to the recipe's."""
+    nprobe = nprobe if nprobe is not None else recipe.nprobe
+    ef_search = ef_search if ef_search is not None else recipe.ef_search
+    candidates = min(index.ntotal, k * max(1, recipe.rerank))
+    scores, rows = search_vectors(index, queries, candidates, nprobe, ef_search)
+    if recipe.rerank:
+        found = vectors.take(np.where(rows >= 0, rows, 0).reshape(-1))
+        found = found.reshape(rows.shape[0], rows.shape[1], -1)  # (nq, candidates, d)
+        scores, rows = rerank_exact(queries, rows, found, k)
+    return scores, rows
 
 
 def _hit(rank: int, score: float, chunk) -> Hit:

@@ -13,7 +13,7 @@ def test_auto_is_exact_for_small_corpora():
 def test_auto_is_ivf_for_large_corpora_and_trains_on_a_sample():
     recipe = choose_recipe("auto", 1_000_000, 384, max_memory=8 << 30)
     assert recipe.factory == "IVF4096,Flat"
-    assert recipe.nprobe == 256 and recipe.train_size == 4096 * 64
+    assert recipe.nprobe == 512 and recipe.train_size == 4096 * 64
 
 
 def test_auto_compresses_when_vectors_exceed_the_memory_budget():
