@@ -157,15 +157,8 @@ def train_model(
             bar = _progress(len(batches), step_in_epoch, f"epoch {epoch + 1}/{cfg.epochs}",
                             progress)
             for batch in batches[step_in_epoch:]:
-                with autocast(device, cfg.amp):
-                    loss = _batch_loss(model, examples, batch, device, cfg.scale, cfg.symmetric)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                optimizer.step()
-                scheduler.step()
+                losses.append(train_step(model, optimizer, scheduler, examples, batch, cfg, device))
                 step, step_in_epoch = step + 1, step_in_epoch + 1
-                losses.append(loss.item())
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}",
@@ -222,6 +215,18 @@ def train_model(
             "best_epoch": best_record["epoch"],
             "stsb_dev_spearman": best_record["stsb_dev_spearman"],
             "seconds": round(history[-1]["elapsed_s"], 1), "parameters": counts}
+
+
+def train_step(model, optimizer, scheduler, examples, batch: list[int], cfg, device) -> float:
+    """One optimiser step on one batch; returns its loss."""
+    with autocast(device, cfg.amp):
+        loss = _batch_loss(model, examples, batch, device, cfg.scale, cfg.symmetric)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    optimizer.step()
+    scheduler.step()
+    return loss.item()
 
 
 def _prepare_folder(config: RunConfig, out: Path, partial: Path, resume: bool, overwrite: bool):
