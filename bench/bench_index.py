@@ -236,7 +236,7 @@ def format_row(result: dict) -> str:
         f"{name}={result[name]}" for name in ("nprobe", "ef_search", "rerank") if result.get(name)
     )
     return (
-        f"| {result['type']:<6} | {result['factory']:<16} | {settings:<20} | {result['build_s']:>8.1f} "
+        f"| {result['type']:<6} | {result['factory']:<16} | {settings:<21} | {result['build_s']:>8.1f} "
         f"| {result['peak_rss_mib']:>9.0f} | {result['index_mib']:>9.0f} | {result['queries_per_s']:>9.0f} "
         f"| {recall:>9.3f} |"
     )
@@ -246,8 +246,8 @@ def format_table(report: dict) -> str:
     head = (
         f"{report['vectors']}: {report['count']:,} vectors, {report['queries']} queries, "
         f"k={report['k']}, {report['threads']} threads\n\n"
-        f"| type   | factory          | search settings      |  build s | RSS MiB   | index MiB | queries/s | recall@{report['k']} |\n"
-        "|--------|------------------|----------------------|---------:|----------:|----------:|----------:|----------:|"
+        f"| type   | factory          | search settings       |  build s | RSS MiB   | index MiB | queries/s | recall@{report['k']} |\n"
+        "|--------|------------------|-----------------------|---------:|----------:|----------:|----------:|----------:|"
     )
     return "\n".join([head] + [format_row(result) for result in report["results"]])
 
