@@ -60,7 +60,10 @@ def measure(preset_name: str, steps: int, warmup: int, data_dir: str | None, ove
         if i >= warmup:
             times.append(time.perf_counter() - t0)
             real_tokens.append(sum(map(len, sequences)))
-            padded_tokens.append(len(sequences) * max(map(len, sequences)))
+            lengths = sorted(map(len, sequences))
+            size = -(-len(lengths) // max(1, cfg.length_chunks))
+            padded_tokens.append(sum(len(lengths[s: s + size]) * lengths[s: s + size][-1]
+                                     for s in range(0, len(lengths), size)))
     counts = model.parameter_counts()
     step_s = statistics.median(times)
     # forward + backward ~ 6 FLOPs per non-embedding parameter per token (attention extra ignored)

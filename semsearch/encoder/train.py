@@ -220,7 +220,7 @@ def train_model(
 def train_step(model, optimizer, scheduler, examples, batch: list[int], cfg, device) -> float:
     """One optimiser step on one batch; returns its loss."""
     with autocast(device, cfg.amp):
-        loss = _batch_loss(model, examples, batch, device, cfg.scale, cfg.symmetric)
+        loss = _batch_loss(model, examples, batch, device, cfg)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -292,15 +292,35 @@ def _tokenize(pairs: list[TrainingPair], tokenizer: Tokenizer, max_len: int):
     return anchors, positives, negatives
 
 
-def _batch_loss(model, examples, batch, device, scale, symmetric) -> torch.Tensor:
+def _batch_loss(model, examples, batch, device, cfg) -> torch.Tensor:
     """One forward pass over anchors, positives and the batch's hard negatives."""
     anchors, positives, negatives = examples
     hard = [negatives[i] for i in batch if negatives[i] is not None]
     sequences = [anchors[i] for i in batch] + [positives[i] for i in batch] + hard
-    input_ids, mask = pad(sequences)
-    vectors = model(input_ids.to(device), mask.to(device)).float()
+    vectors = embed_padded_by_length(model, sequences, device, cfg.length_chunks).float()
     B = len(batch)
-    return info_nce(vectors[:B], vectors[B: 2 * B], vectors[2 * B:], scale, symmetric)
+    return info_nce(vectors[:B], vectors[B: 2 * B], vectors[2 * B:], cfg.scale, cfg.symmetric)
+
+
+def embed_padded_by_length(model, sequences: list[list[int]], device, chunks: int = 4):
+    """Embed sequences in `chunks` groups of similar length, each padded only to its own longest,
+    and return the rows in input order: (len(sequences), hidden).
+
+    Padding a whole batch to its longest sentence wastes ~40% of the FLOPs on short-sentence data;
+    sorting by length first and padding per chunk cuts most of that, with the same result per row
+    (attention never looks at padding). Gradients flow through every chunk.
+    """
+    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
+    size = -(-len(order) // max(1, chunks))
+    parts, index = [], []
+    for start in range(0, len(order), size):
+        rows = order[start : start + size]
+        input_ids, mask = pad([sequences[i] for i in rows])
+        parts.append(model(input_ids.to(device), mask.to(device)))
+        index.extend(rows)
+    inverse = torch.empty(len(index), dtype=torch.long)
+    inverse[torch.tensor(index)] = torch.arange(len(index))
+    return torch.cat(parts)[inverse.to(device)]
 
 
 @torch.no_grad()
@@ -313,8 +333,7 @@ def _validation_loss(model, examples, cfg, device) -> float | None:
     for start in range(0, len(anchors), cfg.batch_size):
         batch = list(range(start, min(start + cfg.batch_size, len(anchors))))
         if len(batch) > 1:
-            losses.append(_batch_loss(model, examples, batch, device, cfg.scale,
-                                      cfg.symmetric).item())
+            losses.append(_batch_loss(model, examples, batch, device, cfg).item())
     model.train()
     return float(np.mean(losses))
 

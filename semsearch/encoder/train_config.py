@@ -31,6 +31,8 @@ class TrainConfig:
     max_steps: int = 0
     # STS-B dev pairs scored after each epoch (0 = all)
     eval_limit: int = 0
+    # pad each batch in this many length-sorted chunks (1 = pad all to the batch's longest)
+    length_chunks: int = 4
     # seed for data order, initialisation and dropout
     seed: int = 0
     # cuda, mps, cpu or auto (cuda, then mps, then cpu)

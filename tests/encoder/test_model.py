@@ -51,3 +51,12 @@ def test_mean_pool_ignores_padding():
 def test_heads_must_divide_hidden():
     with pytest.raises(ValueError):
         EncoderConfig(hidden=30, heads=4)
+
+
+def test_length_chunked_embedding_matches_one_padded_batch(model):
+    from semsearch.encoder.train import embed_padded_by_length
+
+    sequences = [[2] + list(range(5, 5 + n)) + [3] for n in (9, 1, 4, 12, 2, 7, 3)]
+    whole = model(*pad(sequences))
+    chunked = embed_padded_by_length(model, sequences, "cpu", chunks=3)
+    torch.testing.assert_close(chunked, whole, atol=1e-6, rtol=1e-5)
