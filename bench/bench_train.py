@@ -23,12 +23,12 @@ import torch
 
 def measure(preset_name: str, steps: int, warmup: int, data_dir: str | None, overrides: dict):
     from semsearch.data import build_mixture
+    from semsearch.encoder.batching import plan_batches
     from semsearch.encoder.device import pick_device
     from semsearch.encoder.model import Encoder
     from semsearch.encoder.presets import apply_overrides, preset
     from semsearch.encoder.tokenizer import Tokenizer
     from semsearch.encoder.train import _batch_keys, _optimizer, _tokenize, train_step
-    from semsearch.encoder.batching import plan_batches
 
     config = apply_overrides(preset(preset_name), overrides)
     cfg = config.train
