@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 export SEMSEARCH_DATA ?= $(abspath ../shared/data)
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test lint bench clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ test: install
 
 lint: install
 	$(BIN)/ruff check semsearch tests bench
+
+bench: install
+	$(BIN)/python bench/bench_train.py --preset quick --preset production
+	$(BIN)/python bench/bench_index.py --random-vectors 384 --limit 100000
 
 clean:
 	rm -rf $(VENV) build *.egg-info
