@@ -160,9 +160,9 @@ def train_model(
                 losses.append(train_step(model, optimizer, scheduler, examples, batch, cfg, device))
                 step, step_in_epoch = step + 1, step_in_epoch + 1
                 if bar is not None:
-                    bar.update(1)
                     bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}",
-                                    lr=f"{scheduler.get_last_lr()[0]:.2e}")
+                                    lr=f"{scheduler.get_last_lr()[0]:.2e}", refresh=False)
+                    bar.update(1)
                 if (on_step and on_step(step)) or stop_requested.value:
                     if bar is not None:
                         bar.close()
