@@ -8,7 +8,10 @@ through `datasets` (cached in the user's cache dir) when a network is there.
 
 from __future__ import annotations
 
+import functools
 import os
+import socket
+import urllib.parse
 from pathlib import Path
 
 from semsearch.data import loaders
@@ -149,6 +152,11 @@ def load_training_pairs(
 
 def _hub_rows(name: str, split: str) -> list[dict]:
     hub_id = HUB[name]
+    advice = (f"set ${DATA_ENV} or --data-dir to a folder in the official layout (e.g. "
+              f"{LAYOUT[name][split][0]}) or connect to the Hugging Face hub")
+    if not hub_reachable():
+        raise DataError(f"{name} {split}: no local data folder (--data-dir / ${DATA_ENV} unset) "
+                        f"and the Hugging Face hub is not reachable; {advice}")
     try:
         import datasets
 
@@ -157,6 +165,20 @@ def _hub_rows(name: str, split: str) -> list[dict]:
     except Exception as error:  # noqa: BLE001 - any hub failure gets the same advice
         raise DataError(
             f"{name} {split}: no local data folder (--data-dir / ${DATA_ENV} unset) and the hub "
-            f"copy {hub_id} could not be loaded ({type(error).__name__}); set ${DATA_ENV} to a "
-            "folder in the official layout or connect to the Hugging Face hub"
+            f"copy {hub_id} could not be loaded ({type(error).__name__}); {advice}"
         ) from None
+
+
+@functools.lru_cache(maxsize=1)
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face hub answers a TCP connect within `timeout` seconds (checked once;
+    False under HF_HUB_OFFLINE / HF_DATASETS_OFFLINE), so an offline machine gets its error at
+    once instead of after minutes of download retries."""
+    if os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("HF_DATASETS_OFFLINE") == "1":
+        return False
+    host = urllib.parse.urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname
+    try:
+        socket.create_connection((host or "huggingface.co", 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False

@@ -71,6 +71,19 @@ def train_model(
     out = Path(out)
     partial = out.with_name(out.name + ".partial")
     config, state = _prepare_folder(config, out, partial, resume, overwrite)
+    try:
+        return _run(config, state, out, partial, data_dir, progress, log, on_step)
+    except BaseException:
+        # a run that never reached a checkpoint leaves nothing behind to resume or to block
+        # the next run; one that did keeps its partial folder for --resume
+        if not (partial / CHECKPOINT / "state.pt").exists():
+            shutil.rmtree(partial, ignore_errors=True)
+        raise
+
+
+def _run(config, state, out: Path, partial: Path, data_dir, progress: bool, log: Log,
+         on_step) -> dict[str, Any]:
+    """The body of `train_model`, once the output folder is settled."""
     cfg = config.train
     torch.manual_seed(cfg.seed)
     device = pick_device(cfg.device)

@@ -74,6 +74,8 @@ def test_bad_input_is_one_line(tmp_path, data_dir, args, fragments):
     result = run(*base, *args)
     one_line_error(result, *fragments)
     assert not (tmp_path / "m").exists()
+    if "--resume" not in args:
+        assert not (tmp_path / "m.partial").exists()  # nothing left to block the next run
 
 
 def test_existing_model_is_refused_then_overwritten(tmp_path, tiny_model_dir, data_dir):
@@ -136,3 +138,13 @@ def test_interrupted_run_is_resumed_via_cli(tmp_path, data_dir):
                  str(data_dir))
     assert result.exit_code == 0, result.output
     assert (tmp_path / "m" / "model.safetensors").is_file()
+
+
+def test_no_data_folder_and_no_hub_fails_fast(tmp_path, monkeypatch):
+    from semsearch.data import sources
+
+    monkeypatch.delenv("SEMSEARCH_DATA", raising=False)
+    monkeypatch.setattr(sources, "hub_reachable", lambda: False)
+    result = run("train", "--preset", "tiny", "-q", "--out", str(tmp_path / "m"))
+    one_line_error(result, "SEMSEARCH_DATA", "--data-dir", "hub is not reachable")
+    assert not (tmp_path / "m.partial").exists()
