@@ -56,11 +56,23 @@ class Embedder(Protocol):
     def count_tokens(self, texts: list[str]) -> list[int]: ...
 
 
-def load_embedder(model: str | Path | None, device: str | None = None) -> Embedder:
-    """The trained encoder at `model` (None: the newest under models/) on `device` (None: auto)."""
-    from semsearch.encoder import SentenceEncoder
+def load_embedder(model: str | Path | None, device: str | None = None,
+                  texts: int | None = None) -> Embedder:
+    """The trained encoder at `model` (None: the newest under models/) on `device` (None: auto).
+
+    For a few texts on the CPU (`texts` <= NUMPY_MAX_TEXTS, as for a query) it is the numpy
+    forward pass, which skips torch's import (most of a query's wall time) and gives the same
+    vectors."""
+    if device in (None, "cpu") and texts is not None and texts <= NUMPY_MAX_TEXTS:
+        from semsearch.encoder.numpy_encoder import NumpyEncoder
+
+        return NumpyEncoder.load(model)
+    from semsearch.encoder.sentence_encoder import SentenceEncoder
 
     return SentenceEncoder.load(model, device=device)
+
+
+NUMPY_MAX_TEXTS = 1000
 
 
 class HashEmbedder:

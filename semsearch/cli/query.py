@@ -95,7 +95,9 @@ def query(text, k, index_dir, model, queries_file, nprobe, ef_search, device, as
     opened = SearchIndex.open(resolve_index_dir(index_dir))
     try:
         embedder = load_embedder(
-            model_for_index(opened.manifest, model), device=None if device == "auto" else device
+            model_for_index(opened.manifest, model),
+            device=None if device == "auto" else device,
+            texts=len(queries),
         )
         results = search(opened, embedder, queries, k, nprobe=nprobe, ef_search=ef_search)
     finally:

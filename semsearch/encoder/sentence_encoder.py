@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from semsearch.encoder.store import (
     CONFIG,
     TOKENIZER,
     WEIGHTS,
+    fingerprint,
     load_weights,
     read_config,
     resolve_model,
@@ -53,7 +53,7 @@ class SentenceEncoder:
             raise ModelError(f"{folder}: weights do not match {CONFIG} ({error}); "
                              "retrain the model") from None
         target = pick_device(device or "auto")
-        return cls(model.to(target), tokenizer, folder, config, _fingerprint(folder / WEIGHTS),
+        return cls(model.to(target), tokenizer, folder, config, fingerprint(folder / WEIGHTS),
                    target)
 
     @property
@@ -83,10 +83,3 @@ class SentenceEncoder:
         """Untruncated token counts, [CLS] and [SEP] included."""
         return [len(ids) for ids in self.tokenizer.encode(list(texts))]
 
-
-def _fingerprint(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()[:16]

@@ -8,14 +8,15 @@ crash never leaves a half-written model where a model is expected.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from safetensors.torch import load_file, save_file
+if TYPE_CHECKING:  # torch is imported only by the functions that need it (queries skip it)
+    import torch
 
 from semsearch.errors import ModelError
 
@@ -67,6 +68,8 @@ def read_config(folder: Path) -> dict[str, Any]:
 
 def load_weights(path: Path) -> dict[str, torch.Tensor]:
     """Tensors from a safetensors file (a format that cannot run code)."""
+    from safetensors.torch import load_file
+
     try:
         return load_file(str(path))
     except (OSError, ValueError, RuntimeError) as error:
@@ -77,6 +80,8 @@ def load_weights(path: Path) -> dict[str, torch.Tensor]:
 
 def save_weights(model: torch.nn.Module, path: Path) -> None:
     """Write the model's weights atomically (temporary file, then rename)."""
+    from safetensors.torch import save_file
+
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     tmp = path.with_name(path.name + ".tmp")
     save_file(state, str(tmp))
@@ -102,3 +107,12 @@ def publish(partial: Path, out: Path, overwrite: bool) -> None:
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(partial, out)
+
+
+def fingerprint(path: Path) -> str:
+    """16 hex digits of the SHA-256 of a weights file: what an index records of its model."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:16]

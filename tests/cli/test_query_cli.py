@@ -27,7 +27,7 @@ def hashed(workspace, monkeypatch):
     embedders = {"other": HashEmbedder(name="other")}
     monkeypatch.setattr(
         "semsearch.search.load_embedder",
-        lambda model, device=None: embedders.get(str(model), HashEmbedder()),
+        lambda model, device=None, texts=None: embedders.get(str(model), HashEmbedder()),
     )
     (workspace / "pets.txt").write_text("cats purr softly\ndogs bark loudly\nparrots talk\n")
     assert run("index", "pets.txt").exit_code == 0
@@ -129,3 +129,20 @@ def test_a_tiny_model_other_than_the_index_is_refused(workspace, tiny_model_dir,
     manifest.write_text(json.dumps(data))
     result = run("query", "cats")
     assert result.exit_code == 1 and "fingerprint 0000000000000000" in result.output
+
+
+@pytest.mark.slow
+def test_a_query_never_imports_torch(workspace, tiny_model_dir):
+    """Importing torch costs more than a whole query should; the numpy path answers instead."""
+    import subprocess
+    import sys
+
+    assert run("index", str(DOCS), "--model", str(tiny_model_dir)).exit_code == 0
+    script = ("import sys; from semsearch.cli import main\n"
+              "try:\n    main(['query', 'ocean waves', '-k', '2', '--json'])\n"
+              "except SystemExit:\n    pass\n"
+              "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')")
+    done = subprocess.run([sys.executable, "-c", script], cwd=workspace, capture_output=True,
+                          text=True, timeout=120)
+    assert done.stdout.strip().splitlines()[-1] == "NO-TORCH", done.stdout + done.stderr
+    assert len(done.stdout.strip().splitlines()) == 3  # two hits, then the marker

@@ -1,0 +1,131 @@
+"""The encoder's forward pass in plain numpy, for answering a query without importing torch.
+
+`import torch` alone takes longer than a whole query should (about 1.5-2.5 s on a small CPU);
+a query is a handful of short texts, which numpy embeds in milliseconds. The arithmetic is that
+of `model.Encoder` (same weights file, same tokenizer), so the vectors match the torch path to
+float32 rounding (tested: cosine >= 0.9999). Batches of many texts still belong to torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from semsearch.encoder.store import TOKENIZER, WEIGHTS, fingerprint, read_config, resolve_model
+from semsearch.encoder.tokenizer import Tokenizer
+from semsearch.errors import ModelError
+
+LAYER_NORM_EPS = 1e-5  # torch.nn.LayerNorm's default
+
+
+class NumpyEncoder:
+    """Same interface as `SentenceEncoder` (encode, dim, name, fingerprint, max_seq_len,
+    count_tokens), torch-free, CPU only."""
+
+    def __init__(self, weights: dict[str, np.ndarray], tokenizer: Tokenizer, path: Path,
+                 config: dict[str, Any], fingerprint: str) -> None:
+        self.w = weights
+        self.tokenizer = tokenizer
+        self.path = path
+        self.config = config
+        self.fingerprint = fingerprint
+        model = config["model"]
+        self.layers, self.heads = model["layers"], model["heads"]
+        self.prenorm = model.get("prenorm", True)
+        self.dim, self.max_seq_len = model["hidden"], model["max_seq_len"]
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> NumpyEncoder:
+        from safetensors.numpy import load_file
+
+        folder = resolve_model(path)
+        config = read_config(folder)
+        try:
+            weights = {k: v.astype(np.float32) for k, v in load_file(str(folder / WEIGHTS)).items()}
+        except Exception as error:  # noqa: BLE001 - safetensors raises its own error type
+            raise ModelError(f"{folder / WEIGHTS}: unreadable weights ({error}); "
+                             "retrain the model") from None
+        return cls(weights, Tokenizer.load(folder / TOKENIZER), folder, config,
+                   fingerprint(folder / WEIGHTS))
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return [len(ids) for ids in self.tokenizer.encode(list(texts))]
+
+    def encode(self, texts: Sequence[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        """Embeddings of `texts`: float32, C-contiguous, (len(texts), dim), unit length."""
+        if isinstance(texts, str):
+            raise TypeError("encode takes a list of texts; wrap a single text in a list")
+        ids = self.tokenizer.encode(list(texts), max_length=self.max_seq_len)
+        out = np.zeros((len(ids), self.dim), dtype=np.float32)
+        order = np.argsort([len(s) for s in ids], kind="stable")
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            width = max(len(ids[i]) for i in rows)
+            tokens = np.zeros((len(rows), width), dtype=np.int64)
+            mask = np.zeros((len(rows), width), dtype=bool)
+            for r, i in enumerate(rows):
+                tokens[r, : len(ids[i])] = ids[i]
+                mask[r, : len(ids[i])] = True
+            out[rows] = self.forward(tokens, mask)
+        return np.ascontiguousarray(out)
+
+    def forward(self, tokens: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """(B, T) token ids and bool mask -> (B, hidden) unit vectors, as `Encoder.forward`."""
+        w = self.w
+        T = tokens.shape[1]
+        x = w["token_embedding.weight"][tokens] + w["position_embedding.weight"][:T]
+        x = _layer_norm(x, w["embedding_norm.weight"], w["embedding_norm.bias"])
+        for i in range(self.layers):
+            p = f"blocks.{i}."
+            if self.prenorm:
+                x = x + self._attention(_layer_norm(x, w[p + "norm1.weight"], w[p + "norm1.bias"]),
+                                        mask, p)
+                x = x + self._mlp(_layer_norm(x, w[p + "norm2.weight"], w[p + "norm2.bias"]), p)
+            else:
+                x = _layer_norm(x + self._attention(x, mask, p), w[p + "norm1.weight"],
+                                w[p + "norm1.bias"])
+                x = _layer_norm(x + self._mlp(x, p), w[p + "norm2.weight"], w[p + "norm2.bias"])
+        if self.prenorm:
+            x = _layer_norm(x, w["final_norm.weight"], w["final_norm.bias"])
+        keep = mask[..., None].astype(np.float32)
+        pooled = (x * keep).sum(1) / np.maximum(keep.sum(1), 1.0)
+        return pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+
+    def _attention(self, x: np.ndarray, mask: np.ndarray, p: str) -> np.ndarray:
+        B, T, H = x.shape
+        qkv = x @ self.w[p + "attention.qkv.weight"].T + self.w[p + "attention.qkv.bias"]
+        q, k, v = qkv.reshape(B, T, 3, self.heads, H // self.heads).transpose(2, 0, 3, 1, 4)
+        scores = q @ k.transpose(0, 1, 3, 2) / np.sqrt(H // self.heads)  # (B, heads, T, T)
+        scores = np.where(mask[:, None, None, :], scores, -np.inf)
+        scores = np.exp(scores - scores.max(-1, keepdims=True))
+        y = (scores / scores.sum(-1, keepdims=True)) @ v  # (B, heads, T, head size)
+        y = y.transpose(0, 2, 1, 3).reshape(B, T, H)
+        return y @ self.w[p + "attention.out.weight"].T + self.w[p + "attention.out.bias"]
+
+    def _mlp(self, x: np.ndarray, p: str) -> np.ndarray:
+        h = _gelu(x @ self.w[p + "mlp.0.weight"].T + self.w[p + "mlp.0.bias"])
+        return h @ self.w[p + "mlp.2.weight"].T + self.w[p + "mlp.2.bias"]
+
+
+def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    mean = x.mean(-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + LAYER_NORM_EPS) * weight + bias
+
+
+def _gelu(x: np.ndarray) -> np.ndarray:
+    """Exact (erf) GELU as torch's default, with erf from Abramowitz & Stegun 7.1.26 (error
+    < 1.5e-7, below float32 resolution) — scipy.special would cost more import time than a query."""
+    z = np.abs(x) / np.sqrt(2.0)
+    t = 1.0 / (1.0 + 0.3275911 * z)
+    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027
+                                                                          + t * 1.061405429))))
+    erf = np.sign(x) * (1.0 - poly * np.exp(-z * z))
+    return (0.5 * x * (1.0 + erf)).astype(np.float32)
