@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from fakes import HashEmbedder
 
 from semsearch.cli import main
-from semsearch.search import HashEmbedder
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS = REPO / "corpora" / "docs.txt"

@@ -6,10 +6,11 @@ import os
 import numpy as np
 import pytest
 from conftest import TableEmbedder
+from fakes import HashEmbedder
 
 from semsearch.errors import DataError, IndexError_
 from semsearch.index import FORMAT_VERSION, SearchIndex, remove_documents, resolve_index_dir
-from semsearch.search import HashEmbedder, IndexOptions, check_model, index_corpus, search
+from semsearch.search import IndexOptions, check_model, index_corpus, search
 
 
 def build(corpus, out, embedder=None, **options):
