@@ -32,6 +32,20 @@ sys.path.insert(0, str(REPO))
 DEFAULT_TYPES = "flat,hnsw,ivf,ivfpq,auto"
 
 
+def peak_rss_mib() -> float:
+    """This process's peak resident memory in MiB: VmHWM, which starts afresh at exec.
+
+    ru_maxrss would not do for the workers: Linux carries it over fork and exec, so every worker
+    reported the parent's peak (the embedding step) instead of its own."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -204,7 +218,7 @@ def run_worker(index_type: str, workdir: Path, k: int, threads: int | None) -> d
     base = VectorFile(workdir / "base.f32", dim)
     queries = VectorFile(workdir / "queries.f32", dim).read(0, shape["queries"])
     truth = np.load(workdir / "truth.npy")
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_before = peak_rss_mib()
     started = time.perf_counter()
     recipe = choose_recipe(index_type, count, dim)
     index, trained_on = build_index(recipe, base, count)
@@ -221,8 +235,8 @@ def run_worker(index_type: str, workdir: Path, k: int, threads: int | None) -> d
         "rerank": recipe.rerank,
         "trained_on": trained_on,
         "build_s": round(build_seconds, 2),
-        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "start_rss_mib": round(rss_before / 1024, 1),
+        "peak_rss_mib": peak_rss_mib(),
+        "start_rss_mib": rss_before,
         "index_mib": round(len(faiss.serialize_index(index)) / 2**20, 1),
         "estimated_mib": round(estimate_memory(recipe, count, dim) / 2**20, 1),
         "queries_per_s": round(len(queries) / search_seconds, 1),
