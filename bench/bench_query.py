@@ -54,8 +54,8 @@ def main() -> None:
     if args.json:
         print(json.dumps(rows))
         return
-    print("| shell wall s (median of %d) | numpy p50 ms | numpy p90 ms | torch p50 ms | torch p90 ms |"
-          % args.runs)
+    print(f"| shell wall s (median of {args.runs}) | numpy p50 ms | numpy p90 ms | torch p50 ms "
+          "| torch p90 ms |")
     print("|---|---|---|---|---|")
     print(f"| {rows['shell_wall_s_median']:.2f} | {rows['numpy_p50_ms']:.1f} | "
           f"{rows['numpy_p90_ms']:.1f} | {rows['torch_p50_ms']:.1f} | {rows['torch_p90_ms']:.1f} |")
