@@ -145,7 +145,7 @@ def _run(config, state, out: Path, partial: Path, data_dir, progress: bool, log:
         f"{_human(counts['other'])} other), {total_steps} steps on {device.type}")
 
     stop_requested = _StopFlag()
-    started = time.perf_counter()
+    started = last_save = time.perf_counter()
 
     def checkpoint() -> None:
         folder = partial / CHECKPOINT
@@ -176,6 +176,10 @@ def _run(config, state, out: Path, partial: Path, data_dir, progress: bool, log:
                     bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}",
                                     lr=f"{scheduler.get_last_lr()[0]:.2e}", refresh=False)
                     bar.update(1)
+                since_save = time.perf_counter() - last_save
+                if cfg.checkpoint_minutes and since_save > 60 * cfg.checkpoint_minutes:
+                    checkpoint()  # a killed run (session end, OOM) loses at most this much
+                    last_save = time.perf_counter()
                 if (on_step and on_step(step)) or stop_requested.value:
                     if bar is not None:
                         bar.close()

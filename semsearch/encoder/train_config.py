@@ -33,6 +33,8 @@ class TrainConfig:
     eval_limit: int = 0
     # pad each batch in this many length-sorted chunks (1 = pad all to the batch's longest)
     length_chunks: int = 4
+    # also save a resumable checkpoint mid-epoch this often (0 = only at epoch ends)
+    checkpoint_minutes: float = 10.0
     # seed for data order, initialisation and dropout
     seed: int = 0
     # cuda, mps, cpu or auto (cuda, then mps, then cpu)

@@ -90,3 +90,25 @@ def test_load_rejects_other_format_versions(tmp_path, tiny_model_dir):
         SentenceEncoder.load(copy)
     with pytest.raises(ModelError, match="not a model folder"):
         SentenceEncoder.load(tmp_path / "missing")
+
+
+@pytest.mark.slow
+def test_a_crashed_run_resumes_from_its_last_periodic_checkpoint(tmp_path, data_dir):
+    """A process killed mid-epoch (no Ctrl-C, no clean stop) keeps its latest periodic
+    checkpoint; resuming from it ends where an uninterrupted run ends."""
+    config = preset("tiny")
+    config = replace(config, train=replace(config.train, checkpoint_minutes=1e-9))  # every step
+    train_model(config, tmp_path / "straight", data_dir=data_dir, **quiet())
+
+    def crash(step):
+        if step == 11:
+            raise RuntimeError("simulated crash")
+        return False
+
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train_model(config, tmp_path / "crashed", data_dir=data_dir, **quiet(on_step=crash))
+    assert (tmp_path / "crashed.partial" / "checkpoint" / "state.pt").is_file()
+    train_model(config, tmp_path / "crashed", data_dir=data_dir, resume=True, **quiet())
+    a = SentenceEncoder.load(tmp_path / "straight").encode(SENTENCES)
+    b = SentenceEncoder.load(tmp_path / "crashed").encode(SENTENCES)
+    np.testing.assert_allclose(a, b, atol=1e-6)
