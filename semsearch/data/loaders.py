@@ -182,6 +182,16 @@ def _read_tab_pairs(
     return rows
 
 
+def read_self_pairs(path: Path, source: str) -> list[TrainingPair]:
+    """Unlabelled sentences, one a line, each paired with itself: the two passes see different
+    dropout masks, which is the whole training signal (SimCSE, Gao et al. 2021)."""
+    rows = [TrainingPair(text.strip(), text.strip(), source=source)
+            for _, text in read_lines(path) if text.strip()]
+    if not rows:
+        raise DataError(f"{path}: no sentences")
+    return rows
+
+
 def nli_training_pairs(rows: list[NliPair], source: str = "snli") -> list[TrainingPair]:
     """Entailment pairs, each with a contradiction of the same premise as hard negative when one
     exists; the premise is the group key (its other hypotheses must not share a batch)."""

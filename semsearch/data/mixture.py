@@ -20,6 +20,7 @@ from semsearch.data.records import TrainingPair
 from semsearch.errors import ConfigError, DataError
 
 CAPTION_SOURCES = ("flickr30k", "flickr8k", "coco")
+SELF_PAIR_SOURCES = ("wikipedia",)  # anchor == positive by design (dropout as augmentation)
 FLICKR30K_SPLITS = ("train", "val", "test_2016")
 
 MIXTURES: dict[str, tuple[str, ...]] = {
@@ -144,7 +145,8 @@ def _filter(raw, name, blocked, seen_pairs, seen_captions):
             dropped_eval += 1
             continue
         key = tuple(sorted(texts[:2]))
-        if pair.group in skip_groups or key in seen_pairs or texts[0] == texts[1]:
+        self_pair = name in SELF_PAIR_SOURCES
+        if pair.group in skip_groups or key in seen_pairs or (texts[0] == texts[1] and not self_pair):
             dropped_dup += 1
             continue
         seen_pairs.add(key)

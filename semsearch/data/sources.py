@@ -41,6 +41,7 @@ LAYOUT: dict[str, dict[str, list[str]]] = {
     },
     "quora": {"all": ["quora/quora_duplicate_pairs.tsv"]},
     "mrpc": {"train": ["mrpc/msr_paraphrase_train.txt"]},
+    "wikipedia": {"all": ["wikipedia/sentences.txt"]},
 }
 DEFAULT_SPLITS = {
     "snli": ("train",),
@@ -50,6 +51,7 @@ DEFAULT_SPLITS = {
     "coco": ("val2017", "dev", "test"),
     "quora": ("all",),
     "mrpc": ("train",),
+    "wikipedia": ("all",),
 }
 HUB = {"snli": "stanfordnlp/snli", "stsb": "sentence-transformers/stsb"}
 HUB_SPLITS = {"train": "train", "dev": "validation", "test": "test"}
@@ -137,6 +139,9 @@ def load_training_pairs(
         raise DataError(f"{source}: no local data folder; set --data-dir or ${DATA_ENV} to a folder "
                         f"with {LAYOUT[source][splits[0]][0]} (the hub fallback covers snli and "
                         "stsb only)")
+    if source == "wikipedia":  # unlabelled: each sentence is its own positive (SimCSE)
+        return [pair for split in splits
+                for pair in loaders.read_self_pairs(locate(source, split, data_dir), source)]
     if source in ("quora", "mrpc"):
         reader = loaders.read_quora if source == "quora" else loaders.read_mrpc
         return [pair for split in splits for pair in reader(locate(source, split, data_dir))]

@@ -150,3 +150,15 @@ def test_no_folder_and_no_hub_names_both(monkeypatch):
 def test_missing_data_folder(tmp_path):
     with pytest.raises(DataError, match="does not exist"):
         sources.resolve_data_dir(tmp_path / "nope")
+
+
+def test_wikipedia_sentences_become_self_pairs(tmp_path):
+    import gzip as gz
+
+    folder = tmp_path / "wikipedia"
+    folder.mkdir()
+    with gz.open(folder / "sentences.txt.gz", "wt") as handle:
+        handle.write("The first sentence.\n\nThe second one.\n")
+    pairs = sources.load_training_pairs("wikipedia", ("all",), tmp_path, 4.0, 5)
+    assert [(p.anchor, p.positive) for p in pairs] == [
+        ("The first sentence.", "The first sentence."), ("The second one.", "The second one.")]

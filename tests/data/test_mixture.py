@@ -46,3 +46,13 @@ def test_stsb_threshold_and_cap(data_dir):
     assert len(pairs) == 100
     scores = {(r.sentence1, r.sentence2): r.score for r in load_stsb("train", data_dir)}
     assert all(scores[(p.anchor, p.positive)] >= 4.5 for p in pairs)
+
+
+def test_self_pairs_survive_the_duplicate_filter(tmp_path, data_dir):
+    import shutil
+
+    shutil.copytree(data_dir / "stsbenchmark", tmp_path / "stsbenchmark")
+    (tmp_path / "wikipedia").mkdir()
+    (tmp_path / "wikipedia" / "sentences.txt").write_text("Tides follow the moon.\nBees dance.\n")
+    pairs, report = build_mixture(MixtureConfig(sources=("wikipedia",), max_pairs=0), tmp_path)
+    assert len(pairs) == 2 and all(p.anchor == p.positive for p in pairs)
