@@ -66,4 +66,7 @@ def top_k(query: str, candidates: Sequence[str], k: int = 5, model=None) -> list
 
 
 def _encoder(model) -> SentenceEncoder:
-    return model if hasattr(model, "encode") else load(model)
+    # a path given as str has an .encode too (str.encode), so test for paths first
+    if model is None or isinstance(model, (str, Path)):
+        return load(model)
+    return model

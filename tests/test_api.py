@@ -50,3 +50,14 @@ def test_package_re_exports_the_api():
         pytest.skip("semsearch/__init__.py does not re-export the API yet")
     assert semsearch.top_k is api.top_k and semsearch.similarity is api.similarity
     assert semsearch.load is api.load and semsearch.encode is api.encode
+
+
+def test_model_given_as_a_string_path(tiny_model_dir):
+    import semsearch
+
+    ranked = semsearch.top_k("a dog runs", ["a dog is running", "a cat"], k=2,
+                             model=str(tiny_model_dir))
+    assert [text for text, _ in ranked] in (["a dog is running", "a cat"],
+                                            ["a cat", "a dog is running"])
+    assert isinstance(semsearch.similarity("a", "b", model=str(tiny_model_dir)), float)
+    assert semsearch.encode(["a"], model=str(tiny_model_dir)).shape[0] == 1
