@@ -110,7 +110,8 @@ def _run(config, state, out: Path, partial: Path, data_dir, progress: bool, log:
     examples = _tokenize(train_pairs, tokenizer, config.model.max_seq_len)
     val_examples = _tokenize(val_pairs, tokenizer, config.model.max_seq_len)
     keys = _batch_keys(train_pairs)
-    steps_per_epoch = len(plan_batches(keys, cfg.batch_size, np.random.default_rng(cfg.seed)))
+    first_plan = plan_batches(keys, cfg.batch_size, np.random.default_rng(cfg.seed))
+    steps_per_epoch = len(first_plan)
     total_steps = steps_per_epoch * cfg.epochs
     if cfg.max_steps:
         total_steps = min(total_steps, cfg.max_steps)
@@ -162,7 +163,8 @@ def _run(config, state, out: Path, partial: Path, data_dir, progress: bool, log:
 
     with stop_requested.installed():
         while epoch < cfg.epochs and step < total_steps:
-            batches = plan_batches(keys, cfg.batch_size, np.random.default_rng(cfg.seed + epoch))
+            batches = first_plan if epoch == 0 else plan_batches(
+                keys, cfg.batch_size, np.random.default_rng(cfg.seed + epoch))
             batches = batches[: total_steps - (step - step_in_epoch)]
             model.train()
             losses = losses if step_in_epoch else []
