@@ -115,7 +115,7 @@ def build_mixture(
                                           config.caption_pairs_per_image)
         kept, dropped_eval, dropped_dup = _filter(raw, spec.name, blocked, seen_pairs, seen_captions)
         if spec.limit and len(kept) > spec.limit:
-            kept = _sample_by_group(kept, spec.limit, rng)
+            kept = _sample(kept, spec.limit, rng)
         label = spec.name if spec.name.startswith("file:") else f"{spec.name}:{'+'.join(spec.splits)}"
         report[label] = {"loaded": len(raw), "kept": len(kept), "dropped_eval_overlap": dropped_eval,
                          "dropped_duplicates": dropped_dup}
@@ -154,7 +154,8 @@ def _filter(raw, name, blocked, seen_pairs, seen_captions):
     return kept, dropped_eval, dropped_dup
 
 
-def _sample_by_group(pairs: list[TrainingPair], limit: int, rng: np.random.Generator):
+def _sample(pairs: list[TrainingPair], limit: int, rng: np.random.Generator):
+    """`limit` pairs drawn uniformly without replacement, kept in their original order."""
     order = rng.permutation(len(pairs))[:limit]
     return [pairs[i] for i in sorted(order)]
 
