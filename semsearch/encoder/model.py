@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from semsearch.encoder.moe import MoEFeedForward
+
 
 @dataclass(frozen=True)
 class EncoderConfig:
@@ -28,10 +30,20 @@ class EncoderConfig:
     dropout: float = 0.1
     # LayerNorm before each sublayer (pre-LN trains stably from scratch at high learning rates)
     prenorm: bool = True
+    # expert MLPs per feed-forward block, mixture-of-experts style (0 = one dense MLP)
+    experts: int = 0
+    # experts each token is routed to (compute per token grows with this, not with experts)
+    expert_top_k: int = 2
 
     def __post_init__(self) -> None:
         if self.hidden % self.heads:
             raise ValueError(f"hidden ({self.hidden}) must be a multiple of heads ({self.heads})")
+        if self.experts and self.experts < 2:
+            raise ValueError(f"experts ({self.experts}) must be 0 (dense feed-forward) or at "
+                             "least 2")
+        if self.experts and not 1 <= self.expert_top_k <= self.experts:
+            raise ValueError(f"expert_top_k ({self.expert_top_k}) must be between 1 and experts "
+                             f"({self.experts})")
 
 
 class SelfAttention(nn.Module):
@@ -59,17 +71,27 @@ class Block(nn.Module):
         self.norm1 = nn.LayerNorm(config.hidden)
         self.attention = SelfAttention(config)
         self.norm2 = nn.LayerNorm(config.hidden)
-        self.mlp = nn.Sequential(
-            nn.Linear(config.hidden, config.ff), nn.GELU(), nn.Linear(config.ff, config.hidden)
-        )
+        if config.experts:
+            self.mlp = MoEFeedForward(config.hidden, config.ff, config.experts,
+                                      config.expert_top_k,
+                                      out_std=0.02 / math.sqrt(2 * config.layers))
+        else:
+            self.mlp = nn.Sequential(
+                nn.Linear(config.hidden, config.ff), nn.GELU(), nn.Linear(config.ff, config.hidden)
+            )
         self.drop = nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
         if self.prenorm:
             x = x + self.drop(self.attention(self.norm1(x), keep))
-            return x + self.drop(self.mlp(self.norm2(x)))
+            return x + self.drop(self._feed_forward(self.norm2(x), keep))
         x = self.norm1(x + self.drop(self.attention(x, keep)))
-        return self.norm2(x + self.drop(self.mlp(x)))
+        return self.norm2(x + self.drop(self._feed_forward(x, keep)))
+
+    def _feed_forward(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        if isinstance(self.mlp, MoEFeedForward):
+            return self.mlp(x, keep.reshape(x.shape[:2]))  # (B, 1, 1, T) -> (B, T) real tokens
+        return self.mlp(x)
 
 
 class Encoder(nn.Module):

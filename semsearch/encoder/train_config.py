@@ -25,6 +25,9 @@ class TrainConfig:
     scale: float = 20.0
     # also score each positive against all anchors (CLIP-style); cheap and usually helps
     symmetric: bool = True
+    # weight of the mixture-of-experts load-balancing loss (summed over layers; 1.0 per layer
+    # when balanced) added to InfoNCE; Switch Transformer's 0.01. Unused by dense models
+    balance_loss_weight: float = 0.01
     # stop after this many epochs without a better STS-B dev Spearman (0 = never)
     patience: int = 3
     # cap on optimiser steps (0 = none); for smoke runs
@@ -41,3 +44,8 @@ class TrainConfig:
     device: str = "auto"
     # mixed precision: auto (bf16 on CUDA that has it, else fp32), bf16, fp16 or off
     amp: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.balance_loss_weight < 0:
+            raise ValueError(f"balance_loss_weight ({self.balance_loss_weight}) must be >= 0; "
+                             "a negative weight would reward unbalanced experts")
