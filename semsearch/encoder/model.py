@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from semsearch.encoder.moe import MoEFeedForward
+
 
 @dataclass(frozen=True)
 class EncoderConfig:
@@ -31,10 +33,80 @@ class EncoderConfig:
     attention_dropout: float = 0.0
     # LayerNorm before each sublayer (pre-LN trains stably from scratch at high learning rates)
     prenorm: bool = True
+    # expert MLPs per feed-forward block, mixture-of-experts style (0 = one dense MLP)
+    experts: int = 0
+    # experts each token is routed to (compute per token grows with this, not with experts)
+    expert_top_k: int = 2
 
     def __post_init__(self) -> None:
         if self.hidden % self.heads:
             raise ValueError(f"hidden ({self.hidden}) must be a multiple of heads ({self.heads})")
+        if self.experts and self.experts < 2:
+            raise ValueError(f"experts ({self.experts}) must be 0 (dense feed-forward) or at "
+                             "least 2")
+        if self.experts and not 1 <= self.expert_top_k <= self.experts:
+            raise ValueError(f"expert_top_k ({self.expert_top_k}) must be between 1 and experts "
+                             f"({self.experts})")
+
+
+class Padded:
+    """Layout of a padded batch: states are (B, T, H); attention masks the padding keys."""
+
+    def __init__(self, attention_mask: torch.Tensor) -> None:
+        self.real = attention_mask.bool()  # (B, T)
+        # an additive float mask takes the fused CPU attention kernel; a bool mask costs 1.5x
+        self.bias = torch.zeros(self.real.shape, device=self.real.device).masked_fill(
+            ~self.real, float("-inf"))[:, None, None, :]  # (B, 1, 1, T)
+
+    def attend(self, qkv: torch.Tensor, heads: int, dropout: float) -> torch.Tensor:
+        B, T, three_h = qkv.shape
+        q, k, v = qkv.view(B, T, 3, heads, three_h // (3 * heads)).permute(2, 0, 3, 1, 4)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=self.bias.to(q.dtype),
+                                           dropout_p=dropout)  # (B, heads, T, head size)
+        return y.transpose(1, 2).reshape(B, T, three_h // 3)
+
+
+class Packed:
+    """Layout of a packed batch: states are (N, H), the real tokens of every sequence one after
+    another (sequences sorted by length); no padding row enters a linear layer.
+
+    Only attention needs a (sequences, length) shape: the sequences are cut into `chunks` groups
+    of similar length, each gathered into a padded block of its own longest length just for
+    attention and read back into the packed rows. Padding rows there point at row 0 (masked as
+    keys, dropped as queries), so they cost no copy of a zero row and get no gradient.
+    """
+
+    def __init__(self, lengths: list[int], chunks: int, device: torch.device) -> None:
+        if any(b < a for a, b in zip(lengths, lengths[1:])):
+            raise ValueError("Packed wants sequences sorted by length")
+        self.lengths = torch.tensor(lengths, device=device)
+        self.tokens = int(sum(lengths))
+        self.sequence = torch.repeat_interleave(torch.arange(len(lengths), device=device),
+                                                self.lengths)  # (N,) sequence of each token
+        starts = torch.cumsum(self.lengths, 0) - self.lengths
+        self.positions = torch.arange(self.tokens, device=device) - starts[self.sequence]
+        self.blocks = []
+        size = -(-len(lengths) // max(1, chunks))
+        for first in range(0, len(lengths), size):
+            rows = slice(first, min(first + size, len(lengths)))
+            width = max(lengths[rows])
+            offset = torch.arange(width, device=device)
+            real = offset[None, :] < self.lengths[rows, None]  # (n, width)
+            gather = torch.where(real, starts[rows, None] + offset[None, :], 0).reshape(-1)
+            bias = torch.zeros(real.shape, device=device).masked_fill(
+                ~real, float("-inf"))[:, None, None, :]
+            self.blocks.append((gather, real.reshape(-1).nonzero().squeeze(1), bias,
+                                real.shape[0], width))
+
+    def attend(self, qkv: torch.Tensor, heads: int, dropout: float) -> torch.Tensor:
+        outputs = []
+        for gather, keep, bias, n, width in self.blocks:
+            block = qkv.index_select(0, gather).view(n, width, 3, heads, -1).permute(2, 0, 3, 1, 4)
+            q, k, v = block
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype),
+                                               dropout_p=dropout)  # (n, heads, width, hd)
+            outputs.append(y.transpose(1, 2).reshape(n * width, -1).index_select(0, keep))
+        return torch.cat(outputs)
 
 
 class SelfAttention(nn.Module):
@@ -45,14 +117,9 @@ class SelfAttention(nn.Module):
         self.out = nn.Linear(config.hidden, config.hidden)
         self.dropout = config.attention_dropout
 
-    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        # x (B, T, H); bias (B, 1, 1, T) additive mask: 0 for a real key, -inf for padding
-        B, T, H = x.shape
-        q, k, v = self.qkv(x).view(B, T, 3, self.heads, H // self.heads).permute(2, 0, 3, 1, 4)
-        y = F.scaled_dot_product_attention(  # (B, heads, T, head size)
-            q, k, v, attn_mask=bias.to(q.dtype), dropout_p=self.dropout if self.training else 0.0
-        )
-        return self.out(y.transpose(1, 2).reshape(B, T, H))
+    def forward(self, x: torch.Tensor, layout: Padded | Packed) -> torch.Tensor:
+        dropout = self.dropout if self.training else 0.0
+        return self.out(layout.attend(self.qkv(x), self.heads, dropout))
 
 
 class Block(nn.Module):
@@ -62,17 +129,28 @@ class Block(nn.Module):
         self.norm1 = nn.LayerNorm(config.hidden)
         self.attention = SelfAttention(config)
         self.norm2 = nn.LayerNorm(config.hidden)
-        self.mlp = nn.Sequential(
-            nn.Linear(config.hidden, config.ff), nn.GELU(), nn.Linear(config.ff, config.hidden)
-        )
+        if config.experts:
+            self.mlp = MoEFeedForward(config.hidden, config.ff, config.experts,
+                                      config.expert_top_k,
+                                      out_std=0.02 / math.sqrt(2 * config.layers))
+        else:
+            self.mlp = nn.Sequential(
+                nn.Linear(config.hidden, config.ff), nn.GELU(), nn.Linear(config.ff, config.hidden)
+            )
         self.drop = nn.Dropout(config.dropout)
 
-    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, layout: Padded | Packed) -> torch.Tensor:
         if self.prenorm:
-            x = x + self.drop(self.attention(self.norm1(x), bias))
-            return x + self.drop(self.mlp(self.norm2(x)))
-        x = self.norm1(x + self.drop(self.attention(x, bias)))
-        return self.norm2(x + self.drop(self.mlp(x)))
+            x = x + self.drop(self.attention(self.norm1(x), layout))
+            return x + self.drop(self._feed_forward(self.norm2(x), layout))
+        x = self.norm1(x + self.drop(self.attention(x, layout)))
+        return self.norm2(x + self.drop(self._feed_forward(x, layout)))
+
+    def _feed_forward(self, x: torch.Tensor, layout: Padded | Packed) -> torch.Tensor:
+        if isinstance(self.mlp, MoEFeedForward):
+            # padded states route their real tokens only; packed states are all real
+            return self.mlp(x, layout.real if isinstance(layout, Padded) else None)
+        return self.mlp(x)
 
 
 class Encoder(nn.Module):
@@ -107,12 +185,32 @@ class Encoder(nn.Module):
         positions = torch.arange(T, device=input_ids.device)
         x = self.token_embedding(input_ids) + self.position_embedding(positions)
         x = self.drop(self.embedding_norm(x))
-        # an additive float mask takes the fused CPU attention kernel; a bool mask costs 1.5x
-        bias = torch.zeros(attention_mask.shape, device=x.device).masked_fill(
-            ~attention_mask.bool(), float("-inf"))[:, None, None, :]  # (B, 1, 1, T)
+        layout = Padded(attention_mask)
         for block in self.blocks:
-            x = block(x, bias)
+            x = block(x, layout)
         return self.final_norm(x)
+
+    def encode_packed(self, sequences: list[list[int]], chunks: int = 4) -> torch.Tensor:
+        """Sentence vectors (len(sequences), hidden), L2-normalised, row i for sequences[i], the
+        same as `forward` on the padded batch (to float rounding) at the FLOPs of real tokens.
+
+        Every linear layer, norm and activation runs on the packed real tokens only; attention
+        runs per chunk of similar-length sequences (see `Packed`).
+        """
+        device = self.token_embedding.weight.device
+        order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
+        layout = Packed([len(sequences[i]) for i in order], chunks, device)
+        ids = torch.tensor([t for i in order for t in sequences[i]], device=device)
+        x = self.token_embedding(ids) + self.position_embedding(layout.positions)
+        x = self.drop(self.embedding_norm(x))
+        for block in self.blocks:
+            x = block(x, layout)
+        x = self.final_norm(x)
+        sums = x.new_zeros(len(order), x.shape[1]).index_add(0, layout.sequence, x)
+        pooled = F.normalize(sums / layout.lengths[:, None].to(x.dtype), dim=-1)
+        inverse = torch.empty(len(order), dtype=torch.long)
+        inverse[torch.tensor(order)] = torch.arange(len(order))
+        return pooled[inverse.to(device)]
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         states = self.token_states(input_ids, attention_mask)

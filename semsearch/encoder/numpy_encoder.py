@@ -36,6 +36,8 @@ class NumpyEncoder:
         self.layers, self.heads = model["layers"], model["heads"]
         self.prenorm = model.get("prenorm", True)
         self.dim, self.max_seq_len = model["hidden"], model["max_seq_len"]
+        # mixture-of-experts feed-forward (absent from configs older than the option: dense)
+        self.experts, self.top_k = model.get("experts", 0), model.get("expert_top_k", 2)
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> NumpyEncoder:
@@ -87,11 +89,13 @@ class NumpyEncoder:
             if self.prenorm:
                 x = x + self._attention(_layer_norm(x, w[p + "norm1.weight"], w[p + "norm1.bias"]),
                                         mask, p)
-                x = x + self._mlp(_layer_norm(x, w[p + "norm2.weight"], w[p + "norm2.bias"]), p)
+                x = x + self._mlp(_layer_norm(x, w[p + "norm2.weight"], w[p + "norm2.bias"]),
+                                  mask, p)
             else:
                 x = _layer_norm(x + self._attention(x, mask, p), w[p + "norm1.weight"],
                                 w[p + "norm1.bias"])
-                x = _layer_norm(x + self._mlp(x, p), w[p + "norm2.weight"], w[p + "norm2.bias"])
+                x = _layer_norm(x + self._mlp(x, mask, p), w[p + "norm2.weight"],
+                                w[p + "norm2.bias"])
         if self.prenorm:
             x = _layer_norm(x, w["final_norm.weight"], w["final_norm.bias"])
         keep = mask[..., None].astype(np.float32)
@@ -109,9 +113,33 @@ class NumpyEncoder:
         y = y.transpose(0, 2, 1, 3).reshape(B, T, H)
         return y @ self.w[p + "attention.out.weight"].T + self.w[p + "attention.out.bias"]
 
-    def _mlp(self, x: np.ndarray, p: str) -> np.ndarray:
+    def _mlp(self, x: np.ndarray, mask: np.ndarray, p: str) -> np.ndarray:
+        if self.experts:
+            return self._experts(x, mask, p)
         h = _gelu(x @ self.w[p + "mlp.0.weight"].T + self.w[p + "mlp.0.bias"])
         return h @ self.w[p + "mlp.2.weight"].T + self.w[p + "mlp.2.bias"]
+
+    def _experts(self, x: np.ndarray, mask: np.ndarray, p: str) -> np.ndarray:
+        """`moe.MoEFeedForward`: each real token through its top-k experts, mixed by the gate's
+        renormalised softmax weights; padding rows stay zero."""
+        w = self.w
+        tokens = x[mask]  # (N, H) real tokens
+        logits = tokens @ w[p + "mlp.gate.weight"].T + w[p + "mlp.gate.bias"]
+        probabilities = np.exp(logits - logits.max(-1, keepdims=True))
+        probabilities /= probabilities.sum(-1, keepdims=True)  # (N, experts)
+        chosen = np.argsort(-probabilities, axis=-1, kind="stable")[:, : self.top_k]
+        weights = np.take_along_axis(probabilities, chosen, -1)
+        weights /= weights.sum(-1, keepdims=True)  # (N, top_k)
+        mixed = np.zeros_like(tokens)
+        for e in range(self.experts):
+            picked, slot = np.nonzero(chosen == e)  # a token picks an expert at most once
+            if picked.size:
+                h = _gelu(tokens[picked] @ w[p + "mlp.w_in"][e].T + w[p + "mlp.in_bias"][e])
+                y = h @ w[p + "mlp.w_out"][e].T + w[p + "mlp.out_bias"][e]
+                mixed[picked] += y * weights[picked, slot, None]
+        out = np.zeros_like(x)
+        out[mask] = mixed
+        return out
 
 
 def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:

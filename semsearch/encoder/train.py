@@ -30,6 +30,7 @@ from semsearch.encoder.device import autocast, pick_device
 from semsearch.encoder.inference import embed
 from semsearch.encoder.loss import info_nce
 from semsearch.encoder.model import Encoder
+from semsearch.encoder.moe import take_routing
 from semsearch.encoder.presets import RunConfig
 from semsearch.encoder.schedule import warmup_cosine
 from semsearch.encoder.store import (
@@ -126,6 +127,7 @@ def _run(config, state, out: Path, partial: Path, data_dir, progress: bool, log:
             "train_pairs": len(train_pairs), "val_pairs": len(val_pairs)}
     history: list[dict[str, Any]] = []
     losses: list[float] = []  # this epoch's step losses (kept across a resume)
+    routing: list[dict[str, Any]] = []  # this epoch's MoE routing per step (ditto; MoE only)
     epoch, step_in_epoch, step, best, stale = 0, 0, 0, -math.inf, 0
     elapsed_before = 0.0
     if state is None:
@@ -139,6 +141,7 @@ def _run(config, state, out: Path, partial: Path, data_dir, progress: bool, log:
         epoch, step_in_epoch, step = state["epoch"], state["step_in_epoch"], state["step"]
         best, stale, elapsed_before = state["best"], state["stale"], state["elapsed"]
         losses = list(state["epoch_losses"])
+        routing = list(state.get("epoch_routing", []))
         log(f"resuming at epoch {epoch + 1}, step {step} of {total_steps}")
 
     log(f"training {out.name}: {len(train_pairs):,} pairs ({len(val_pairs):,} held out), "
@@ -155,7 +158,7 @@ def _run(config, state, out: Path, partial: Path, data_dir, progress: bool, log:
         payload = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                    "torch_rng": torch.get_rng_state(), "history": history, "epoch": epoch,
                    "step_in_epoch": step_in_epoch, "step": step, "best": best, "stale": stale,
-                   "epoch_losses": losses,
+                   "epoch_losses": losses, "epoch_routing": routing,
                    "elapsed": elapsed_before + time.perf_counter() - started}
         tmp = folder / "state.pt.tmp"
         torch.save(payload, tmp)
@@ -168,11 +171,13 @@ def _run(config, state, out: Path, partial: Path, data_dir, progress: bool, log:
             batches = batches[: total_steps - (step - step_in_epoch)]
             model.train()
             losses = losses if step_in_epoch else []
+            routing = routing if step_in_epoch else []
             epoch_start, steps_before = time.perf_counter(), step
             bar = _progress(len(batches), step_in_epoch, f"epoch {epoch + 1}/{cfg.epochs}",
                             progress)
             for batch in batches[step_in_epoch:]:
-                losses.append(train_step(model, optimizer, scheduler, examples, batch, cfg, device))
+                losses.append(train_step(model, optimizer, scheduler, examples, batch, cfg, device,
+                                         routing))
                 step, step_in_epoch = step + 1, step_in_epoch + 1
                 if bar is not None:
                     bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}",
@@ -203,6 +208,7 @@ def _run(config, state, out: Path, partial: Path, data_dir, progress: bool, log:
                 "lr": scheduler.get_last_lr()[0],
                 "steps_per_s": (step - steps_before) / seconds if seconds else None,
                 "elapsed_s": elapsed_before + time.perf_counter() - started,
+                **_routing_summary(routing),
             }
             history.append(record)
             log(_describe(record))
@@ -236,12 +242,25 @@ def _run(config, state, out: Path, partial: Path, data_dir, progress: bool, log:
             "seconds": round(history[-1]["elapsed_s"], 1), "parameters": counts}
 
 
-def train_step(model, optimizer, scheduler, examples, batch: list[int], cfg, device) -> float:
-    """One optimiser step on one batch; returns its loss."""
+def train_step(model, optimizer, scheduler, examples, batch: list[int], cfg, device,
+               routing_log: list[dict[str, Any]] | None = None) -> float:
+    """One optimiser step on one batch; returns its InfoNCE loss.
+
+    A mixture-of-experts model also minimises its balance loss (summed over layers, times
+    cfg.balance_loss_weight); that loss and the per-layer expert counts go to `routing_log`.
+    """
+    take_routing(model)  # drop what validation and STS-B scoring routed since the last step
     with autocast(device, cfg.amp):
         loss = _batch_loss(model, examples, batch, device, cfg)
+    objective = loss
+    routing = take_routing(model)
+    if routing is not None:
+        objective = loss + cfg.balance_loss_weight * routing.balance_loss
+        if routing_log is not None:
+            routing_log.append({"balance_loss": routing.balance_loss.item(),
+                                "assigned": routing.assigned})
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    objective.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
     optimizer.step()
     scheduler.step()
@@ -316,30 +335,10 @@ def _batch_loss(model, examples, batch, device, cfg) -> torch.Tensor:
     anchors, positives, negatives = examples
     hard = [negatives[i] for i in batch if negatives[i] is not None]
     sequences = [anchors[i] for i in batch] + [positives[i] for i in batch] + hard
-    vectors = embed_padded_by_length(model, sequences, device, cfg.length_chunks).float()
+    # packed: no linear layer sees a padding row (see Encoder.encode_packed)
+    vectors = model.encode_packed(sequences, cfg.length_chunks).float()
     B = len(batch)
     return info_nce(vectors[:B], vectors[B: 2 * B], vectors[2 * B:], cfg.scale, cfg.symmetric)
-
-
-def embed_padded_by_length(model, sequences: list[list[int]], device, chunks: int = 4):
-    """Embed sequences in `chunks` groups of similar length, each padded only to its own longest,
-    and return the rows in input order: (len(sequences), hidden).
-
-    Padding a whole batch to its longest sentence wastes ~40% of the FLOPs on short-sentence data;
-    sorting by length first and padding per chunk cuts most of that, with the same result per row
-    (attention never looks at padding). Gradients flow through every chunk.
-    """
-    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
-    size = -(-len(order) // max(1, chunks))
-    parts, index = [], []
-    for start in range(0, len(order), size):
-        rows = order[start : start + size]
-        input_ids, mask = pad([sequences[i] for i in rows])
-        parts.append(model(input_ids.to(device), mask.to(device)))
-        index.extend(rows)
-    inverse = torch.empty(len(index), dtype=torch.long)
-    inverse[torch.tensor(index)] = torch.arange(len(index))
-    return torch.cat(parts)[inverse.to(device)]
 
 
 @torch.no_grad()
@@ -376,8 +375,12 @@ def _stsb_spearman(model, tokenizer, rows, device) -> float | None:
 
 
 def _optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "embedding" not in n]
-    rest = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "embedding" not in n)]
+    def decays(name: str, p: torch.nn.Parameter) -> bool:
+        # matrices only; MoE expert biases are (experts, width) but still biases
+        return p.dim() >= 2 and "embedding" not in name and not name.endswith("bias")
+
+    decay = [p for n, p in model.named_parameters() if decays(n, p)]
+    rest = [p for n, p in model.named_parameters() if not decays(n, p)]
     groups = [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.98), eps=1e-6)
 
@@ -403,12 +406,33 @@ def _human(count: int) -> str:
     return str(count)
 
 
+def _routing_summary(steps: list[dict[str, Any]]) -> dict[str, Any]:
+    """An epoch's MoE routing: mean balance loss (summed over layers) and, per layer, the share
+    of routing assignments each expert got. Empty for a dense model.
+
+    >>> _routing_summary([{"balance_loss": 2.0, "assigned": [[3, 1]]},
+    ...                   {"balance_loss": 1.0, "assigned": [[1, 3]]}])
+    {'balance_loss': 1.5, 'expert_utilisation': [[0.5, 0.5]]}
+    """
+    if not steps:
+        return {}
+    assigned = np.sum([s["assigned"] for s in steps], axis=0)  # (layers, experts)
+    shares = assigned / np.maximum(assigned.sum(1, keepdims=True), 1)
+    return {"balance_loss": float(np.mean([s["balance_loss"] for s in steps])),
+            "expert_utilisation": [[round(float(x), 4) for x in layer] for layer in shares]}
+
+
 def _describe(record: dict[str, Any]) -> str:
     parts = [f"epoch {record['epoch']}"]
     for key, fmt in (("train_loss", ".4f"), ("val_loss", ".4f"), ("stsb_dev_spearman", ".2f"),
-                     ("lr", ".2e"), ("steps_per_s", ".2f"), ("elapsed_s", ".0f")):
+                     ("lr", ".2e"), ("steps_per_s", ".2f"), ("elapsed_s", ".0f"),
+                     ("balance_loss", ".3f")):
         if record.get(key) is not None:
             parts.append(f"{key} {record[key]:{fmt}}")
+    if record.get("expert_utilisation"):
+        # percent of routing per expert, layer by layer: "experts % 27/24/25/24 31/19/26/24"
+        parts.append("experts % " + " ".join("/".join(f"{100 * x:.0f}" for x in layer)
+                                             for layer in record["expert_utilisation"]))
     return "  ".join(parts)
 
 

@@ -53,10 +53,29 @@ def test_heads_must_divide_hidden():
         EncoderConfig(hidden=30, heads=4)
 
 
-def test_length_chunked_embedding_matches_one_padded_batch(model):
-    from semsearch.encoder.train import embed_padded_by_length
-
+@pytest.mark.parametrize("chunks", [1, 3, 7])
+def test_packed_encoding_matches_one_padded_batch(model, chunks):
     sequences = [[2] + list(range(5, 5 + n)) + [3] for n in (9, 1, 4, 12, 2, 7, 3)]
     whole = model(*pad(sequences))
-    chunked = embed_padded_by_length(model, sequences, "cpu", chunks=3)
-    torch.testing.assert_close(chunked, whole, atol=1e-6, rtol=1e-5)
+    packed = model.encode_packed(sequences, chunks=chunks)
+    torch.testing.assert_close(packed, whole, atol=1e-6, rtol=1e-5)
+
+
+def test_packed_encoding_gives_the_padded_gradients(model):
+    sequences = [[2] + list(range(5, 5 + n)) + [3] for n in (9, 1, 4, 12)]
+    target = torch.randn(len(sequences), model.config.hidden, generator=torch.Generator().manual_seed(0))
+    grads = []
+    for run in (lambda: model(*pad(sequences)), lambda: model.encode_packed(sequences, chunks=2)):
+        model.zero_grad()
+        (run() * target).sum().backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys()
+    for name in grads[0]:
+        torch.testing.assert_close(grads[1][name], grads[0][name], atol=1e-5, rtol=1e-4)
+
+
+def test_packed_layout_wants_sorted_lengths():
+    from semsearch.encoder.model import Packed
+
+    with pytest.raises(ValueError, match="sorted"):
+        Packed([3, 2], chunks=1, device=torch.device("cpu"))

@@ -25,3 +25,32 @@ def test_gelu_matches_erf():
     xs = np.linspace(-6, 6, 1001, dtype=np.float32)
     exact = np.array([0.5 * x * (1 + math.erf(x / math.sqrt(2))) for x in xs.astype(float)])
     np.testing.assert_allclose(_gelu(xs), exact, atol=2e-6)
+
+
+def test_numpy_forward_matches_torch_for_mixture_of_experts():
+    """Same arithmetic on an untrained MoE encoder (no data needed); the trained case is in
+    test_train_moe.py."""
+    from dataclasses import asdict
+    from pathlib import Path
+
+    import torch
+
+    from semsearch.encoder.batching import pad
+    from semsearch.encoder.model import Encoder, EncoderConfig
+
+    config = EncoderConfig(vocab_size=50, hidden=32, layers=2, heads=4, ff=64, max_seq_len=16,
+                           experts=4, expert_top_k=2)
+    torch.manual_seed(0)
+    model = Encoder(config).eval()
+    with torch.no_grad():
+        for block in model.blocks:
+            block.mlp.gate.weight.mul_(20)  # decisive routing, as after training
+            block.mlp.w_out.mul_(50)  # experts that matter to the output
+    ids, mask = pad([[2, 5, 6, 7, 8, 3], [2, 9, 3], [2, 11, 12, 13, 3]])
+    with torch.no_grad():
+        expected = model(ids, mask).numpy()
+    weights = {k: v.numpy() for k, v in model.state_dict().items()}
+    light = NumpyEncoder(weights, None, Path("moe"), {"model": asdict(config)}, "")
+    got = light.forward(ids.numpy(), mask.numpy().astype(bool))
+    assert ((got * expected).sum(1) >= 0.9999).all()
+    np.testing.assert_allclose(got, expected, atol=1e-5)
