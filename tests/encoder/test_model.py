@@ -60,3 +60,11 @@ def test_length_chunked_embedding_matches_one_padded_batch(model):
     whole = model(*pad(sequences))
     chunked = embed_padded_by_length(model, sequences, "cpu", chunks=3)
     torch.testing.assert_close(chunked, whole, atol=1e-6, rtol=1e-5)
+
+
+def test_layer_norm_eps_reaches_every_norm():
+    config = EncoderConfig(vocab_size=50, hidden=32, layers=2, heads=4, ff=64, max_seq_len=16,
+                           layer_norm_eps=1e-12)
+    norms = [m for m in Encoder(config).modules() if isinstance(m, torch.nn.LayerNorm)]
+    assert len(norms) == 1 + 2 * 2 + 1 and all(n.eps == 1e-12 for n in norms)
+    assert EncoderConfig().layer_norm_eps == 1e-5  # torch's default, as before the field existed
