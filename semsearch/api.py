@@ -22,19 +22,22 @@ import numpy as np
 if TYPE_CHECKING:
     from semsearch.encoder import SentenceEncoder
 
-_loaded: dict[tuple[Path, str | None], SentenceEncoder] = {}
+_loaded: dict[tuple[Path, str | None, str], SentenceEncoder] = {}
 
 
-def load(model: str | Path | None = None, device: str | None = None) -> SentenceEncoder:
-    """The SentenceEncoder in the model folder `model` (default: the newest under models/).
+def load(model: str | Path | None = None, device: str | None = None,
+         precision: str = "fp32") -> SentenceEncoder:
+    """The SentenceEncoder in the model folder `model` (default: the newest under models/), in
+    `precision` fp32 or int8 (dynamic int8 quantization of the Linear layers, CPU only).
 
-    Raises ModelError when the folder is missing, incomplete or of another format version.
+    Raises ModelError when the folder is missing, incomplete or of another format version, and
+    ConfigError for an unknown precision or int8 on a GPU.
     """
     from semsearch.encoder import SentenceEncoder, resolve_model
 
-    key = (resolve_model(model).resolve(), device)
+    key = (resolve_model(model).resolve(), device, precision)
     if key not in _loaded:
-        _loaded[key] = SentenceEncoder.load(key[0], device=device)
+        _loaded[key] = SentenceEncoder.load(key[0], device=device, precision=precision)
     return _loaded[key]
 
 

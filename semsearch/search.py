@@ -57,19 +57,21 @@ class Embedder(Protocol):
 
 
 def load_embedder(model: str | Path | None, device: str | None = None,
-                  texts: int | None = None) -> Embedder:
-    """The trained encoder at `model` (None: the newest under models/) on `device` (None: auto).
+                  texts: int | None = None, precision: str = "fp32") -> Embedder:
+    """The trained encoder at `model` (None: the newest under models/) on `device` (None: auto)
+    in `precision` (fp32, or int8: CPU only).
 
-    For a few texts on the CPU (`texts` <= NUMPY_MAX_TEXTS, as for a query) it is the numpy
-    forward pass, which skips torch's import (most of a query's wall time) and gives the same
-    vectors."""
-    if device in (None, "cpu") and texts is not None and texts <= NUMPY_MAX_TEXTS:
+    For a few texts on the CPU in fp32 (`texts` <= NUMPY_MAX_TEXTS, as for a query) it is the
+    numpy forward pass, which skips torch's import (most of a query's wall time) and gives the
+    same vectors."""
+    if (precision == "fp32" and device in (None, "cpu") and texts is not None
+            and texts <= NUMPY_MAX_TEXTS):
         from semsearch.encoder.numpy_encoder import NumpyEncoder
 
         return NumpyEncoder.load(model)
     from semsearch.encoder.sentence_encoder import SentenceEncoder
 
-    return SentenceEncoder.load(model, device=device)
+    return SentenceEncoder.load(model, device=device, precision=precision)
 
 
 NUMPY_MAX_TEXTS = 1000
@@ -185,7 +187,8 @@ def _build(reader, embedder, out, options, chunking, progress) -> IndexReport:
                 next_row=stats.chunks,
                 recipe=recipe.to_dict(),
                 chunking=chunking.to_dict(),
-                corpora=[_corpus_entry(reader, stats)],
+                corpora=[_corpus_entry(reader, stats, embedder)],
+                precision=_precision(embedder),
                 trained_on=trained_on,
                 created=now(),
                 updated=now(),
@@ -250,7 +253,7 @@ def _append(reader, embedder, out, options, chunking, progress) -> IndexReport:
                 manifest.count = int(index.ntotal)
                 manifest.documents = store.count_documents()
                 manifest.next_row = start + stats.chunks
-                manifest.corpora.append(_corpus_entry(reader, stats))
+                manifest.corpora.append(_corpus_entry(reader, stats, embedder))
                 manifest.updated = now()
                 manifest.write(staging / MANIFEST)
             finally:
@@ -376,7 +379,12 @@ def _embed_window(
     stats.chunks += len(texts)
 
 
-def _corpus_entry(reader: CorpusReader, stats: _Stats) -> dict:
+def _precision(embedder: Embedder) -> str:
+    """fp32 or int8: how the vectors were computed (an embedder without the attribute is fp32)."""
+    return getattr(embedder, "precision", "fp32")
+
+
+def _corpus_entry(reader: CorpusReader, stats: _Stats, embedder: Embedder) -> dict:
     digest = hashlib.sha256()
     with open(reader.path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -389,6 +397,7 @@ def _corpus_entry(reader: CorpusReader, stats: _Stats) -> dict:
         "chunks": stats.chunks,
         "duplicates_skipped": stats.duplicates,
         "lines_skipped": len(reader.skipped),
+        "precision": _precision(embedder),
         "added": now(),
     }
 

@@ -22,6 +22,7 @@ COMMANDS = {
     "index": "semsearch.cli.index:index",
     "query": "semsearch.cli.query:query",
     "remove": "semsearch.cli.remove:remove",
+    "import-model": "semsearch.cli.import_model:import_model",
 }
 
 

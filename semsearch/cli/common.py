@@ -31,6 +31,16 @@ device_option = click.option(
     help="cuda, mps, cpu, or auto (cuda, then mps, then cpu).",
 )
 
+precision_option = click.option(
+    "--precision",
+    type=click.Choice(["fp32", "int8"]),
+    default="fp32",
+    show_default=True,
+    help="int8: the model's Linear layers in int8 (PyTorch dynamic quantization; CPU only), "
+    "usually faster on a CPU; the vectors move a little from fp32, by how much depends on the "
+    "model (`semsearch evaluate --precision int8` shows what it costs).",
+)
+
 
 def echo_json(payload: Any) -> None:
     """Write one JSON document (one line) to stdout."""

@@ -12,6 +12,7 @@ from semsearch.cli.common import (
     is_tty,
     json_option,
     model_option,
+    precision_option,
 )
 
 
@@ -39,8 +40,10 @@ from semsearch.cli.common import (
               help="Use only the first N pairs or queries of each set: a quick check, saved as "
               "eval-limitN.json so the full eval.json stays.")
 @device_option
+@precision_option
 @json_option
-def evaluate(model, data_dir, retrieval_dirs, pairs_file, batch_size, limit, device, as_json):
+def evaluate(model, data_dir, retrieval_dirs, pairs_file, batch_size, limit, device, precision,
+             as_json):
     """Score a model: STS-B, retrieval, vs TF-IDF.
 
     Reports STS-B test and dev Spearman and Pearson (x100) of cosine against gold; the mean
@@ -55,6 +58,7 @@ def evaluate(model, data_dir, retrieval_dirs, pairs_file, batch_size, limit, dev
       semsearch evaluate --model models/quick --pairs corpora/pairs_example.tsv
       semsearch evaluate --retrieval data/scifact --json
       semsearch evaluate --limit 200      # a quick check
+      semsearch evaluate --precision int8 # int8 encoding, saved as eval-int8.json
     """
     from semsearch.api import load
     from semsearch.eval.pairs import read_pairs
@@ -62,7 +66,7 @@ def evaluate(model, data_dir, retrieval_dirs, pairs_file, batch_size, limit, dev
     from semsearch.eval.runner import evaluate as run_evaluation
 
     pairs = read_pairs(pairs_file) if pairs_file else None
-    encoder = load(model, device=None if device == "auto" else device)
+    encoder = load(model, device=None if device == "auto" else device, precision=precision)
     info(f"evaluating {encoder.path}")
     report = run_evaluation(
         encoder,
@@ -75,7 +79,7 @@ def evaluate(model, data_dir, retrieval_dirs, pairs_file, batch_size, limit, dev
         progress=is_tty() and not as_json,
         log=info,
     )
-    path = write_report(report, report_path(encoder.path, limit))
+    path = write_report(report, report_path(encoder.path, limit, precision))
     if as_json:
         echo_json(report)
     else:

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import click
 
-from semsearch.cli.common import device_option, echo_json, info, is_tty, json_option
+from semsearch.cli.common import (
+    device_option,
+    echo_json,
+    info,
+    is_tty,
+    json_option,
+    precision_option,
+)
 
 EXAMPLES = """\b
 Examples:
@@ -92,6 +99,7 @@ Examples:
     "skip it, or replace the bytes with U+FFFD.",
 )
 @device_option
+@precision_option
 @json_option
 def index(
     corpus,
@@ -106,6 +114,7 @@ def index(
     id_field,
     error_mode,
     device,
+    precision,
     as_json,
 ):
     """Embed CORPUS and build a search index.
@@ -135,8 +144,10 @@ def index(
         info(f"--type {index_type} ignored: an appended index keeps the recipe it was built with")
     if append and model is None and (folder / "manifest.json").is_file():
         model = model_for_index(Manifest.read(folder / "manifest.json"), None)
-    embedder = load_embedder(model, device=None if device == "auto" else device)
-    info(f"{'appending' if append else 'indexing'} {corpus} with model {embedder.name}")
+    embedder = load_embedder(model, device=None if device == "auto" else device,
+                             precision=precision)
+    info(f"{'appending' if append else 'indexing'} {corpus} with model {embedder.name}"
+         + (f" ({precision})" if precision != "fp32" else ""))
     report = index_corpus(
         Path(corpus), embedder, folder, options, append=append, progress=is_tty() and not as_json
     )

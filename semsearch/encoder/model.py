@@ -37,6 +37,8 @@ class EncoderConfig:
     experts: int = 0
     # experts each token is routed to (compute per token grows with this, not with experts)
     expert_top_k: int = 2
+    # LayerNorm epsilon: torch's default; imported BERT checkpoints were trained with 1e-12
+    layer_norm_eps: float = 1e-5
 
     def __post_init__(self) -> None:
         if self.hidden % self.heads:
@@ -126,9 +128,9 @@ class Block(nn.Module):
     def __init__(self, config: EncoderConfig) -> None:
         super().__init__()
         self.prenorm = config.prenorm
-        self.norm1 = nn.LayerNorm(config.hidden)
+        self.norm1 = nn.LayerNorm(config.hidden, eps=config.layer_norm_eps)
         self.attention = SelfAttention(config)
-        self.norm2 = nn.LayerNorm(config.hidden)
+        self.norm2 = nn.LayerNorm(config.hidden, eps=config.layer_norm_eps)
         if config.experts:
             self.mlp = MoEFeedForward(config.hidden, config.ff, config.experts,
                                       config.expert_top_k,
@@ -161,10 +163,11 @@ class Encoder(nn.Module):
         self.config = config
         self.token_embedding = nn.Embedding(config.vocab_size, config.hidden, padding_idx=0)
         self.position_embedding = nn.Embedding(config.max_seq_len, config.hidden)
-        self.embedding_norm = nn.LayerNorm(config.hidden)
+        self.embedding_norm = nn.LayerNorm(config.hidden, eps=config.layer_norm_eps)
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.layers))
-        self.final_norm = nn.LayerNorm(config.hidden) if config.prenorm else nn.Identity()
+        self.final_norm = (nn.LayerNorm(config.hidden, eps=config.layer_norm_eps) if config.prenorm
+                           else nn.Identity())
         self.apply(self._init_weights)
         # scale the residual output projections by depth (GPT-2) so the stream stays O(1)
         for name, parameter in self.named_parameters():

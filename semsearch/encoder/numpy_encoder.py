@@ -18,7 +18,7 @@ from semsearch.encoder.store import TOKENIZER, WEIGHTS, fingerprint, read_config
 from semsearch.encoder.tokenizer import Tokenizer
 from semsearch.errors import ModelError
 
-LAYER_NORM_EPS = 1e-5  # torch.nn.LayerNorm's default
+LAYER_NORM_EPS = 1e-5  # EncoderConfig.layer_norm_eps's default, for config.json files without it
 
 
 class NumpyEncoder:
@@ -35,6 +35,7 @@ class NumpyEncoder:
         model = config["model"]
         self.layers, self.heads = model["layers"], model["heads"]
         self.prenorm = model.get("prenorm", True)
+        self.eps = float(model.get("layer_norm_eps", LAYER_NORM_EPS))
         self.dim, self.max_seq_len = model["hidden"], model["max_seq_len"]
         # mixture-of-experts feed-forward (absent from configs older than the option: dense)
         self.experts, self.top_k = model.get("experts", 0), model.get("expert_top_k", 2)
@@ -83,24 +84,23 @@ class NumpyEncoder:
         w = self.w
         T = tokens.shape[1]
         x = w["token_embedding.weight"][tokens] + w["position_embedding.weight"][:T]
-        x = _layer_norm(x, w["embedding_norm.weight"], w["embedding_norm.bias"])
+        x = self._norm(x, "embedding_norm")
         for i in range(self.layers):
             p = f"blocks.{i}."
             if self.prenorm:
-                x = x + self._attention(_layer_norm(x, w[p + "norm1.weight"], w[p + "norm1.bias"]),
-                                        mask, p)
-                x = x + self._mlp(_layer_norm(x, w[p + "norm2.weight"], w[p + "norm2.bias"]),
-                                  mask, p)
+                x = x + self._attention(self._norm(x, p + "norm1"), mask, p)
+                x = x + self._mlp(self._norm(x, p + "norm2"), mask, p)
             else:
-                x = _layer_norm(x + self._attention(x, mask, p), w[p + "norm1.weight"],
-                                w[p + "norm1.bias"])
-                x = _layer_norm(x + self._mlp(x, mask, p), w[p + "norm2.weight"],
-                                w[p + "norm2.bias"])
+                x = self._norm(x + self._attention(x, mask, p), p + "norm1")
+                x = self._norm(x + self._mlp(x, mask, p), p + "norm2")
         if self.prenorm:
-            x = _layer_norm(x, w["final_norm.weight"], w["final_norm.bias"])
+            x = self._norm(x, "final_norm")
         keep = mask[..., None].astype(np.float32)
         pooled = (x * keep).sum(1) / np.maximum(keep.sum(1), 1.0)
         return pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+
+    def _norm(self, x: np.ndarray, name: str) -> np.ndarray:
+        return _layer_norm(x, self.w[name + ".weight"], self.w[name + ".bias"], self.eps)
 
     def _attention(self, x: np.ndarray, mask: np.ndarray, p: str) -> np.ndarray:
         B, T, H = x.shape
@@ -142,10 +142,11 @@ class NumpyEncoder:
         return out
 
 
-def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray,
+                eps: float = LAYER_NORM_EPS) -> np.ndarray:
     mean = x.mean(-1, keepdims=True)
     var = ((x - mean) ** 2).mean(-1, keepdims=True)
-    return (x - mean) / np.sqrt(var + LAYER_NORM_EPS) * weight + bias
+    return (x - mean) / np.sqrt(var + eps) * weight + bias
 
 
 def _gelu(x: np.ndarray) -> np.ndarray:

@@ -13,11 +13,14 @@ from semsearch.eval.runner import RETRIEVAL_METRICS
 METHODS = (("model", "model"), ("tfidf", "TF-IDF"))
 
 
-def report_path(model_path: str | Path, limit: int | None = None) -> Path:
-    """Where a report goes: `eval.json` in the model folder, or `eval-limitN.json` for a quick
-    `--limit N` run, so a quick check never overwrites the full report."""
-    name = "eval.json" if limit is None else f"eval-limit{limit}.json"
-    return Path(model_path) / name
+def report_path(model_path: str | Path, limit: int | None = None,
+                precision: str = "fp32") -> Path:
+    """Where a report goes: `eval.json` in the model folder, `eval-limitN.json` for a quick
+    `--limit N` run and `eval-int8.json` for int8 encoding, so neither overwrites the full fp32
+    report."""
+    name = "eval" + ("" if precision == "fp32" else f"-{precision}")
+    name += "" if limit is None else f"-limit{limit}"
+    return Path(model_path) / f"{name}.json"
 
 
 def write_report(report: dict[str, Any], path: str | Path) -> Path:
@@ -40,8 +43,10 @@ def write_report(report: dict[str, Any], path: str | Path) -> Path:
 def format_report(report: dict[str, Any]) -> str:
     """The report as plain-text tables: STS correlations, separation, pairs, retrieval."""
     model = report["model"]
+    precision = model.get("precision", "fp32")
     lines = [
-        f"semsearch evaluate · model {model['name']} ({model['dim']}-dim) · {report['date']} · "
+        f"semsearch evaluate · model {model['name']} ({model['dim']}-dim"
+        f"{'' if precision == 'fp32' else ', ' + precision}) · {report['date']} · "
         f"semsearch {report['semsearch_version']}"
     ]
     if report.get("limit") is not None:

@@ -203,6 +203,7 @@ def evaluate(
             "path": str(encoder.path),
             "fingerprint": encoder.fingerprint,
             "dim": encoder.dim,
+            "precision": getattr(encoder, "precision", "fp32"),
         },
         "limit": limit,
         "thresholds": dict(THRESHOLDS),

@@ -28,6 +28,10 @@ class Manifest:
     chunking: dict  # {"max_tokens": ..., "overlap": ...}
     corpora: list[dict] = field(default_factory=list)  # path, sha256, documents, time: one an add
     trained_on: int = 0  # vectors the IVF / PQ stage was trained on
+    # how the build's vectors were computed (fp32 or int8; each corpora entry has its own). Not
+    # part of the model check: int8 vectors of the same weights stay close to fp32 ones, so
+    # queries in either precision search the index
+    precision: str = "fp32"
     created: str = ""
     updated: str = ""
     format: str = FORMAT

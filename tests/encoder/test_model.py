@@ -79,3 +79,11 @@ def test_packed_layout_wants_sorted_lengths():
 
     with pytest.raises(ValueError, match="sorted"):
         Packed([3, 2], chunks=1, device=torch.device("cpu"))
+
+
+def test_layer_norm_eps_reaches_every_norm():
+    config = EncoderConfig(vocab_size=50, hidden=32, layers=2, heads=4, ff=64, max_seq_len=16,
+                           layer_norm_eps=1e-12)
+    norms = [m for m in Encoder(config).modules() if isinstance(m, torch.nn.LayerNorm)]
+    assert len(norms) == 1 + 2 * 2 + 1 and all(n.eps == 1e-12 for n in norms)
+    assert EncoderConfig().layer_norm_eps == 1e-5  # torch's default, as before the field existed

@@ -54,3 +54,32 @@ def test_numpy_forward_matches_torch_for_mixture_of_experts():
     got = light.forward(ids.numpy(), mask.numpy().astype(bool))
     assert ((got * expected).sum(1) >= 0.9999).all()
     np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_layer_norm_eps_read_from_config(tiny_model_dir, tmp_path):
+    """A post-LN model with BERT's eps matches torch; a config.json without the field still loads
+    (as 1e-5, the value every model had before the field existed)."""
+    import json
+    import shutil
+
+    import torch
+
+    from semsearch.encoder.model import Encoder, EncoderConfig
+    from semsearch.encoder.store import save_weights
+
+    folder = tmp_path / "eps"
+    shutil.copytree(tiny_model_dir, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["model"].update(prenorm=False, layer_norm_eps=1e-12)
+    (folder / "config.json").write_text(json.dumps(config))
+    torch.manual_seed(0)
+    save_weights(Encoder(EncoderConfig(**config["model"])), folder / "model.safetensors")
+    torch_vectors = SentenceEncoder.load(folder).encode(TEXTS)
+    light = NumpyEncoder.load(folder)
+    assert light.eps == 1e-12
+    np.testing.assert_allclose(light.encode(TEXTS), torch_vectors, atol=1e-5)
+
+    del config["model"]["layer_norm_eps"]
+    (folder / "config.json").write_text(json.dumps(config))
+    assert SentenceEncoder.load(folder).model.embedding_norm.eps == 1e-5
+    assert NumpyEncoder.load(folder).eps == 1e-5

