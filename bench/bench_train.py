@@ -62,6 +62,7 @@ def measure(preset_name: str, steps: int, warmup: int, data_dir: str | None, ove
             real_tokens.append(sum(map(len, sequences)))
             lengths = sorted(map(len, sequences))
             size = -(-len(lengths) // max(1, cfg.length_chunks))
+            # padding now exists only inside attention (linear layers run packed)
             padded_tokens.append(sum(len(lengths[s: s + size]) * lengths[s: s + size][-1]
                                      for s in range(0, len(lengths), size)))
     counts = model.parameter_counts()
@@ -99,7 +100,7 @@ def main() -> None:
         print(json.dumps({"machine": platform.processor() or platform.machine(),
                           "torch": torch.__version__, "rows": rows}, indent=2))
         return
-    header = ("preset", "device", "thr", "batch", "steps/s", "tokens/s", "pad %", "GFLOP/s",
+    header = ("preset", "device", "thr", "batch", "steps/s", "tokens/s", "attn pad %", "GFLOP/s",
               "peak RSS MiB", "epoch min", "tok train s")
     print(" | ".join(header))
     print(" | ".join("---" for _ in header))
