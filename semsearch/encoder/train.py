@@ -25,7 +25,7 @@ from scipy.stats import spearmanr
 from semsearch import __version__
 from semsearch.data import build_mixture, load_stsb, normalise
 from semsearch.data.records import ScoredPair, TrainingPair
-from semsearch.encoder.batching import pad, plan_batches
+from semsearch.encoder.batching import plan_batches
 from semsearch.encoder.device import autocast, pick_device
 from semsearch.encoder.inference import embed
 from semsearch.encoder.loss import info_nce
