@@ -8,7 +8,6 @@ index commands can be driven by a trained `SentenceEncoder` (or, in tests, any o
 
 from __future__ import annotations
 
-import hashlib
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from typing import Protocol
 import numpy as np
 
 from semsearch.corpora import ChunkConfig, CorpusReader, Document, ReaderOptions, chunk_documents
+from semsearch.encoder.store import sha256_file
 from semsearch.errors import DataError, IndexError_
 from semsearch.index import (
     DocumentStore,
@@ -385,13 +385,9 @@ def _precision(embedder: Embedder) -> str:
 
 
 def _corpus_entry(reader: CorpusReader, stats: _Stats, embedder: Embedder) -> dict:
-    digest = hashlib.sha256()
-    with open(reader.path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
     return {
         "path": str(reader.path),
-        "sha256": digest.hexdigest(),
+        "sha256": sha256_file(reader.path),
         "format": reader.format,
         "documents": stats.documents,
         "chunks": stats.chunks,

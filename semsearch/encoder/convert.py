@@ -21,7 +21,6 @@ module or its absence makes no difference to cosine similarity.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import shutil
@@ -43,6 +42,7 @@ from semsearch.encoder.store import (
     load_weights,
     publish,
     save_weights,
+    sha256_file,
     write_json,
 )
 from semsearch.encoder.tokenizer import CLS, PAD, SEP, Tokenizer
@@ -119,7 +119,7 @@ def import_model(source: str | Path, out: str | Path, max_seq_len: int | None = 
             "kind": found.kind,
             "architecture": (bert.get("architectures") or ["BertModel"])[0],
             "name_or_path": bert.get("_name_or_path"),
-            "weights_sha256": _sha256(weights_path),
+            "weights_sha256": sha256_file(weights_path),
             "pooling": "mean",
             "normalize": found.normalize,
             "max_position_embeddings": int(bert["max_position_embeddings"]),
@@ -308,14 +308,6 @@ def _read_json(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ModelError(f"{path}: unreadable ({error})") from None
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _umask() -> int:

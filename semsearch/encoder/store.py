@@ -111,8 +111,13 @@ def publish(partial: Path, out: Path, overwrite: bool) -> None:
 
 def fingerprint(path: Path) -> str:
     """16 hex digits of the SHA-256 of a weights file: what an index records of its model."""
+    return sha256_file(path)[:16]
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks (weights and corpora can be large)."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
-    return digest.hexdigest()[:16]
+    return digest.hexdigest()
