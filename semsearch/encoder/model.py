@@ -51,14 +51,19 @@ class EncoderConfig:
                              f"({self.experts})")
 
 
+def _key_bias(real: torch.Tensor) -> torch.Tensor:
+    """(B, T) real-token mask -> (B, 1, 1, T) additive attention mask, 0 or -inf per key. A float
+    mask takes the fused CPU attention kernel; a bool mask costs 1.5x."""
+    return torch.zeros(real.shape, device=real.device).masked_fill(
+        ~real, float("-inf"))[:, None, None, :]
+
+
 class Padded:
     """Layout of a padded batch: states are (B, T, H); attention masks the padding keys."""
 
     def __init__(self, attention_mask: torch.Tensor) -> None:
         self.real = attention_mask.bool()  # (B, T)
-        # an additive float mask takes the fused CPU attention kernel; a bool mask costs 1.5x
-        self.bias = torch.zeros(self.real.shape, device=self.real.device).masked_fill(
-            ~self.real, float("-inf"))[:, None, None, :]  # (B, 1, 1, T)
+        self.bias = _key_bias(self.real)
 
     def attend(self, qkv: torch.Tensor, heads: int, dropout: float) -> torch.Tensor:
         B, T, three_h = qkv.shape
@@ -95,9 +100,7 @@ class Packed:
             offset = torch.arange(width, device=device)
             real = offset[None, :] < self.lengths[rows, None]  # (n, width)
             gather = torch.where(real, starts[rows, None] + offset[None, :], 0).reshape(-1)
-            bias = torch.zeros(real.shape, device=device).masked_fill(
-                ~real, float("-inf"))[:, None, None, :]
-            self.blocks.append((gather, real.reshape(-1).nonzero().squeeze(1), bias,
+            self.blocks.append((gather, real.reshape(-1).nonzero().squeeze(1), _key_bias(real),
                                 real.shape[0], width))
 
     def attend(self, qkv: torch.Tensor, heads: int, dropout: float) -> torch.Tensor:
