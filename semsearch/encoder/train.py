@@ -250,17 +250,20 @@ def train_step(model, optimizer, scheduler, examples, batch: list[int], cfg, dev
     cfg.balance_loss_weight); that loss and the per-layer expert counts go to `routing_log`.
     """
     take_routing(model)  # drop what validation and STS-B scoring routed since the last step
-    with autocast(device, cfg.amp):
-        loss = _batch_loss(model, examples, batch, device, cfg)
-    objective = loss
-    routing = take_routing(model)
-    if routing is not None:
-        objective = loss + cfg.balance_loss_weight * routing.balance_loss
-        if routing_log is not None:
-            routing_log.append({"balance_loss": routing.balance_loss.item(),
-                                "assigned": routing.assigned})
     optimizer.zero_grad(set_to_none=True)
-    objective.backward()
+    sequences = _batch_sequences(examples, batch)
+    if cfg.grad_cache_chunk and len(sequences) > cfg.grad_cache_chunk:
+        loss = _grad_cache_backward(model, sequences, len(batch), device, cfg, routing_log)
+    else:
+        with autocast(device, cfg.amp):
+            vectors = model.encode_packed(sequences, cfg.length_chunks).float()
+            loss = _info_nce(vectors, len(batch), cfg)
+        objective = loss
+        routing = take_routing(model)
+        if routing is not None:
+            objective = loss + cfg.balance_loss_weight * routing.balance_loss
+            _log_routing(routing_log, routing.balance_loss.item(), routing.assigned)
+        objective.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
     optimizer.step()
     scheduler.step()
@@ -330,15 +333,92 @@ def _tokenize(pairs: list[TrainingPair], tokenizer: Tokenizer, max_len: int):
     return anchors, positives, negatives
 
 
-def _batch_loss(model, examples, batch, device, cfg) -> torch.Tensor:
-    """One forward pass over anchors, positives and the batch's hard negatives."""
+def _batch_sequences(examples, batch: list[int]) -> list[list[int]]:
+    """Token ids of the batch's anchors, then its positives, then its hard negatives."""
     anchors, positives, negatives = examples
     hard = [negatives[i] for i in batch if negatives[i] is not None]
-    sequences = [anchors[i] for i in batch] + [positives[i] for i in batch] + hard
-    # packed: no linear layer sees a padding row (see Encoder.encode_packed)
-    vectors = model.encode_packed(sequences, cfg.length_chunks).float()
-    B = len(batch)
+    return [anchors[i] for i in batch] + [positives[i] for i in batch] + hard
+
+
+def _info_nce(vectors: torch.Tensor, pairs: int, cfg) -> torch.Tensor:
+    B = pairs
     return info_nce(vectors[:B], vectors[B: 2 * B], vectors[2 * B:], cfg.scale, cfg.symmetric)
+
+
+def _batch_loss(model, examples, batch, device, cfg) -> torch.Tensor:
+    """One forward pass over anchors, positives and the batch's hard negatives."""
+    # packed: no linear layer sees a padding row (see Encoder.encode_packed)
+    vectors = model.encode_packed(_batch_sequences(examples, batch), cfg.length_chunks).float()
+    return _info_nce(vectors, len(batch), cfg)
+
+
+def _grad_cache_backward(model, sequences, pairs: int, device, cfg,
+                         routing_log: list[dict[str, Any]] | None) -> torch.Tensor:
+    """Accumulate the gradient of InfoNCE over the whole batch while holding the activations of
+    only `cfg.grad_cache_chunk` sequences at a time (gradient caching, Gao et al. 2021).
+
+    1. embed every chunk without a graph; 2. the loss and its gradient with respect to those
+    vectors, over the whole batch (every in-batch negative counts); 3. embed each chunk again
+    with a graph and backpropagate its slice of that gradient. Each chunk replays the random
+    state of its first pass, so dropout draws the same masks and the result is the gradient of
+    one big batch (to float rounding) at about 4/3 of its compute and a fraction of its memory.
+    """
+    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))  # similar lengths
+    chunks = [order[s: s + cfg.grad_cache_chunk]
+              for s in range(0, len(order), cfg.grad_cache_chunk)]
+    states, parts = [], []
+    with torch.no_grad():
+        for chunk in chunks:
+            states.append(_rng_state(device))
+            with autocast(device, cfg.amp):
+                parts.append(model.encode_packed([sequences[i] for i in chunk],
+                                                 cfg.length_chunks).float())
+    take_routing(model)  # the graph-free pass routes again below
+    index = torch.tensor([i for chunk in chunks for i in chunk], device=device)
+    vectors = torch.empty(len(sequences), parts[0].shape[1], device=device)
+    vectors[index] = torch.cat(parts)
+    vectors.requires_grad_(True)
+    loss = _info_nce(vectors, pairs, cfg)
+    loss.backward()
+    balance, assigned = 0.0, None
+    for chunk, state in zip(chunks, states, strict=True):
+        _set_rng_state(device, state)
+        with autocast(device, cfg.amp):
+            part = model.encode_packed([sequences[i] for i in chunk], cfg.length_chunks).float()
+        surrogate = (part * vectors.grad[torch.tensor(chunk, device=device)]).sum()
+        routing = take_routing(model)
+        if routing is not None:  # the balance loss is a mean: weight each chunk by its share
+            surrogate = surrogate + (cfg.balance_loss_weight * len(chunk) / len(sequences)
+                                     * routing.balance_loss)
+            balance += routing.balance_loss.item() * len(chunk) / len(sequences)
+            assigned = routing.assigned if assigned is None else [
+                [a + b for a, b in zip(x, y, strict=True)]
+                for x, y in zip(assigned, routing.assigned, strict=True)]
+        surrogate.backward()
+    if assigned is not None:
+        _log_routing(routing_log, balance, assigned)
+    return loss.detach()
+
+
+def _rng_state(device: torch.device) -> tuple:
+    if device.type == "cuda":
+        return torch.get_rng_state(), torch.cuda.get_rng_state(device)
+    if device.type == "mps":
+        return torch.get_rng_state(), torch.mps.get_rng_state()
+    return (torch.get_rng_state(),)
+
+
+def _set_rng_state(device: torch.device, state: tuple) -> None:
+    torch.set_rng_state(state[0])
+    if device.type == "cuda":
+        torch.cuda.set_rng_state(state[1], device)
+    elif device.type == "mps":
+        torch.mps.set_rng_state(state[1])
+
+
+def _log_routing(routing_log, balance_loss: float, assigned) -> None:
+    if routing_log is not None:
+        routing_log.append({"balance_loss": balance_loss, "assigned": assigned})
 
 
 @torch.no_grad()

@@ -37,6 +37,9 @@ class TrainConfig:
     # attention runs on this many length-sorted chunks of each batch, each padded to its own
     # longest (linear layers see no padding at all); 8 measured best of 2/4/8/16
     length_chunks: int = 8
+    # gradient caching: embed a batch this many sequences at a time, so a batch of thousands of
+    # pairs (more in-batch negatives) fits in memory for ~4/3 of the compute (0 = all at once)
+    grad_cache_chunk: int = 0
     # also save a resumable checkpoint mid-epoch this often (0 = only at epoch ends)
     checkpoint_minutes: float = 10.0
     # seed for data order, initialisation and dropout
@@ -50,3 +53,6 @@ class TrainConfig:
         if self.balance_loss_weight < 0:
             raise ValueError(f"balance_loss_weight ({self.balance_loss_weight}) must be >= 0; "
                              "a negative weight would reward unbalanced experts")
+        if self.grad_cache_chunk < 0:
+            raise ValueError(f"grad_cache_chunk ({self.grad_cache_chunk}) must be >= 0 "
+                             "(0 embeds the whole batch at once)")
