@@ -9,6 +9,7 @@ against exact inner-product search over the same vectors.
     python bench/bench_index.py --random-vectors 384 --limit 100000
     python bench/bench_index.py --model models/quick --limit 200000 --json
     python bench/bench_index.py --random-vectors 384 --types flat,ivf --threads 1
+    python bench/bench_index.py --model models/quick --cache runs/wiki-vectors --json
 """
 
 from __future__ import annotations
@@ -78,6 +79,13 @@ def main() -> None:
     parser.add_argument(
         "--json", action="store_true", help="print the results as one JSON document"
     )
+    parser.add_argument(
+        "--cache",
+        default=None,
+        metavar="DIR",
+        help="keep the embedded vectors here and reuse them on the next run with the same "
+        "source, count and queries (embedding 700K sentences takes the better part of an hour)",
+    )
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--workdir", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -89,7 +97,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="bench-index-") as workdir:
         workdir = Path(workdir)
-        source, dim, count = prepare_vectors(args, workdir)
+        source, dim, count = cached_vectors(args, workdir)
         log(f"exact search for {args.queries} queries over {count:,} vectors ...")
         exact_ids = exact_top_k(workdir, count, dim, args.queries, args.k)
         np.save(workdir / "truth.npy", exact_ids)
@@ -128,6 +136,29 @@ def main() -> None:
         print(json.dumps(report, indent=2))
     else:
         print(format_table(report))
+
+
+def cached_vectors(args, workdir: Path) -> tuple[str, int, int]:
+    """prepare_vectors, or hard links to the --cache copy made by an identical earlier run."""
+    if not args.cache:
+        return prepare_vectors(args, workdir)
+    cache = Path(args.cache)
+    key = {"model": str(Path(args.model).resolve()) if args.model else None,
+           "random_vectors": args.random_vectors, "limit": args.limit, "queries": args.queries}
+    meta = cache / "meta.json"
+    if meta.exists() and json.loads(meta.read_text())["key"] == key:
+        saved = json.loads(meta.read_text())
+        log(f"reusing the vectors in {cache}")
+    else:
+        cache.mkdir(parents=True, exist_ok=True)
+        for name in ("meta.json", "base.f32", "queries.f32"):  # an interrupted earlier try
+            (cache / name).unlink(missing_ok=True)
+        source, dim, count = prepare_vectors(args, cache)
+        saved = {"key": key, "source": source, "dim": dim, "count": count}
+        meta.write_text(json.dumps(saved))
+    for name in ("base.f32", "queries.f32"):
+        os.symlink((cache / name).resolve(), workdir / name)
+    return saved["source"], saved["dim"], saved["count"]
 
 
 def prepare_vectors(args, workdir: Path) -> tuple[str, int, int]:
@@ -210,6 +241,7 @@ def run_worker(index_type: str, workdir: Path, k: int, threads: int | None) -> d
         recall_at_k,
         search_with_recipe,
     )
+    from semsearch.index.tuning import tune_recipe
 
     if threads:
         faiss.omp_set_num_threads(threads)
@@ -223,6 +255,9 @@ def run_worker(index_type: str, workdir: Path, k: int, threads: int | None) -> d
     recipe = choose_recipe(index_type, count, dim)
     index, trained_on = build_index(recipe, base, count)
     build_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    recipe, tuning = tune_recipe(index, recipe, base, count)  # as `semsearch index` does
+    tune_seconds = time.perf_counter() - started
     search_with_recipe(index, recipe, base, queries[:10], k)  # warm up
     started = time.perf_counter()
     _, found = search_with_recipe(index, recipe, base, queries, k)
@@ -235,6 +270,8 @@ def run_worker(index_type: str, workdir: Path, k: int, threads: int | None) -> d
         "rerank": recipe.rerank,
         "trained_on": trained_on,
         "build_s": round(build_seconds, 2),
+        "tune_s": round(tune_seconds, 2),
+        "tuned_recall_on_corpus": tuning.recall if tuning else None,
         "peak_rss_mib": peak_rss_mib(),
         "start_rss_mib": rss_before,
         "index_mib": round(len(faiss.serialize_index(index)) / 2**20, 1),

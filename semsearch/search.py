@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -36,6 +36,7 @@ from semsearch.index import (
 from semsearch.index.folder import INDEX_FILE, MANIFEST, STORE_FILE, VECTORS_FILE
 from semsearch.index.manifest import now
 from semsearch.index.store import text_hash
+from semsearch.index.tuning import TARGET_RECALL, tune_recipe
 
 # chunks embedded and written at a time; bounds memory whatever the corpus size
 WINDOW_BATCHES = 32
@@ -83,6 +84,8 @@ class IndexOptions:
 
     type: str = "auto"  # flat, hnsw, ivf, ivfpq, auto, or a FAISS factory string
     max_memory: int | None = None  # bytes the index may hold in RAM (auto, ivfpq); None: half RAM
+    # tune nprobe / efSearch to reach this recall@10 on a corpus sample (0: recipe default)
+    target_recall: float = TARGET_RECALL
     batch_size: int = 64  # texts a forward pass
     overlap: float = 0.2  # fraction of the window repeated between chunks of a long document
     reader: ReaderOptions = field(default_factory=ReaderOptions)
@@ -174,6 +177,11 @@ def _build(reader, embedder, out, options, chunking, progress) -> IndexReport:
             recipe = choose_recipe(options.type, stats.chunks, embedder.dim, options.max_memory)
             with _bar(progress, stats.chunks, "adding", "vec") as bar:
                 index, trained_on = build_index(recipe, vectors, stats.chunks, bar.update)
+            if options.target_recall:
+                recipe, tuning = tune_recipe(index, recipe, vectors, stats.chunks,
+                                             options.target_recall)
+                if tuning is not None:
+                    recipe = replace(recipe, reason=f"{recipe.reason}; tuned {tuning.describe()}")
             write_index(index, staging / INDEX_FILE)
             if not recipe.rerank:
                 vectors.path.unlink()

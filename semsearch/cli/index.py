@@ -50,6 +50,14 @@ Examples:
     help="RAM the index may use, e.g. 2G or 500MB (auto and ivfpq; default: half the machine's).",
 )
 @click.option(
+    "--target-recall",
+    default=0.95,
+    show_default=True,
+    type=click.FloatRange(0.0, 1.0),
+    help="Tune an approximate index's nprobe / efSearch to the cheapest value whose recall@10 "
+    "on a sample of the corpus reaches this (0: keep the recipe's default).",
+)
+@click.option(
     "--out",
     default=None,
     metavar="DIR",
@@ -106,6 +114,7 @@ def index(
     model,
     index_type,
     max_memory,
+    target_recall,
     out,
     append,
     batch_size,
@@ -137,6 +146,7 @@ def index(
     options = IndexOptions(
         type=index_type,
         max_memory=parse_memory(max_memory) if max_memory else None,
+        target_recall=target_recall,
         batch_size=batch_size,
         reader=ReaderOptions(corpus_format, text_field, id_field, error_mode),
     )

@@ -1,0 +1,111 @@
+"""Tune an approximate index's search setting to a recall target on the corpus itself
+(autofaiss-style): the fewest IVF lists a query visits (nprobe), or the shortest HNSW candidate
+list (efSearch), whose recall@k against exact search reaches the target.
+
+The queries are a seeded sample of the corpus's own vectors; each one's own row is left out of
+both its exact and its approximate neighbours, so finding itself earns no credit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import faiss
+import numpy as np
+
+from semsearch.index.faiss_index import _find_hnsw
+from semsearch.index.metrics import recall_at_k
+from semsearch.index.recipe import IndexRecipe
+from semsearch.index.vector_file import VectorFile
+
+# the recall@10 a default index should give; autofaiss's and this project's target
+TARGET_RECALL = 0.95
+# sample queries: enough to read recall to about +-0.01, cheap next to building the index
+TUNE_QUERIES = 1000
+# rows read from disk per block of the exact search (65536 x 384 floats = 96 MiB)
+EXACT_BLOCK = 65_536
+HNSW_EF_STEPS = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """What tuning chose and what it measured."""
+
+    setting: str  # "nprobe" or "ef_search"
+    value: int
+    recall: float  # recall@k of `value` on the sample
+    target: float
+    k: int
+    queries: int
+
+    def describe(self) -> str:
+        reached = "" if self.recall >= self.target else f" (short of the {self.target} target)"
+        return (f"{self.setting}={self.value}: recall@{self.k} {self.recall:.3f} on "
+                f"{self.queries:,} corpus vectors{reached}")
+
+
+def tune_recipe(
+    index: faiss.Index,
+    recipe: IndexRecipe,
+    vectors: VectorFile,
+    count: int,
+    target: float = TARGET_RECALL,
+    k: int = 10,
+    queries: int = TUNE_QUERIES,
+    seed: int = 0,
+) -> tuple[IndexRecipe, Tuning | None]:
+    """The recipe with its nprobe / efSearch set to the cheapest value reaching `target`
+    recall@k (the largest tried when none does); unchanged, with None, for exact indexes,
+    factory strings with neither setting, or a corpus of at most k + 1 vectors."""
+    ivf = faiss.try_extract_index_ivf(index)
+    hnsw = _find_hnsw(index)
+    if count <= k + 1 or (ivf is None and hnsw is None):
+        return recipe, None
+    from semsearch.index.search_index import search_with_recipe
+
+    rows = np.sort(np.random.default_rng(seed).choice(count, min(queries, count), replace=False))
+    sample = vectors.take(rows)
+    truth = _exact_without_self(sample, rows, vectors, count, k)
+    if ivf is not None:
+        setting, steps = "nprobe", _powers_of_two(ivf.nlist)
+    else:
+        setting, steps = "ef_search", HNSW_EF_STEPS
+    value, recall = steps[-1], 0.0
+    for step in steps:
+        trial = replace(recipe, **{setting: step})
+        _, found = search_with_recipe(index, trial, vectors, sample, k + 1)
+        recall = recall_at_k(_drop_self(found, rows, k), truth, k)
+        value = step
+        if recall >= target:
+            break
+    tuning = Tuning(setting, value, round(recall, 4), target, k, len(rows))
+    return replace(recipe, **{setting: value}), tuning
+
+
+def _exact_without_self(sample, rows, vectors: VectorFile, count: int, k: int) -> np.ndarray:
+    """Exact top-k row ids of each sample vector, its own row excluded; streamed from disk."""
+    heap = faiss.ResultHeap(len(sample), k + 1, keep_max=True)
+    for start in range(0, count, EXACT_BLOCK):
+        flat = faiss.IndexFlatIP(vectors.dim)
+        flat.add(vectors.read(start, min(count, start + EXACT_BLOCK)))
+        scores, ids = flat.search(sample, k + 1)
+        heap.add_result(scores, np.where(ids >= 0, ids + start, -1))
+    heap.finalize()
+    return _drop_self(heap.I, rows, k)
+
+
+def _drop_self(found: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
+    """Each row's ids without its own row id, cut to k (padded with -1)."""
+    out = np.full((len(found), k), -1, dtype=np.int64)
+    for i, (ids, own) in enumerate(zip(found, rows, strict=True)):
+        kept = ids[ids != own][:k]
+        out[i, : len(kept)] = kept
+    return out
+
+
+def _powers_of_two(limit: int) -> list[int]:
+    steps, step = [], 1
+    while step < limit:
+        steps.append(step)
+        step *= 2
+    return steps + [limit]

@@ -1,0 +1,74 @@
+"""Tuning nprobe / efSearch to a recall target on the corpus itself."""
+
+import json
+
+import numpy as np
+import pytest
+from conftest import TableEmbedder, clustered_unit_vectors
+
+from semsearch.index import VectorFile, build_index, choose_recipe, exact_search, recall_at_k
+from semsearch.index.search_index import search_with_recipe
+from semsearch.index.tuning import _drop_self, tune_recipe
+from semsearch.search import IndexOptions, index_corpus
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    vectors = clustered_unit_vectors(6000, 32, seed=3, clusters=60)
+    file = VectorFile(tmp_path_factory.mktemp("tune") / "v.f32", 32)
+    file.append(vectors[:5000])
+    return vectors, file
+
+
+@pytest.mark.parametrize("kind,setting", [("ivf", "nprobe"), ("ivfpq", "nprobe"),
+                                          ("hnsw", "ef_search")])
+def test_the_tuned_setting_reaches_the_target_on_held_out_queries(corpus, kind, setting):
+    vectors, file = corpus
+    recipe = choose_recipe(kind, 5000, 32)
+    index, _ = build_index(recipe, file, 5000)
+    tuned, tuning = tune_recipe(index, recipe, file, 5000, target=0.9, queries=300)
+    assert tuning.setting == setting and getattr(tuned, setting) == tuning.value
+    assert tuning.recall >= 0.9
+    queries = vectors[5000:]
+    _, truth = exact_search(vectors[:5000], queries, 10)
+    _, found = search_with_recipe(index, tuned, file, queries, 10)
+    assert recall_at_k(found, truth, 10) >= 0.85  # held-out queries, not the tuning sample
+
+
+def test_an_unreachable_target_takes_the_largest_setting_and_says_so(corpus):
+    _, file = corpus
+    recipe = choose_recipe("IVF64,PQ2x4", 5000, 32)
+    index, _ = build_index(recipe, file, 5000)
+    tuned, tuning = tune_recipe(index, recipe, file, 5000, target=1.0, queries=200)
+    assert tuned.nprobe == 64 and tuning.recall < 1.0
+    assert "short of the 1.0 target" in tuning.describe()
+
+
+def test_exact_and_tiny_indexes_are_left_alone(corpus):
+    _, file = corpus
+    recipe = choose_recipe("flat", 5000, 32)
+    index, _ = build_index(recipe, file, 5000)
+    assert tune_recipe(index, recipe, file, 5000) == (recipe, None)
+    ivf = choose_recipe("IVF1,Flat", 5, 32)
+    index, _ = build_index(ivf, file, 5)
+    assert tune_recipe(index, ivf, file, 5) == (ivf, None)
+
+
+def test_a_query_finding_itself_earns_nothing():
+    found = np.array([[7, 1, 2], [3, 7, 4]])
+    assert _drop_self(found, np.array([7, 7]), 2).tolist() == [[1, 2], [3, 4]]
+
+
+def test_index_corpus_records_the_tuned_setting(tmp_path):
+    vectors = clustered_unit_vectors(3000, 16, seed=5)
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("".join(f"v{i}\n" for i in range(3000)))
+    embedder = TableEmbedder(vectors)
+    index_corpus(corpus, embedder, tmp_path / "tuned", IndexOptions(type="ivf"), progress=False)
+    index_corpus(corpus, embedder, tmp_path / "plain", IndexOptions(type="ivf", target_recall=0),
+                 progress=False)
+    tuned = json.loads((tmp_path / "tuned" / "manifest.json").read_text())["recipe"]
+    plain = json.loads((tmp_path / "plain" / "manifest.json").read_text())["recipe"]
+    assert "tuned nprobe=" in tuned["reason"] and "tuned" not in plain["reason"]
+    assert plain["nprobe"] == choose_recipe("ivf", 3000, 16).nprobe
+    assert tuned["nprobe"] <= plain["nprobe"]
