@@ -84,21 +84,15 @@ def _auto(count: int, dim: int, max_memory: int | None) -> IndexRecipe:
         return IndexRecipe(
             "Flat", "auto", reason=f"{count:,} vectors <= {FLAT_MAX_VECTORS:,}: exact search"
         )
-    ivf = _ivf_flat(count, "auto", "")
-    if budget is None or estimate_memory(ivf, count, dim) <= budget:
-        return IndexRecipe(
-            **{
-                **ivf.to_dict(),
-                "reason": f"{count:,} vectors, {_size(flat_bytes)} of floats fit the "
-                f"{_size(budget) if budget else 'unbounded'} budget: IVF, exact distances",
-            }
-        )
+    # IVF-PQ, not IVF-Flat, however much RAM there is: on 704K Wikipedia sentence vectors an
+    # IVF4096,Flat needed nprobe 512 for recall@10 0.95 and then ran slower than exact search
+    # (213 vs 301 queries/s); 4-bit fast-scan codes scan that much several times faster
     pq = _ivf_pq(count, dim, budget, "auto", "")
     return IndexRecipe(
         **{
             **pq.to_dict(),
-            "reason": f"{count:,} vectors, {_size(flat_bytes)} of floats exceed the "
-            f"{_size(budget)} budget: IVF-PQ codes in RAM, float32 vectors on disk to re-rank",
+            "reason": f"{count:,} vectors ({_size(flat_bytes)} of floats): IVF-PQ codes in RAM, "
+            "float32 vectors on disk to re-rank",
         }
     )
 
@@ -155,6 +149,10 @@ def _ivf_pq(count: int, dim: int, max_memory: int | None, kind: str, reason: str
         m = max(c for c in fitting if c <= m)  # fitting always holds divisors[0] <= m
     train = min(count, max(nlist * TRAIN_POINTS_PER_CENTROID, (2**nbits) * POINTS_PER_CENTROID))
     suffix = "" if nbits == 8 else f"x{nbits}"
+    if nbits == 8 and dim % (2 * m) == 0:
+        # the same bytes as 2m sub-quantisers of 4 bits, which faiss scans with SIMD lookups
+        # ("fast scan"): on 704K real vectors, 4x the queries/s of exact search at nprobe 512
+        m, suffix = 2 * m, "x4fs"
     return IndexRecipe(
         f"IVF{nlist},PQ{m}{suffix}",
         kind,

@@ -10,9 +10,10 @@ def test_auto_is_exact_for_small_corpora():
     assert recipe.factory == "Flat" and recipe.exact and "exact" in recipe.reason
 
 
-def test_auto_is_ivf_for_large_corpora_and_trains_on_a_sample():
+def test_auto_is_fast_scan_ivf_pq_for_large_corpora_and_trains_on_a_sample():
     recipe = choose_recipe("auto", 1_000_000, 384, max_memory=8 << 30)
-    assert recipe.factory == "IVF4096,Flat"
+    # 192 sub-quantisers of 4 bits: the bytes of PQ96 at 8 bits, scanned with SIMD lookups
+    assert recipe.factory == "IVF4096,PQ192x4fs" and recipe.rerank > 0
     assert recipe.nprobe == 512 and recipe.train_size == 4096 * 64
 
 
