@@ -256,8 +256,7 @@ def train_step(model, optimizer, scheduler, examples, batch: list[int], cfg, dev
         loss = _grad_cache_backward(model, sequences, len(batch), device, cfg, routing_log)
     else:
         with autocast(device, cfg.amp):
-            vectors = model.encode_packed(sequences, cfg.length_chunks).float()
-            loss = _info_nce(vectors, len(batch), cfg)
+            loss = _sequences_loss(model, sequences, len(batch), cfg)
         objective = loss
         routing = take_routing(model)
         if routing is not None:
@@ -345,11 +344,16 @@ def _info_nce(vectors: torch.Tensor, pairs: int, cfg) -> torch.Tensor:
     return info_nce(vectors[:B], vectors[B: 2 * B], vectors[2 * B:], cfg.scale, cfg.symmetric)
 
 
+def _sequences_loss(model, sequences: list[list[int]], pairs: int, cfg) -> torch.Tensor:
+    """One forward pass over a batch's sequences (`_batch_sequences` order) and its InfoNCE."""
+    # packed: no linear layer sees a padding row (see Encoder.encode_packed)
+    vectors = model.encode_packed(sequences, cfg.length_chunks).float()
+    return _info_nce(vectors, pairs, cfg)
+
+
 def _batch_loss(model, examples, batch, device, cfg) -> torch.Tensor:
     """One forward pass over anchors, positives and the batch's hard negatives."""
-    # packed: no linear layer sees a padding row (see Encoder.encode_packed)
-    vectors = model.encode_packed(_batch_sequences(examples, batch), cfg.length_chunks).float()
-    return _info_nce(vectors, len(batch), cfg)
+    return _sequences_loss(model, _batch_sequences(examples, batch), len(batch), cfg)
 
 
 def _grad_cache_backward(model, sequences, pairs: int, device, cfg,
@@ -366,6 +370,7 @@ def _grad_cache_backward(model, sequences, pairs: int, device, cfg,
     order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))  # similar lengths
     chunks = [order[s: s + cfg.grad_cache_chunk]
               for s in range(0, len(order), cfg.grad_cache_chunk)]
+    rows = [torch.tensor(chunk, device=device) for chunk in chunks]  # each chunk's batch rows
     states, parts = [], []
     with torch.no_grad():
         for chunk in chunks:
@@ -374,18 +379,17 @@ def _grad_cache_backward(model, sequences, pairs: int, device, cfg,
                 parts.append(model.encode_packed([sequences[i] for i in chunk],
                                                  cfg.length_chunks).float())
     take_routing(model)  # the graph-free pass routes again below
-    index = torch.tensor([i for chunk in chunks for i in chunk], device=device)
     vectors = torch.empty(len(sequences), parts[0].shape[1], device=device)
-    vectors[index] = torch.cat(parts)
+    vectors[torch.cat(rows)] = torch.cat(parts)
     vectors.requires_grad_(True)
     loss = _info_nce(vectors, pairs, cfg)
     loss.backward()
     balance, assigned = 0.0, None
-    for chunk, state in zip(chunks, states, strict=True):
+    for chunk, chunk_rows, state in zip(chunks, rows, states, strict=True):
         _set_rng_state(device, state)
         with autocast(device, cfg.amp):
             part = model.encode_packed([sequences[i] for i in chunk], cfg.length_chunks).float()
-        surrogate = (part * vectors.grad[torch.tensor(chunk, device=device)]).sum()
+        surrogate = (part * vectors.grad[chunk_rows]).sum()
         routing = take_routing(model)
         if routing is not None:  # the balance loss is a mean: weight each chunk by its share
             surrogate = surrogate + (cfg.balance_loss_weight * len(chunk) / len(sequences)

@@ -70,12 +70,10 @@ def tune_recipe(
         setting, steps = "nprobe", _powers_of_two(ivf.nlist)
     else:
         setting, steps = "ef_search", HNSW_EF_STEPS
-    value, recall = steps[-1], 0.0
-    for step in steps:
-        trial = replace(recipe, **{setting: step})
+    for value in steps:  # cheapest first; ends on the largest when none reaches the target
+        trial = replace(recipe, **{setting: value})
         _, found = search_with_recipe(index, trial, vectors, sample, k + 1)
         recall = recall_at_k(_drop_self(found, rows, k), truth, k)
-        value = step
         if recall >= target:
             break
     tuning = Tuning(setting, value, round(recall, 4), target, k, len(rows))
