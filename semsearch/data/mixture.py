@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from semsearch.data import sources
-from semsearch.data.records import TrainingPair
+from semsearch.data.records import ScoredPair, TrainingPair
 from semsearch.errors import ConfigError, DataError
 
 CAPTION_SOURCES = ("flickr30k", "flickr8k", "coco")
@@ -125,6 +125,16 @@ def build_mixture(
     if config.max_pairs and len(pairs) > config.max_pairs:
         pairs = [pairs[i] for i in sorted(rng.choice(len(pairs), config.max_pairs, replace=False))]
     return pairs, report
+
+
+def scored_training_pairs(data_dir: str | Path | None,
+                          exclude: set[str] = frozenset()) -> list[ScoredPair]:
+    """STS-B train with its graded scores (for a ranking loss beside InfoNCE), without any pair
+    holding an STS-B dev/test sentence or a normalised sentence in `exclude` (validation)."""
+    folder = sources.resolve_data_dir(data_dir)
+    blocked = _evaluation_sentences(folder) | set(exclude)
+    return [row for row in sources.load_stsb("train", folder)
+            if normalise(row.sentence1) not in blocked and normalise(row.sentence2) not in blocked]
 
 
 def _filter(raw, name, blocked, seen_pairs, seen_captions):

@@ -28,3 +28,16 @@ def info_nce(
     if symmetric:
         loss = (loss + F.cross_entropy(scale * positives @ anchors.T, labels)) / 2
     return loss
+
+
+def cosent(cosines: torch.Tensor, scores: torch.Tensor, scale: float = 20.0) -> torch.Tensor:
+    """CoSENT (Su 2022): a ranking loss over graded pairs, log(1 + sum exp(scale * (cos_j - cos_i)))
+    over every two pairs where gold says i is more similar than j (scores_i > scores_j).
+
+    cosines, scores: (N,) one per sentence pair. It asks only that cosines be ordered like the
+    gold scores — what Spearman measures — not that they match the scores' scale. Zero pairs
+    with different scores give a loss of log(1) = 0.
+    """
+    gap = scale * (cosines[None, :] - cosines[:, None])  # gap[i, j] = scale * (cos_j - cos_i)
+    wrong_way = gap[scores[:, None] > scores[None, :]]
+    return torch.logsumexp(torch.cat([gap.new_zeros(1), wrong_way]), dim=0)

@@ -1,5 +1,6 @@
 """The training loop, top to bottom: config, device, data, tokenizer, model, optimiser,
-schedule, epochs (train, validate, checkpoint), publish.
+schedule, epochs (train, validate, checkpoint), publish. The epochs are InfoNCE on the mixture's
+pairs, then (`train.sts_epochs`) CoSENT on STS-B train's graded pairs.
 
 `train_model` writes into `<out>.partial/` and renames it to `<out>` when done. After every
 epoch — and on Ctrl-C, at the next step boundary — it saves a resumable checkpoint there
@@ -23,12 +24,12 @@ import torch
 from scipy.stats import spearmanr
 
 from semsearch import __version__
-from semsearch.data import build_mixture, load_stsb, normalise
+from semsearch.data import build_mixture, load_stsb, normalise, scored_training_pairs
 from semsearch.data.records import ScoredPair, TrainingPair
 from semsearch.encoder.batching import plan_batches
 from semsearch.encoder.device import autocast, pick_device
 from semsearch.encoder.inference import embed
-from semsearch.encoder.loss import info_nce
+from semsearch.encoder.loss import cosent, info_nce
 from semsearch.encoder.model import Encoder
 from semsearch.encoder.moe import take_routing
 from semsearch.encoder.presets import RunConfig
@@ -96,6 +97,7 @@ def _run(config, state, out: Path, partial: Path, data_dir, progress: bool, log:
         raise ConfigError(f"batch size {cfg.batch_size} is larger than the {len(train_pairs)} "
                           "training pairs; lower train.batch_size or add data")
     stsb_dev = _stsb_dev(data_dir, cfg.eval_limit, log)
+    graded_rows = _graded_rows(data_dir, val_pairs, cfg.sts_batch, log) if cfg.sts_epochs else []
 
     # tokenizer: learned from the training sentences (kept as-is on resume)
     if state is None:
@@ -109,18 +111,17 @@ def _run(config, state, out: Path, partial: Path, data_dir, progress: bool, log:
     model = Encoder(config.model).to(device)
     counts = model.parameter_counts()
     examples = _tokenize(train_pairs, tokenizer, config.model.max_seq_len)
+    graded = _tokenize_graded(graded_rows, tokenizer, config.model.max_seq_len)
     val_examples = _tokenize(val_pairs, tokenizer, config.model.max_seq_len)
     keys = _batch_keys(train_pairs)
     first_plan = plan_batches(keys, cfg.batch_size, np.random.default_rng(cfg.seed))
-    steps_per_epoch = len(first_plan)
-    total_steps = steps_per_epoch * cfg.epochs
+    total_steps = len(first_plan) * cfg.epochs + len(graded[2]) // cfg.sts_batch * cfg.sts_epochs
     if cfg.max_steps:
         total_steps = min(total_steps, cfg.max_steps)
+    stage_one = min(total_steps, len(first_plan) * cfg.epochs)  # the InfoNCE steps
     optimizer = _optimizer(model, cfg.lr, cfg.weight_decay)
-    warmup = max(1, round(cfg.warmup_ratio * total_steps))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: warmup_cosine(s, total_steps, warmup, cfg.min_lr_ratio)
-    )
+        optimizer, lambda s: _lr_factor(s, stage_one, total_steps, cfg))
 
     meta = {"format_version": FORMAT_VERSION, "package_version": __version__, "name": out.name,
             **config.to_dict(), "parameters": counts, "data_report": report,
@@ -165,19 +166,27 @@ def _run(config, state, out: Path, partial: Path, data_dir, progress: bool, log:
         tmp.replace(folder / "state.pt")
 
     with stop_requested.installed():
-        while epoch < cfg.epochs and step < total_steps:
-            batches = first_plan if epoch == 0 else plan_batches(
-                keys, cfg.batch_size, np.random.default_rng(cfg.seed + epoch))
+        while epoch < cfg.epochs + cfg.sts_epochs and step < total_steps:
+            sts_stage = epoch >= cfg.epochs
+            if sts_stage:
+                batches = _graded_batches(len(graded[2]), cfg.sts_batch, cfg.seed + epoch)
+            else:
+                batches = first_plan if epoch == 0 else plan_batches(
+                    keys, cfg.batch_size, np.random.default_rng(cfg.seed + epoch))
             batches = batches[: total_steps - (step - step_in_epoch)]
             model.train()
             losses = losses if step_in_epoch else []
             routing = routing if step_in_epoch else []
             epoch_start, steps_before = time.perf_counter(), step
-            bar = _progress(len(batches), step_in_epoch, f"epoch {epoch + 1}/{cfg.epochs}",
-                            progress)
+            label = (f"STS-B epoch {epoch + 1 - cfg.epochs}/{cfg.sts_epochs}" if sts_stage
+                     else f"epoch {epoch + 1}/{cfg.epochs}")
+            bar = _progress(len(batches), step_in_epoch, label, progress)
             for batch in batches[step_in_epoch:]:
-                losses.append(train_step(model, optimizer, scheduler, examples, batch, cfg, device,
-                                         routing))
+                if sts_stage:
+                    losses.append(sts_step(model, optimizer, scheduler, graded, batch, cfg, device))
+                else:
+                    losses.append(train_step(model, optimizer, scheduler, examples, batch, cfg,
+                                             device, routing))
                 step, step_in_epoch = step + 1, step_in_epoch + 1
                 if bar is not None:
                     bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}",
@@ -200,9 +209,11 @@ def _run(config, state, out: Path, partial: Path, data_dir, progress: bool, log:
 
             # end of epoch: validate, select, checkpoint
             seconds = time.perf_counter() - epoch_start
+            mean_loss = float(np.mean(losses)) if losses else None
             record = {
                 "epoch": epoch + 1, "step": step,
-                "train_loss": float(np.mean(losses)) if losses else None,
+                "train_loss": None if sts_stage else mean_loss,
+                **({"sts_loss": mean_loss} if sts_stage else {}),
                 "val_loss": _validation_loss(model, val_examples, cfg, device),
                 "stsb_dev_spearman": _stsb_spearman(model, tokenizer, stsb_dev, device),
                 "lr": scheduler.get_last_lr()[0],
@@ -225,7 +236,15 @@ def _run(config, state, out: Path, partial: Path, data_dir, progress: bool, log:
             checkpoint()
             if cfg.patience and stale >= cfg.patience:
                 log(f"early stop: no better STS-B dev Spearman for {stale} epochs")
-                break
+                if epoch >= cfg.epochs or not cfg.sts_epochs:
+                    break
+                # on to the STS-B stage: its schedule starts where it would have
+                epoch, step, stale = cfg.epochs, stage_one, 0
+                scheduler.last_epoch = step - 1
+                scheduler.step()
+                checkpoint()
+            elif epoch == cfg.epochs:
+                stale = 0  # the STS-B stage gets its own patience
 
     save_weights(model, partial / FINAL)
     best_record = max(history, key=lambda r: (r["stsb_dev_spearman"] if r["stsb_dev_spearman"]
@@ -267,6 +286,63 @@ def train_step(model, optimizer, scheduler, examples, batch: list[int], cfg, dev
     optimizer.step()
     scheduler.step()
     return loss.item()
+
+
+def sts_step(model, optimizer, scheduler, graded, batch: list[int], cfg, device) -> float:
+    """One optimiser step of CoSENT on a batch of graded pairs (`_tokenize_graded` rows);
+    returns its loss. CoSENT's scale is InfoNCE's `cfg.scale`."""
+    take_routing(model)
+    optimizer.zero_grad(set_to_none=True)
+    first, second, scores = graded
+    with autocast(device, cfg.amp):
+        vectors = model.encode_packed([first[i] for i in batch] + [second[i] for i in batch],
+                                      cfg.length_chunks).float()
+    gold = torch.tensor([scores[i] for i in batch], device=device)
+    loss = cosent((vectors[: len(batch)] * vectors[len(batch):]).sum(-1), gold, cfg.scale)
+    objective = loss
+    routing = take_routing(model)
+    if routing is not None:
+        objective = loss + cfg.balance_loss_weight * routing.balance_loss
+    objective.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    optimizer.step()
+    scheduler.step()
+    return loss.item()
+
+
+def _lr_factor(step: int, stage_one: int, total: int, cfg) -> float:
+    """The multiplier of cfg.lr at `step`: warmup and cosine over the InfoNCE steps, then warmup
+    and cosine again over the STS-B steps, peaking at cfg.sts_lr."""
+    if step < stage_one:
+        warmup = max(1, round(cfg.warmup_ratio * stage_one))
+        return warmup_cosine(step, stage_one, warmup, cfg.min_lr_ratio)
+    stage_two = total - stage_one
+    warmup = max(1, round(cfg.warmup_ratio * stage_two))
+    return cfg.sts_lr / cfg.lr * warmup_cosine(step - stage_one, stage_two, warmup)
+
+
+def _graded_rows(data_dir, val_pairs: list[TrainingPair], batch: int, log: Log) -> list[ScoredPair]:
+    """STS-B train's graded pairs for the CoSENT stage; none shares a sentence with STS-B
+    dev/test or with a validation pair."""
+    rows = scored_training_pairs(data_dir, {k for pair in val_pairs for k in _keys_of(pair)})
+    if len(rows) < batch:
+        raise DataError(f"train.sts_epochs needs STS-B train's graded pairs and found {len(rows)}, "
+                        f"fewer than train.sts_batch ({batch}); set train.sts_epochs=0 or point "
+                        "--data-dir at a folder with STS-B")
+    log(f"STS-B stage: CoSENT on {len(rows):,} graded STS-B train pairs")
+    return rows
+
+
+def _tokenize_graded(rows: list[ScoredPair], tokenizer: Tokenizer, max_len: int):
+    return (tokenizer.encode([r.sentence1 for r in rows], max_len),
+            tokenizer.encode([r.sentence2 for r in rows], max_len), [r.score for r in rows])
+
+
+def _graded_batches(count: int, batch_size: int, seed: int) -> list[list[int]]:
+    """A seeded shuffle of `count` graded pairs cut into full batches (the rest waits for the
+    next epoch's shuffle)."""
+    order = np.random.default_rng(seed).permutation(count).tolist()
+    return [order[s: s + batch_size] for s in range(0, count - batch_size + 1, batch_size)]
 
 
 def _prepare_folder(config: RunConfig, out: Path, partial: Path, resume: bool, overwrite: bool):
@@ -508,7 +584,8 @@ def _routing_summary(steps: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _describe(record: dict[str, Any]) -> str:
     parts = [f"epoch {record['epoch']}"]
-    for key, fmt in (("train_loss", ".4f"), ("val_loss", ".4f"), ("stsb_dev_spearman", ".2f"),
+    for key, fmt in (("train_loss", ".4f"), ("sts_loss", ".3f"), ("val_loss", ".4f"),
+                     ("stsb_dev_spearman", ".2f"),
                      ("lr", ".2e"), ("steps_per_s", ".2f"), ("elapsed_s", ".0f"),
                      ("balance_loss", ".3f")):
         if record.get(key) is not None:

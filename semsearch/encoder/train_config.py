@@ -37,6 +37,14 @@ class TrainConfig:
     # attention runs on this many length-sorted chunks of each batch, each padded to its own
     # longest (linear layers see no padding at all); 8 measured best of 2/4/8/16
     length_chunks: int = 8
+    # a second stage after the InfoNCE epochs: this many epochs of CoSENT (a ranking loss on
+    # graded pairs) over STS-B train's scored pairs, every score and not only the >= 4 positives
+    # InfoNCE sees; SBERT's NLI-then-STS-B recipe (0 = no second stage)
+    sts_epochs: int = 0
+    # peak learning rate of that stage, which has its own warmup (warmup_ratio) and cosine decay
+    sts_lr: float = 1e-4
+    # graded pairs per step of that stage (CoSENT ranks each pair's cosine against the others')
+    sts_batch: int = 32
     # gradient caching: embed a batch this many sequences at a time, so a batch of thousands of
     # pairs (more in-batch negatives) fits in memory for ~4/3 of the compute (0 = all at once)
     grad_cache_chunk: int = 0
@@ -53,6 +61,10 @@ class TrainConfig:
         if self.balance_loss_weight < 0:
             raise ValueError(f"balance_loss_weight ({self.balance_loss_weight}) must be >= 0; "
                              "a negative weight would reward unbalanced experts")
+        if self.sts_epochs < 0 or self.sts_lr <= 0 or self.sts_batch < 2:
+            raise ValueError(f"sts_epochs ({self.sts_epochs}) must be >= 0, sts_lr ({self.sts_lr}) "
+                             f"> 0 and sts_batch ({self.sts_batch}) >= 2: CoSENT ranks pairs "
+                             "against each other")
         if self.grad_cache_chunk < 0:
             raise ValueError(f"grad_cache_chunk ({self.grad_cache_chunk}) must be >= 0 "
                              "(0 embeds the whole batch at once)")

@@ -17,7 +17,7 @@ from semsearch.errors import DataError, SemsearchError
 INSTALL_HINT = "pip install 'semsearch[plot]'"
 # (history key, axis title) per panel; a panel's keys missing from every epoch leave it blank.
 PANELS = (
-    (("train_loss", "val_loss"), "loss"),
+    (("train_loss", "val_loss", "sts_loss"), "loss"),
     (("stsb_dev_spearman",), "STS-B dev Spearman x100"),
     (("lr",), "learning rate"),
     (("steps_per_s",), "training steps / s"),

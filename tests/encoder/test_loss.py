@@ -2,7 +2,7 @@ import math
 
 import torch
 
-from semsearch.encoder.loss import info_nce
+from semsearch.encoder.loss import cosent, info_nce
 
 
 def test_matches_hand_computed_case():
@@ -39,3 +39,20 @@ def test_symmetric_averages_both_directions():
 def test_perfect_pairs_give_low_loss():
     eye = torch.eye(4)
     assert info_nce(eye, eye, scale=20.0).item() < 1e-6
+
+
+def test_cosent_matches_hand_computed_case():
+    cosines = torch.tensor([0.9, 0.2, 0.5])
+    scores = torch.tensor([5.0, 1.0, 1.0])  # pair 0 above pairs 1 and 2; 1 and 2 tied
+    # ordered couples (i above j): (0, 1), (0, 2) -> exp(2 * (0.2 - 0.9)), exp(2 * (0.5 - 0.9))
+    expected = math.log(1 + math.exp(2 * -0.7) + math.exp(2 * -0.4))
+    assert abs(cosent(cosines, scores, scale=2.0).item() - expected) < 1e-6
+
+
+def test_cosent_rewards_the_gold_order_and_ignores_scale():
+    scores = torch.tensor([0.0, 2.5, 5.0])
+    right = cosent(torch.tensor([0.1, 0.2, 0.3]), scores)
+    same_order_other_scale = cosent(torch.tensor([-0.5, 0.4, 0.9]), scores)
+    wrong = cosent(torch.tensor([0.3, 0.2, 0.1]), scores)
+    assert right < wrong and same_order_other_scale < right
+    assert cosent(torch.tensor([0.3, 0.9]), torch.tensor([2.0, 2.0])).item() == 0.0  # all tied

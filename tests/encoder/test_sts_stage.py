@@ -1,0 +1,74 @@
+"""The CoSENT stage on STS-B train's graded pairs that follows the InfoNCE epochs."""
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from semsearch.encoder import SentenceEncoder
+from semsearch.encoder.presets import apply_overrides, preset
+from semsearch.encoder.train import _graded_batches, _lr_factor, train_model
+from semsearch.errors import DataError, TrainingInterrupted
+
+SENTENCES = ["A man is playing a guitar.", "A woman slices an onion.", "Kids play football."]
+
+
+def quiet(**kwargs):
+    return {"progress": False, "log": lambda _m: None, **kwargs}
+
+
+def _with_stage(**train):
+    # 36 InfoNCE steps (2 epochs of 18), then STS-B steps of 16 graded pairs, capped at 60 steps
+    return apply_overrides(preset("tiny"), {"train.sts_epochs": "2", "train.sts_batch": "16",
+                                            "train.max_steps": "60", **train})
+
+
+def test_schedule_warms_up_and_decays_twice():
+    cfg = replace(preset("tiny").train, lr=1e-3, sts_lr=1e-4, warmup_ratio=0.1)
+    stage_one, total = 100, 150
+    one = [_lr_factor(s, stage_one, total, cfg) for s in range(stage_one)]
+    two = [_lr_factor(s, stage_one, total, cfg) for s in range(stage_one, total)]
+    assert max(one) == pytest.approx(1.0) and one[-1] < 0.01
+    assert max(two) == pytest.approx(0.1)  # sts_lr / lr
+    assert two[0] < max(two) and two[-1] < 0.01 * 0.1
+
+
+def test_graded_batches_are_full_disjoint_and_seeded():
+    batches = _graded_batches(70, 16, seed=3)
+    assert [len(b) for b in batches] == [16] * 4
+    flat = [i for b in batches for i in b]
+    assert len(set(flat)) == 64 and set(flat) <= set(range(70))
+    assert batches == _graded_batches(70, 16, seed=3) != _graded_batches(70, 16, seed=4)
+
+
+@pytest.mark.slow
+def test_stage_runs_after_infonce_and_is_recorded(tmp_path, data_dir):
+    train_model(_with_stage(), tmp_path / "m", data_dir=data_dir, **quiet())
+    history = json.loads((tmp_path / "m" / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    assert history[1]["train_loss"] is not None and "sts_loss" not in history[1]
+    assert history[2]["train_loss"] is None and history[2]["sts_loss"] > 0
+    assert history[2]["step"] == 60 and history[2]["stsb_dev_spearman"] is not None
+    # the stage moved the weights: its epoch scores STS-B dev differently from the last InfoNCE one
+    assert history[2]["stsb_dev_spearman"] != history[1]["stsb_dev_spearman"]
+
+
+@pytest.mark.slow
+def test_resume_inside_the_stage_matches_an_uninterrupted_run(tmp_path, data_dir):
+    config = _with_stage()
+    train_model(config, tmp_path / "straight", data_dir=data_dir, **quiet())
+    with pytest.raises(TrainingInterrupted):
+        train_model(config, tmp_path / "resumed", data_dir=data_dir,
+                    **quiet(on_step=lambda step: step == 45))
+    train_model(config, tmp_path / "resumed", data_dir=data_dir, resume=True, **quiet())
+    a = SentenceEncoder.load(tmp_path / "straight").encode(SENTENCES)
+    b = SentenceEncoder.load(tmp_path / "resumed").encode(SENTENCES)
+    np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_too_few_graded_pairs_is_a_data_error_before_any_work(tmp_path, data_dir):
+    with pytest.raises(DataError, match="train.sts_batch"):
+        train_model(_with_stage(**{"train.sts_batch": "100000"}), tmp_path / "m",
+                    data_dir=data_dir, **quiet())
+    assert not (tmp_path / "m.partial").exists()
