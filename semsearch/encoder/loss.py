@@ -30,6 +30,15 @@ def info_nce(
     return loss
 
 
+def cosine_regression(cosines: torch.Tensor, scores: torch.Tensor, max_score: float = 5.0
+                      ) -> torch.Tensor:
+    """Mean squared error between each pair's cosine and its gold score mapped onto [0, 1]
+    (sentence-transformers' CosineSimilarityLoss). Unlike CoSENT it fixes where cosines sit,
+    not only their order: unrelated pairs (gold 0) are pulled to 0, equivalent ones (gold 5) to
+    1, so a cosine threshold keeps its meaning."""
+    return torch.mean((cosines - scores / max_score) ** 2)
+
+
 def cosent(cosines: torch.Tensor, scores: torch.Tensor, scale: float = 20.0) -> torch.Tensor:
     """CoSENT (Su 2022): a ranking loss over graded pairs, log(1 + sum exp(scale * (cos_j - cos_i)))
     over every two pairs where gold says i is more similar than j (scores_i > scores_j).

@@ -1,6 +1,6 @@
 """The training loop, top to bottom: config, device, data, tokenizer, model, optimiser,
 schedule, epochs (train, validate, checkpoint), publish. The epochs are InfoNCE on the mixture's
-pairs, then (`train.sts_epochs`) CoSENT on STS-B train's graded pairs.
+pairs, then (`train.sts_epochs`) a graded loss on STS-B train's scored pairs.
 
 `train_model` writes into `<out>.partial/` and renames it to `<out>` when done. After every
 epoch — and on Ctrl-C, at the next step boundary — it saves a resumable checkpoint there
@@ -29,7 +29,7 @@ from semsearch.data.records import ScoredPair, TrainingPair
 from semsearch.encoder.batching import plan_batches
 from semsearch.encoder.device import autocast, pick_device
 from semsearch.encoder.inference import embed
-from semsearch.encoder.loss import cosent, info_nce
+from semsearch.encoder.loss import cosent, cosine_regression, info_nce
 from semsearch.encoder.model import Encoder
 from semsearch.encoder.moe import take_routing
 from semsearch.encoder.presets import RunConfig
@@ -289,8 +289,8 @@ def train_step(model, optimizer, scheduler, examples, batch: list[int], cfg, dev
 
 
 def sts_step(model, optimizer, scheduler, graded, batch: list[int], cfg, device) -> float:
-    """One optimiser step of CoSENT on a batch of graded pairs (`_tokenize_graded` rows);
-    returns its loss. CoSENT's scale is InfoNCE's `cfg.scale`."""
+    """One optimiser step of the STS-B stage's loss (cfg.sts_loss) on a batch of graded pairs
+    (`_tokenize_graded` rows); returns the loss. CoSENT's scale is InfoNCE's `cfg.scale`."""
     take_routing(model)
     optimizer.zero_grad(set_to_none=True)
     first, second, scores = graded
@@ -298,7 +298,9 @@ def sts_step(model, optimizer, scheduler, graded, batch: list[int], cfg, device)
         vectors = model.encode_packed([first[i] for i in batch] + [second[i] for i in batch],
                                       cfg.length_chunks).float()
     gold = torch.tensor([scores[i] for i in batch], device=device)
-    loss = cosent((vectors[: len(batch)] * vectors[len(batch):]).sum(-1), gold, cfg.scale)
+    cosines = (vectors[: len(batch)] * vectors[len(batch):]).sum(-1)
+    loss = (cosent(cosines, gold, cfg.scale) if cfg.sts_loss == "cosent"
+            else cosine_regression(cosines, gold))
     objective = loss
     routing = take_routing(model)
     if routing is not None:
@@ -322,14 +324,14 @@ def _lr_factor(step: int, stage_one: int, total: int, cfg) -> float:
 
 
 def _graded_rows(data_dir, val_pairs: list[TrainingPair], batch: int, log: Log) -> list[ScoredPair]:
-    """STS-B train's graded pairs for the CoSENT stage; none shares a sentence with STS-B
+    """STS-B train's graded pairs for the STS-B stage; none shares a sentence with STS-B
     dev/test or with a validation pair."""
     rows = scored_training_pairs(data_dir, {k for pair in val_pairs for k in _keys_of(pair)})
     if len(rows) < batch:
         raise DataError(f"train.sts_epochs needs STS-B train's graded pairs and found {len(rows)}, "
                         f"fewer than train.sts_batch ({batch}); set train.sts_epochs=0 or point "
                         "--data-dir at a folder with STS-B")
-    log(f"STS-B stage: CoSENT on {len(rows):,} graded STS-B train pairs")
+    log(f"STS-B stage: {len(rows):,} graded STS-B train pairs")
     return rows
 
 

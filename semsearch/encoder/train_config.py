@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+STS_LOSSES = ("cosine", "cosent")
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -37,14 +39,18 @@ class TrainConfig:
     # attention runs on this many length-sorted chunks of each batch, each padded to its own
     # longest (linear layers see no padding at all); 8 measured best of 2/4/8/16
     length_chunks: int = 8
-    # a second stage after the InfoNCE epochs: this many epochs of CoSENT (a ranking loss on
-    # graded pairs) over STS-B train's scored pairs, every score and not only the >= 4 positives
-    # InfoNCE sees; SBERT's NLI-then-STS-B recipe (0 = no second stage)
+    # a second stage after the InfoNCE epochs: this many epochs of a graded loss (sts_loss) over
+    # STS-B train's scored pairs, every score and not only the >= 4 positives InfoNCE sees;
+    # SBERT's NLI-then-STS-B recipe (0 = no second stage)
     sts_epochs: int = 0
     # peak learning rate of that stage, which has its own warmup (warmup_ratio) and cosine decay
     sts_lr: float = 1e-4
-    # graded pairs per step of that stage (CoSENT ranks each pair's cosine against the others')
+    # graded pairs per step of that stage
     sts_batch: int = 32
+    # that stage's loss: "cosine" pulls each pair's cosine to its gold score / 5 (squared
+    # error; keeps unrelated pairs near 0); "cosent" only ranks the cosines like the gold scores
+    # (scored as well on STS-B but let unrelated pairs drift to cosine 0.74 in the quick model)
+    sts_loss: str = "cosine"
     # gradient caching: embed a batch this many sequences at a time, so a batch of thousands of
     # pairs (more in-batch negatives) fits in memory for ~4/3 of the compute (0 = all at once)
     grad_cache_chunk: int = 0
@@ -63,8 +69,9 @@ class TrainConfig:
                              "a negative weight would reward unbalanced experts")
         if self.sts_epochs < 0 or self.sts_lr <= 0 or self.sts_batch < 2:
             raise ValueError(f"sts_epochs ({self.sts_epochs}) must be >= 0, sts_lr ({self.sts_lr}) "
-                             f"> 0 and sts_batch ({self.sts_batch}) >= 2: CoSENT ranks pairs "
-                             "against each other")
+                             f"> 0 and sts_batch ({self.sts_batch}) >= 2")
+        if self.sts_loss not in STS_LOSSES:
+            raise ValueError(f"sts_loss {self.sts_loss!r} is not one of {', '.join(STS_LOSSES)}")
         if self.grad_cache_chunk < 0:
             raise ValueError(f"grad_cache_chunk ({self.grad_cache_chunk}) must be >= 0 "
                              "(0 embeds the whole batch at once)")

@@ -2,7 +2,7 @@ import math
 
 import torch
 
-from semsearch.encoder.loss import cosent, info_nce
+from semsearch.encoder.loss import cosent, cosine_regression, info_nce
 
 
 def test_matches_hand_computed_case():
@@ -56,3 +56,11 @@ def test_cosent_rewards_the_gold_order_and_ignores_scale():
     wrong = cosent(torch.tensor([0.3, 0.2, 0.1]), scores)
     assert right < wrong and same_order_other_scale < right
     assert cosent(torch.tensor([0.3, 0.9]), torch.tensor([2.0, 2.0])).item() == 0.0  # all tied
+
+
+def test_cosine_regression_pulls_cosines_to_the_gold_score_over_five():
+    cosines = torch.tensor([0.9, 0.1, 0.5])
+    scores = torch.tensor([5.0, 0.0, 4.0])
+    expected = ((0.9 - 1.0) ** 2 + 0.1 ** 2 + (0.5 - 0.8) ** 2) / 3
+    assert abs(cosine_regression(cosines, scores).item() - expected) < 1e-6
+    assert cosine_regression(scores / 5, scores).item() == 0.0

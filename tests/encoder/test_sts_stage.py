@@ -6,10 +6,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from semsearch.data import load_stsb
 from semsearch.encoder import SentenceEncoder
 from semsearch.encoder.presets import apply_overrides, preset
 from semsearch.encoder.train import _graded_batches, _lr_factor, train_model
-from semsearch.errors import DataError, TrainingInterrupted
+from semsearch.errors import ConfigError, DataError, TrainingInterrupted
 
 SENTENCES = ["A man is playing a guitar.", "A woman slices an onion.", "Kids play football."]
 
@@ -43,8 +44,10 @@ def test_graded_batches_are_full_disjoint_and_seeded():
 
 
 @pytest.mark.slow
-def test_stage_runs_after_infonce_and_is_recorded(tmp_path, data_dir):
-    train_model(_with_stage(), tmp_path / "m", data_dir=data_dir, **quiet())
+@pytest.mark.parametrize("loss", ["cosine", "cosent"])
+def test_stage_runs_after_infonce_and_is_recorded(tmp_path, data_dir, loss):
+    train_model(_with_stage(**{"train.sts_loss": loss}), tmp_path / "m", data_dir=data_dir,
+                **quiet())
     history = json.loads((tmp_path / "m" / "history.json").read_text())
     assert [h["epoch"] for h in history] == [1, 2, 3]
     assert history[1]["train_loss"] is not None and "sts_loss" not in history[1]
@@ -52,6 +55,33 @@ def test_stage_runs_after_infonce_and_is_recorded(tmp_path, data_dir):
     assert history[2]["step"] == 60 and history[2]["stsb_dev_spearman"] is not None
     # the stage moved the weights: its epoch scores STS-B dev differently from the last InfoNCE one
     assert history[2]["stsb_dev_spearman"] != history[1]["stsb_dev_spearman"]
+
+
+@pytest.mark.slow
+def test_the_cosine_stage_moves_cosines_toward_the_gold_scores(tmp_path, data_dir):
+    """Squared error of STS-B dev cosines against gold / 5 falls from the InfoNCE model (the same
+    seed, so the same first two epochs) to the one that went on through the stage."""
+    rows = load_stsb("dev", data_dir)[:300]
+    gold = np.array([r.score for r in rows]) / 5
+
+    def error(folder):
+        encoder = SentenceEncoder.load(folder)
+        a = encoder.encode([r.sentence1 for r in rows])
+        b = encoder.encode([r.sentence2 for r in rows])
+        return float(np.mean(((a * b).sum(1) - gold) ** 2))
+
+    train_model(preset("tiny"), tmp_path / "before", data_dir=data_dir, **quiet())
+    staged = _with_stage(**{"train.sts_lr": "2e-3", "train.max_steps": "0", "train.sts_epochs": "1",
+                            "train.patience": "0"})
+    train_model(staged, tmp_path / "after", data_dir=data_dir, **quiet())
+    for folder in ("before", "after"):  # the last weights, whichever epoch scored best
+        (tmp_path / folder / "final.safetensors").replace(tmp_path / folder / "model.safetensors")
+    assert error(tmp_path / "after") < error(tmp_path / "before")
+
+
+def test_unknown_stage_loss_is_refused():
+    with pytest.raises(ConfigError, match="sts_loss"):
+        apply_overrides(preset("tiny"), {"train.sts_loss": "mse"})
 
 
 @pytest.mark.slow
