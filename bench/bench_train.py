@@ -1,7 +1,9 @@
 """Training throughput of a preset on this machine: steps/s, tokens/s, GFLOP/s, peak memory.
 
 Runs the real training step (`semsearch.encoder.train.train_step`) on real batches of the preset's
-data mixture, after a few warm-up steps, and prints one table (and JSON with --json).
+data mixture, after a few warm-up steps, and prints one table (and JSON with --json). A preset
+with an STS-B stage also times that stage's step (`sts_step`) on STS-B train's graded pairs, and
+the table estimates the whole run: epochs x steps x median step time, for both stages.
 
     python bench/bench_train.py --preset production --steps 20
     python bench/bench_train.py --preset quick --preset production --json
@@ -28,7 +30,16 @@ def measure(preset_name: str, steps: int, warmup: int, data_dir: str | None, ove
     from semsearch.encoder.model import Encoder
     from semsearch.encoder.presets import apply_overrides, preset
     from semsearch.encoder.tokenizer import Tokenizer
-    from semsearch.encoder.train import _batch_keys, _optimizer, _tokenize, train_step
+    from semsearch.encoder.train import (
+        _batch_keys,
+        _graded_batches,
+        _graded_rows,
+        _optimizer,
+        _tokenize,
+        _tokenize_graded,
+        sts_step,
+        train_step,
+    )
 
     config = apply_overrides(preset(preset_name), overrides)
     cfg = config.train
@@ -65,6 +76,25 @@ def measure(preset_name: str, steps: int, warmup: int, data_dir: str | None, ove
             # padding now exists only inside attention (linear layers run packed)
             padded_tokens.append(sum(len(lengths[s: s + size]) * lengths[s: s + size][-1]
                                      for s in range(0, len(lengths), size)))
+    sts = {}
+    if cfg.sts_epochs:
+        graded = _tokenize_graded(_graded_rows(data_dir, [], cfg.sts_batch, lambda _m: None),
+                                  tokenizer, model_config.max_seq_len)
+        sts_batches = _graded_batches(len(graded[2]), cfg.sts_batch, cfg.seed)
+        sts_times = []
+        for i, batch in enumerate(sts_batches[: warmup + steps]):
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            sts_step(model, optimizer, scheduler, graded, batch, cfg, device)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            if i >= warmup:
+                sts_times.append(time.perf_counter() - t0)
+        sts = {"sts_step_s_median": statistics.median(sts_times),
+               "sts_steps_per_epoch": len(sts_batches),
+               "estimated_sts_stage_min": (cfg.sts_epochs * len(sts_batches)
+                                           * statistics.median(sts_times) / 60)}
     counts = model.parameter_counts()
     step_s = statistics.median(times)
     # forward + backward ~ 6 FLOPs per non-embedding parameter per token (attention extra ignored)
@@ -79,6 +109,9 @@ def measure(preset_name: str, steps: int, warmup: int, data_dir: str | None, ove
         "parameters": counts, "tokenizer_train_s": tokenizer_s,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "estimated_epoch_min": len(batches) * step_s / 60, "steps_per_epoch": len(batches),
+        "epochs": cfg.epochs, "sts_epochs": cfg.sts_epochs, **sts,
+        "estimated_run_min": (cfg.epochs * len(batches) * step_s / 60
+                              + sts.get("estimated_sts_stage_min", 0.0)),
     }
 
 
@@ -101,7 +134,7 @@ def main() -> None:
                           "torch": torch.__version__, "rows": rows}, indent=2))
         return
     header = ("preset", "device", "thr", "batch", "steps/s", "tokens/s", "attn pad %", "GFLOP/s",
-              "peak RSS MiB", "epoch min", "tok train s")
+              "peak RSS MiB", "epoch min", "STS-B stage min", "run min", "tok train s")
     print(" | ".join(header))
     print(" | ".join("---" for _ in header))
     for r in rows:
@@ -109,6 +142,8 @@ def main() -> None:
                           f"{r['steps_per_s']:.3f}", f"{r['real_tokens_per_s']:.0f}",
                           f"{100 * r['padding_fraction']:.0f}", f"{r['achieved_gflop_per_s']:.0f}",
                           f"{r['peak_rss_mib']:.0f}", f"{r['estimated_epoch_min']:.1f}",
+                          f"{r.get('estimated_sts_stage_min', 0.0):.1f}",
+                          f"{r['estimated_run_min']:.1f}",
                           f"{r['tokenizer_train_s']:.1f}"]))
     print(f"\n{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}; "
           "median over timed steps; tokens are real (unpadded) tokens", file=sys.stderr)
