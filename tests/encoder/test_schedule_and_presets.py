@@ -30,6 +30,8 @@ def test_reference_shape_presets():
     # the issue fixes the shape; data, steps, batch and vocabulary are the recipe's (chosen on
     # STS-B dev, README "Results"); a batch that big needs gradient caching on a CPU
     assert (production.train.batch_size, production.train.grad_cache_chunk) == (2048, 512)
+    assert (production.train.sts_epochs, production.train.sts_lr,
+            production.train.sts_loss) == (4, 3e-4, "cosine")  # the STS-B stage
     assert (production.data.max_pairs, production.train.epochs,
             production.tokenizer.vocab_size) == (0, 2, 8_000)
     assert (preset("fastest").model.hidden, preset("fastest").train.batch_size) == (256, 128)
