@@ -62,14 +62,10 @@ def measure(preset_name: str, steps: int, warmup: int, data_dir: str | None, ove
     for i, batch in enumerate(batches[: warmup + steps]):
         sequences = ([examples[0][j] for j in batch] + [examples[1][j] for j in batch]
                      + [examples[2][j] for j in batch if examples[2][j] is not None])
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        train_step(model, optimizer, scheduler, examples, batch, cfg, device)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+        seconds = _timed(device, train_step, model, optimizer, scheduler, examples, batch, cfg,
+                         device)
         if i >= warmup:
-            times.append(time.perf_counter() - t0)
+            times.append(seconds)
             real_tokens.append(sum(map(len, sequences)))
             lengths = sorted(map(len, sequences))
             size = -(-len(lengths) // max(1, cfg.length_chunks))
@@ -83,14 +79,10 @@ def measure(preset_name: str, steps: int, warmup: int, data_dir: str | None, ove
         sts_batches = _graded_batches(len(graded[2]), cfg.sts_batch, cfg.seed)
         sts_times = []
         for i, batch in enumerate(sts_batches[: warmup + steps]):
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            t0 = time.perf_counter()
-            sts_step(model, optimizer, scheduler, graded, batch, cfg, device)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
+            seconds = _timed(device, sts_step, model, optimizer, scheduler, graded, batch, cfg,
+                             device)
             if i >= warmup:
-                sts_times.append(time.perf_counter() - t0)
+                sts_times.append(seconds)
         sts = {"sts_step_s_median": statistics.median(sts_times),
                "sts_steps_per_epoch": len(sts_batches),
                "estimated_sts_stage_min": (cfg.sts_epochs * len(sts_batches)
@@ -113,6 +105,17 @@ def measure(preset_name: str, steps: int, warmup: int, data_dir: str | None, ove
         "estimated_run_min": (cfg.epochs * len(batches) * step_s / 60
                               + sts.get("estimated_sts_stage_min", 0.0)),
     }
+
+
+def _timed(device, step, *args) -> float:
+    """Seconds one call of `step(*args)` takes, waiting for a GPU's queued work on both sides."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    started = time.perf_counter()
+    step(*args)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - started
 
 
 def main() -> None:
