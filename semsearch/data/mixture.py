@@ -129,7 +129,7 @@ def build_mixture(
 
 def scored_training_pairs(data_dir: str | Path | None,
                           exclude: set[str] = frozenset()) -> list[ScoredPair]:
-    """STS-B train with its graded scores (for a ranking loss beside InfoNCE), without any pair
+    """STS-B train with its graded scores (for the STS-B training stage), without any pair
     holding an STS-B dev/test sentence or a normalised sentence in `exclude` (validation)."""
     folder = sources.resolve_data_dir(data_dir)
     blocked = _evaluation_sentences(folder) | set(exclude)

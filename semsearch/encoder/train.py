@@ -276,15 +276,8 @@ def train_step(model, optimizer, scheduler, examples, batch: list[int], cfg, dev
     else:
         with autocast(device, cfg.amp):
             loss = _sequences_loss(model, sequences, len(batch), cfg)
-        objective = loss
-        routing = take_routing(model)
-        if routing is not None:
-            objective = loss + cfg.balance_loss_weight * routing.balance_loss
-            _log_routing(routing_log, routing.balance_loss.item(), routing.assigned)
-        objective.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-    optimizer.step()
-    scheduler.step()
+        _backward(model, loss, cfg, routing_log)
+    _optimise(model, optimizer, scheduler, cfg)
     return loss.item()
 
 
@@ -301,15 +294,28 @@ def sts_step(model, optimizer, scheduler, graded, batch: list[int], cfg, device)
     cosines = (vectors[: len(batch)] * vectors[len(batch):]).sum(-1)
     loss = (cosent(cosines, gold, cfg.scale) if cfg.sts_loss == "cosent"
             else cosine_regression(cosines, gold))
+    _backward(model, loss, cfg)
+    _optimise(model, optimizer, scheduler, cfg)
+    return loss.item()
+
+
+def _backward(model, loss: torch.Tensor, cfg,
+              routing_log: list[dict[str, Any]] | None = None) -> None:
+    """Backpropagate `loss`, plus cfg.balance_loss_weight x the balance loss of a
+    mixture-of-experts model's routing since the last `take_routing` (logged to `routing_log`)."""
     objective = loss
     routing = take_routing(model)
     if routing is not None:
         objective = loss + cfg.balance_loss_weight * routing.balance_loss
+        _log_routing(routing_log, routing.balance_loss.item(), routing.assigned)
     objective.backward()
+
+
+def _optimise(model, optimizer, scheduler, cfg) -> None:
+    """Clip the gradient norm, then step the optimiser and the schedule."""
     torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
     optimizer.step()
     scheduler.step()
-    return loss.item()
 
 
 def _lr_factor(step: int, stage_one: int, total: int, cfg) -> float:
