@@ -24,6 +24,9 @@ POINTS_PER_CENTROID = 39
 TRAIN_POINTS_PER_CENTROID = 64
 # ivfpq re-ranks k x this many PQ candidates with the float32 vectors kept on disk
 RERANK_FACTOR = 10
+# 4-bit fast-scan codes are coarser: on 704K Wikipedia vectors (IVF4096,PQ128x4fs, nprobe 512)
+# recall@10 was 0.945 re-ranking 10k candidates and 0.966 re-ranking 20k, for 10% more time
+FAST_SCAN_RERANK_FACTOR = 20
 
 
 @dataclass(frozen=True)
@@ -157,7 +160,7 @@ def _ivf_pq(count: int, dim: int, max_memory: int | None, kind: str, reason: str
         f"IVF{nlist},PQ{m}{suffix}",
         kind,
         nprobe=default_nprobe(nlist),
-        rerank=RERANK_FACTOR,
+        rerank=FAST_SCAN_RERANK_FACTOR if suffix == "x4fs" else RERANK_FACTOR,
         train_size=train,
         reason=reason,
     )

@@ -67,7 +67,7 @@ def tune_recipe(
     sample = vectors.take(rows)
     truth = _exact_without_self(sample, rows, vectors, count, k)
     if ivf is not None:
-        setting, steps = "nprobe", _powers_of_two(ivf.nlist)
+        setting, steps = "nprobe", nprobe_steps(ivf.nlist)
     else:
         setting, steps = "ef_search", HNSW_EF_STEPS
     for value in steps:  # cheapest first; ends on the largest when none reaches the target
@@ -101,9 +101,16 @@ def _drop_self(found: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
-def _powers_of_two(limit: int) -> list[int]:
+def nprobe_steps(limit: int) -> list[int]:
+    """nprobe values to try, cheapest first: powers of two and the halfway 1.5x between them,
+    then `limit`. The halfway steps matter at scale: on 704K Wikipedia vectors recall@10 crossed
+    0.95 between nprobe 256 and 512 of 4096 lists, and 512 costs a third more time than 384.
+
+    >>> nprobe_steps(64)
+    [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64]
+    """
     steps, step = [], 1
     while step < limit:
-        steps.append(step)
+        steps += [step] + ([step * 3 // 2] if step >= 2 and step * 3 // 2 < limit else [])
         step *= 2
     return steps + [limit]

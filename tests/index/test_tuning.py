@@ -8,7 +8,7 @@ from conftest import TableEmbedder, clustered_unit_vectors
 
 from semsearch.index import VectorFile, build_index, choose_recipe, exact_search, recall_at_k
 from semsearch.index.search_index import search_with_recipe
-from semsearch.index.tuning import _drop_self, tune_recipe
+from semsearch.index.tuning import _drop_self, nprobe_steps, tune_recipe
 from semsearch.search import IndexOptions, index_corpus
 
 
@@ -72,3 +72,18 @@ def test_index_corpus_records_the_tuned_setting(tmp_path):
     assert "tuned nprobe=" in tuned["reason"] and "tuned" not in plain["reason"]
     assert plain["nprobe"] == choose_recipe("ivf", 3000, 16).nprobe
     assert tuned["nprobe"] <= plain["nprobe"]
+
+
+def test_nprobe_steps_try_the_halfway_values_and_end_on_every_list():
+    assert nprobe_steps(64) == [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64]
+    assert nprobe_steps(100)[-3:] == [64, 96, 100]
+    assert nprobe_steps(1) == [1] and nprobe_steps(3) == [1, 2, 3]
+    steps = nprobe_steps(4096)
+    assert steps == sorted(set(steps)) and 384 in steps and steps[-1] == 4096
+
+
+def test_fast_scan_codes_rerank_more_candidates_than_8_bit_codes():
+    fast = choose_recipe("ivfpq", 1_000_000, 384)
+    eight_bit = choose_recipe("ivfpq", 1_000_000, 5)  # an odd width cannot pair 4-bit codes
+    assert fast.factory.endswith("PQ192x4fs") and fast.rerank == 20
+    assert eight_bit.factory.endswith(",PQ1") and eight_bit.rerank == 10
