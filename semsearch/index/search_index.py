@@ -104,8 +104,10 @@ class SearchIndex:
         total = self.index.ntotal
         if total == 0:
             return [[] for _ in range(len(queries))]
-        # documents split into chunks can fill the top-k with one document: fetch more
-        fetch = k if self.store.max_chunks() <= 1 else k * 4
+        # documents split into chunks can fill the top-k with one document: fetch more. More
+        # vectors than documents means some document was split; the manifest says so at no
+        # cost, where asking the store (MAX over 700K documents) took 90 ms of a 100 ms query
+        fetch = k * 4 if self.manifest.count > self.manifest.documents else k
         while True:
             scores, rows = search_with_recipe(
                 self.index, self.recipe, self.vectors, queries, fetch, nprobe, ef_search

@@ -149,7 +149,3 @@ class DocumentStore:
 
     def count_chunks(self) -> int:
         return self.connection.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
-
-    def max_chunks(self) -> int:
-        found = self.connection.execute("SELECT MAX(chunks) FROM documents").fetchone()[0]
-        return int(found or 0)
