@@ -17,6 +17,7 @@ class VectorFile:
     def __init__(self, path: Path, dim: int) -> None:
         self.path = Path(path)
         self.dim = dim
+        self._map: np.ndarray | None = None  # kept between `take`s; remapped when the file grows
 
     def __len__(self) -> int:
         return self.path.stat().st_size // (4 * self.dim) if self.path.exists() else 0
@@ -45,9 +46,17 @@ class VectorFile:
         return data.reshape(-1, self.dim)
 
     def take(self, rows: np.ndarray) -> np.ndarray:
-        """The vectors of arbitrary rows, in that order, through a read-only memory map."""
-        mapped = np.memmap(self.path, dtype=np.float32, mode="r").reshape(-1, self.dim)
-        return np.ascontiguousarray(mapped[np.asarray(rows, dtype=np.int64)])
+        """The vectors of arbitrary rows, in that order, through a read-only memory map.
+
+        The map is kept for the next call, and each distinct row is read once, in file order:
+        re-ranking 1,000 queries' 200 candidates in 781K rows took 230-1,090 ms mapping afresh
+        and gathering in candidate order, against faiss's 400 ms for the search itself."""
+        rows = np.asarray(rows, dtype=np.int64)
+        size = self.path.stat().st_size // (4 * self.dim)
+        if self._map is None or len(self._map) != size:
+            self._map = np.memmap(self.path, dtype=np.float32, mode="r", shape=(size, self.dim))
+        unique, inverse = np.unique(rows.reshape(-1), return_inverse=True)
+        return self._map[unique][inverse].reshape(*rows.shape, self.dim)
 
 
 def rerank_exact(

@@ -65,3 +65,15 @@ def test_nprobe_and_ef_trade_recall(tmp_path, vectors, table_corpus):
     high = recall_at_k(hit_rows(opened.search(vectors[2000:], 10, nprobe=32)), true_ids, 10)
     opened.close()
     assert low < high == 1.0
+
+
+def test_vector_file_take_keeps_order_and_repeats_and_sees_appended_rows(tmp_path):
+    file = VectorFile(tmp_path / "v.f32", 3)
+    first = np.arange(12, dtype=np.float32).reshape(4, 3)
+    file.append(first)
+    rows = np.array([[3, 0, 3], [1, 1, 2]])
+    np.testing.assert_array_equal(file.take(rows), first[rows])  # (2, 3, dim), row order kept
+    file.append(first + 100)  # the kept memory map is renewed once the file grows
+    np.testing.assert_array_equal(file.take(np.array([7, 0])), np.stack([first[3] + 100, first[0]]))
+    file.write_rows(0, first[:1] - 1)  # rewritten in place: the shared map sees it
+    np.testing.assert_array_equal(file.take(np.array([0])), first[:1] - 1)

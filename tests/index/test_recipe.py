@@ -12,14 +12,16 @@ def test_auto_is_exact_for_small_corpora():
 
 def test_auto_is_fast_scan_ivf_pq_for_large_corpora_and_trains_on_a_sample():
     recipe = choose_recipe("auto", 1_000_000, 384, max_memory=8 << 30)
-    # 192 sub-quantisers of 4 bits: the bytes of PQ96 at 8 bits, scanned with SIMD lookups
-    assert recipe.factory == "IVF4096,PQ192x4fs" and recipe.rerank > 0
-    assert recipe.nprobe == 512 and recipe.train_size == 4096 * 64
+    # 192 sub-quantisers of 4 bits: the bytes of PQ96 at 8 bits, scanned with SIMD lookups,
+    # in sqrt(count) lists rather than IVF-Flat's 4 sqrt(count)
+    assert recipe.factory == "IVF1024,PQ192x4fs" and recipe.rerank == 20
+    assert recipe.nprobe == 128 and recipe.train_size == 1024 * 64
+    assert choose_recipe("ivf", 1_000_000, 384).factory == "IVF4096,Flat"
 
 
 def test_auto_compresses_when_vectors_exceed_the_memory_budget():
     recipe = choose_recipe("auto", 1_000_000, 384, max_memory=200 << 20)
-    assert recipe.factory.startswith("IVF4096,PQ") and recipe.rerank > 0
+    assert recipe.factory.startswith("IVF1024,PQ") and recipe.rerank > 0
     assert estimate_memory(recipe, 1_000_000, 384) <= 200 << 20
 
 

@@ -1,0 +1,105 @@
+"""Sweep FAISS factory strings, nprobe and re-rank depth on vectors cached by bench_index.py:
+queries/s against exact search in the same run, and recall@10 of the held-out queries.
+
+    python bench/index_sweep.py --cache runs/wiki-vectors --factory IVF512,PQ128x4fs \
+        --nprobe 64,85,128 --rerank 10,20
+
+Faster to explore with than bench_index.py (one process, no tuning, no peak-memory
+measurement); the re-rank reads the float32 vectors from memory, as the page cache serves them
+to `semsearch query`. Several passes per setting, median reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cache", type=Path, required=True,
+                        help="a bench_index.py --cache folder (base.f32, queries.f32, meta.json)")
+    parser.add_argument("--factory", action="append", required=True,
+                        help="a FAISS factory string (repeatable), built with inner product")
+    parser.add_argument("--nprobe", default="", help="comma-separated, for IVF factories")
+    parser.add_argument("--rerank", default="10,20", help="candidates re-ranked, as multiples of k")
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--train", type=int, default=100_000, help="vectors to train on")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    faiss.omp_set_num_threads(args.threads)
+
+    dim = json.loads((args.cache / "meta.json").read_text())["dim"]
+    base = np.fromfile(args.cache / "base.f32", dtype=np.float32).reshape(-1, dim)
+    queries = np.fromfile(args.cache / "queries.f32", dtype=np.float32).reshape(-1, dim)
+    k = args.k
+    exact = faiss.IndexFlatIP(dim)
+    exact.add(base)
+    exact_s, (_, truth) = timed(lambda: exact.search(queries, k), args.repeats)
+    rows = [{"factory": "Flat", "nprobe": None, "rerank": None, "queries_per_s":
+             len(queries) / exact_s, "vs_exact": 1.0, f"recall@{k}": 1.0}]
+    sample = base[np.random.default_rng(0).choice(len(base), min(args.train, len(base)),
+                                                  replace=False)]
+    for factory in args.factory:
+        index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+        index.train(sample)
+        index.add(base)
+        ivf = faiss.try_extract_index_ivf(index)
+        probes = [int(p) for p in args.nprobe.split(",") if p] if ivf is not None else [None]
+        for nprobe in probes or [None]:
+            if nprobe is not None:
+                ivf.nprobe = nprobe
+            for rerank in (int(r) for r in args.rerank.split(",")):
+                def run(index=index, rerank=rerank):
+                    _, candidates = index.search(queries, k * rerank)
+                    return rescore(base, queries, candidates, k)
+                seconds, found = timed(run, args.repeats)
+                rows.append({"factory": factory, "nprobe": nprobe, "rerank": rerank,
+                             "queries_per_s": len(queries) / seconds,
+                             "vs_exact": exact_s / seconds,
+                             f"recall@{k}": recall(found, truth, k)})
+                print(format_row(rows[-1], k), flush=True)
+    if args.json:
+        print(json.dumps({"vectors": len(base), "queries": len(queries), "dim": dim,
+                          "threads": args.threads, "repeats": args.repeats, "rows": rows}))
+
+
+def timed(work, repeats: int):
+    """(median seconds of `repeats` runs after one warm-up, the last result)."""
+    result = work()
+    passes = []
+    for _ in range(max(1, repeats)):
+        started = time.perf_counter()
+        result = work()
+        passes.append(time.perf_counter() - started)
+    return statistics.median(passes), result
+
+
+def rescore(base: np.ndarray, queries: np.ndarray, candidates: np.ndarray, k: int) -> np.ndarray:
+    """Each query's top k of its candidates by exact inner product."""
+    safe = np.where(candidates >= 0, candidates, 0)
+    scores = np.einsum("qcd,qd->qc", base[safe], queries)
+    scores[candidates < 0] = -np.inf
+    best = np.argsort(-scores, axis=1)[:, :k]
+    return np.take_along_axis(candidates, best, axis=1)
+
+
+def recall(found: np.ndarray, truth: np.ndarray, k: int) -> float:
+    return float(np.mean([len(set(f[:k]) & set(t[:k])) / k for f, t in zip(found, truth)]))
+
+
+def format_row(row: dict, k: int) -> str:
+    return (f"| {row['factory']} | {row['nprobe'] or ''} | {row['rerank']} x k | "
+            f"{row['queries_per_s']:.0f} | {row['vs_exact']:.1f}x | {row[f'recall@{k}']:.3f} |")
+
+
+if __name__ == "__main__":
+    main()
