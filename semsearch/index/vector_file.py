@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from semsearch.errors import IndexError_
+
 
 class VectorFile:
     """Row i of the (n, dim) float32 file at `path` is the vector of row id i."""
@@ -46,37 +48,56 @@ class VectorFile:
         return data.reshape(-1, self.dim)
 
     def take(self, rows: np.ndarray) -> np.ndarray:
-        """The vectors of arbitrary rows, in that order, through a read-only memory map.
-
-        The map is kept for the next call, and each distinct row is read once, in file order:
-        re-ranking 1,000 queries' 200 candidates in 781K rows took 230-1,090 ms mapping afresh
-        and gathering in candidate order, against faiss's 400 ms for the search itself."""
+        """The vectors of arbitrary rows, in that order, through a read-only memory map; each
+        distinct row is read once, in file order."""
         rows = np.asarray(rows, dtype=np.int64)
+        mapped = self._mapped()
+        unique, inverse = np.unique(rows.reshape(-1), return_inverse=True)
+        return mapped[unique][inverse].reshape(*rows.shape, self.dim)
+
+    def inner_products(self, queries: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """(nq, c) inner products of each query with its c rows, -inf where a row is -1.
+
+        faiss reads the rows in place through the memory map: for 1,000 queries' 200 re-rank
+        candidates among 704K rows, 46 ms against 147-186 ms gathering them with numpy first.
+        """
+        import faiss
+
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        rows = np.ascontiguousarray(rows, dtype=np.int64)
+        assert queries.ndim == 2 and queries.shape[1] == self.dim and len(rows) == len(queries)
+        mapped = self._mapped()
+        if rows.size and rows.max() >= len(mapped):  # faiss would read past the file's end
+            raise IndexError_(f"row {int(rows.max())} is past the {len(mapped):,} vectors in "
+                              f"{self.path}; rebuild the index with `semsearch index CORPUS`")
+        out = np.empty(rows.shape, dtype=np.float32)
+        faiss.fvec_inner_products_by_idx(
+            faiss.swig_ptr(out), faiss.swig_ptr(queries), faiss.swig_ptr(mapped),
+            faiss.swig_ptr(rows), self.dim, rows.shape[0], rows.shape[1],
+        )
+        return out
+
+    def _mapped(self) -> np.ndarray:
+        """The (n, dim) read-only memory map, kept between calls and made again once the file
+        has grown: mapping afresh on every search cost more than faiss's own search."""
         size = self.path.stat().st_size // (4 * self.dim)
         if self._map is None or len(self._map) != size:
             self._map = np.memmap(self.path, dtype=np.float32, mode="r", shape=(size, self.dim))
-        unique, inverse = np.unique(rows.reshape(-1), return_inverse=True)
-        return self._map[unique][inverse].reshape(*rows.shape, self.dim)
+        return self._map
 
 
 def rerank_exact(
-    queries: np.ndarray, candidate_ids: np.ndarray, candidate_vectors: np.ndarray, k: int
+    queries: np.ndarray, candidate_ids: np.ndarray, vectors: VectorFile, k: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Re-score candidates by exact inner product and keep the best k a query.
+    """Re-score candidates by exact inner product against `vectors` and keep the best k a query.
 
-    queries (nq, d); candidate_ids (nq, c) with -1 for none; candidate_vectors (nq, c, d).
-    Returns (scores, ids), each (nq, min(k, c)), best first, -1 / -inf padding.
-
-    >>> q = np.array([[1.0, 0.0]], dtype=np.float32)
-    >>> v = np.array([[[0.0, 1.0], [1.0, 0.0]]], dtype=np.float32)
-    >>> rerank_exact(q, np.array([[5, 7]]), v, 1)[1].tolist()
-    [[7]]
+    queries (nq, d); candidate_ids (nq, c) with -1 for none. Returns (scores, ids), each
+    (nq, min(k, c)), best first, -1 / -inf padding.
     """
-    scores = np.einsum("qd,qcd->qc", queries, candidate_vectors)  # (nq, c)
-    scores = np.where(candidate_ids >= 0, scores, -np.inf)
+    scores = vectors.inner_products(queries, candidate_ids)  # (nq, c), -inf for -1
     k = min(k, candidate_ids.shape[1])
     order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
     return (
-        np.take_along_axis(scores, order, axis=1).astype(np.float32),
+        np.take_along_axis(scores, order, axis=1),
         np.take_along_axis(candidate_ids, order, axis=1),
     )

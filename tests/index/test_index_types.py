@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from conftest import TableEmbedder
 
+from semsearch.errors import IndexError_
 from semsearch.index import (
     SearchIndex,
     VectorFile,
@@ -77,3 +78,18 @@ def test_vector_file_take_keeps_order_and_repeats_and_sees_appended_rows(tmp_pat
     np.testing.assert_array_equal(file.take(np.array([7, 0])), np.stack([first[3] + 100, first[0]]))
     file.write_rows(0, first[:1] - 1)  # rewritten in place: the shared map sees it
     np.testing.assert_array_equal(file.take(np.array([0])), first[:1] - 1)
+
+
+def test_vector_file_inner_products_read_rows_in_place(tmp_path):
+    rng = np.random.default_rng(0)
+    stored = rng.standard_normal((50, 8)).astype(np.float32)
+    file = VectorFile(tmp_path / "v.f32", 8)
+    file.append(stored)
+    queries = rng.standard_normal((3, 8)).astype(np.float32)
+    rows = np.array([[4, 49, -1], [0, 0, 7], [-1, -1, -1]])
+    found = file.inner_products(queries, rows)
+    for i, j in np.ndindex(rows.shape):
+        expected = -np.inf if rows[i, j] < 0 else stored[rows[i, j]] @ queries[i]
+        assert found[i, j] == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(IndexError_, match="past the 50 vectors"):
+        file.inner_products(queries[:1], np.array([[50]]))

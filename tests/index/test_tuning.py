@@ -74,12 +74,14 @@ def test_index_corpus_records_the_tuned_setting(tmp_path):
     assert tuned["nprobe"] <= plain["nprobe"]
 
 
-def test_nprobe_steps_try_the_halfway_values_and_end_on_every_list():
-    assert nprobe_steps(64) == [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64]
-    assert nprobe_steps(100)[-3:] == [64, 96, 100]
+def test_nprobe_steps_try_the_quarter_values_and_end_on_every_list():
+    assert nprobe_steps(64) == [1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16, 20, 24, 28, 32, 40, 48,
+                                56, 64]
+    assert nprobe_steps(100)[-5:] == [56, 64, 80, 96, 100]
     assert nprobe_steps(1) == [1] and nprobe_steps(3) == [1, 2, 3]
-    steps = nprobe_steps(4096)
-    assert steps == sorted(set(steps)) and 384 in steps and steps[-1] == 4096
+    steps = nprobe_steps(1024)
+    assert steps == sorted(set(steps)) and {128, 160, 192, 224} <= set(steps)
+    assert steps[-1] == 1024
 
 
 def test_fast_scan_codes_rerank_more_candidates_than_8_bit_codes():
