@@ -19,7 +19,7 @@ class VectorFile:
     def __init__(self, path: Path, dim: int) -> None:
         self.path = Path(path)
         self.dim = dim
-        self._map: np.ndarray | None = None  # kept between `take`s; remapped when the file grows
+        self._map: np.ndarray | None = None  # kept between reads; remapped when the file grows
 
     def __len__(self) -> int:
         return self.path.stat().st_size // (4 * self.dim) if self.path.exists() else 0
