@@ -6,7 +6,7 @@ without embedding the corpus again: for timing `semsearch query` on a new recipe
 
 The vectors come from the folder's vectors.f32 (recipes that re-rank keep it) or, for IVF-Flat
 and Flat indexes, from the index itself (their codes are the float32 vectors). The build and the
-recall tuning are the ones `semsearch index` runs; the document store is copied as it is, and
+recall tuning are the ones `semsearch index` runs (`write_tuned_index`); the document store is copied as it is, and
 the new folder is written beside the old one and renamed into place when complete.
 """
 
@@ -21,11 +21,12 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from semsearch.index import VectorFile, build_index, choose_recipe
-from semsearch.index.faiss_index import read_index, write_index
+from semsearch.index import VectorFile, choose_recipe
+from semsearch.index.faiss_index import read_index
 from semsearch.index.folder import INDEX_FILE, MANIFEST, STORE_FILE, VECTORS_FILE, staged_folder
 from semsearch.index.manifest import Manifest, now
-from semsearch.index.tuning import TARGET_RECALL, tune_recipe
+from semsearch.index.tuning import TARGET_RECALL
+from semsearch.search import write_tuned_index
 
 
 def stored_vectors(folder: Path, manifest: Manifest, out: VectorFile) -> None:
@@ -74,15 +75,8 @@ def main() -> None:
         stored_vectors(args.source, manifest, vectors)
         print(f"{len(vectors):,} vectors of {manifest.dim} read from {args.source}", flush=True)
         recipe = choose_recipe(args.type, manifest.count, manifest.dim)
-        index, trained_on = build_index(recipe, vectors, manifest.count)
-        if args.target_recall:
-            recipe, tuning = tune_recipe(index, recipe, vectors, manifest.count,
-                                         args.target_recall)
-            if tuning is not None:
-                recipe = replace(recipe, reason=f"{recipe.reason}; tuned {tuning.describe()}")
-        write_index(index, staging / INDEX_FILE)
-        if not recipe.rerank:
-            vectors.path.unlink()
+        _, recipe, trained_on = write_tuned_index(recipe, vectors, manifest.count,
+                                                  args.target_recall, staging)
         shutil.copy2(args.source / STORE_FILE, staging / STORE_FILE)
         replace(manifest, recipe=recipe.to_dict(), trained_on=trained_on,
                 updated=now()).write(staging / MANIFEST)

@@ -9,7 +9,7 @@ index commands can be driven by a trained `SentenceEncoder` (or, in tests, any o
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
@@ -22,6 +22,7 @@ from semsearch.errors import DataError, IndexError_
 from semsearch.index import (
     DocumentStore,
     Hit,
+    IndexRecipe,
     Manifest,
     SearchIndex,
     VectorFile,
@@ -176,15 +177,9 @@ def _build(reader, embedder, out, options, chunking, progress) -> IndexReport:
                 )
             recipe = choose_recipe(options.type, stats.chunks, embedder.dim, options.max_memory)
             with _bar(progress, stats.chunks, "adding", "vec") as bar:
-                index, trained_on = build_index(recipe, vectors, stats.chunks, bar.update)
-            if options.target_recall:
-                recipe, tuning = tune_recipe(index, recipe, vectors, stats.chunks,
-                                             options.target_recall)
-                if tuning is not None:
-                    recipe = replace(recipe, reason=f"{recipe.reason}; tuned {tuning.describe()}")
-            write_index(index, staging / INDEX_FILE)
-            if not recipe.rerank:
-                vectors.path.unlink()
+                index, recipe, trained_on = write_tuned_index(
+                    recipe, vectors, stats.chunks, options.target_recall, staging, bar.update
+                )
             manifest = Manifest(
                 model_name=embedder.name,
                 model_fingerprint=embedder.fingerprint,
@@ -215,6 +210,28 @@ def _build(reader, embedder, out, options, chunking, progress) -> IndexReport:
         manifest.documents,
         manifest.count,
     )
+
+
+def write_tuned_index(
+    recipe: IndexRecipe,
+    vectors: VectorFile,
+    count: int,
+    target_recall: float,
+    staging: Path,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[object, IndexRecipe, int]:
+    """Build the recipe's index over rows 0..count of `vectors`, tune its nprobe / efSearch to
+    `target_recall` (0: keep the defaults), and write it into the staging folder; the vector
+    file goes unless the recipe re-ranks with it. Returns (index, tuned recipe, trained on)."""
+    index, trained_on = build_index(recipe, vectors, count, progress)
+    if target_recall:
+        recipe, tuning = tune_recipe(index, recipe, vectors, count, target_recall)
+        if tuning is not None:
+            recipe = replace(recipe, reason=f"{recipe.reason}; tuned {tuning.describe()}")
+    write_index(index, staging / INDEX_FILE)
+    if not recipe.rerank:
+        vectors.path.unlink()
+    return index, recipe, trained_on
 
 
 def _append(reader, embedder, out, options, chunking, progress) -> IndexReport:
