@@ -58,6 +58,24 @@ def test_stage_runs_after_infonce_and_is_recorded(tmp_path, data_dir, loss):
 
 
 @pytest.mark.slow
+def test_early_stop_in_the_infonce_epochs_jumps_to_the_stage(tmp_path, data_dir):
+    # at lr 1e-12 the InfoNCE epochs cannot move STS-B dev, so patience 1 stops them after the
+    # second of four; the run must go on to the stage, not end
+    config = apply_overrides(preset("tiny"), {
+        "train.epochs": "4", "train.patience": "1", "train.lr": "1e-12", "train.sts_lr": "1e-4",
+        "train.sts_epochs": "1", "train.sts_batch": "16", "train.max_steps": "90"})
+    lines = []
+    train_model(config, tmp_path / "m", data_dir=data_dir, progress=False, log=lines.append)
+    history = json.loads((tmp_path / "m" / "history.json").read_text())
+    assert any(line.startswith("early stop") for line in lines)
+    assert [h["epoch"] for h in history] == [1, 2, 5] and [h["step"] for h in history] == [
+        18, 36, 90]
+    assert history[1]["stsb_dev_spearman"] == history[0]["stsb_dev_spearman"]
+    assert history[2]["train_loss"] is None and history[2]["sts_loss"] > 0
+    assert history[2]["stsb_dev_spearman"] != history[1]["stsb_dev_spearman"]
+
+
+@pytest.mark.slow
 def test_the_cosine_stage_moves_cosines_toward_the_gold_scores(tmp_path, data_dir):
     """Squared error of STS-B dev cosines against gold / 5 falls from the InfoNCE model (the same
     seed, so the same first two epochs) to the one that went on through the stage."""
