@@ -27,7 +27,7 @@ from semsearch.index.folder import (
 )
 from semsearch.index.manifest import Manifest, now
 from semsearch.index.merge import best_per_document
-from semsearch.index.recipe import IndexRecipe
+from semsearch.index.recipe import RERANK_MIN_K, IndexRecipe
 from semsearch.index.store import DocumentStore
 from semsearch.index.vector_file import VectorFile, rerank_exact
 
@@ -151,7 +151,8 @@ def search_with_recipe(
     nprobe / ef_search default to the recipe's."""
     nprobe = nprobe if nprobe is not None else recipe.nprobe
     ef_search = ef_search if ef_search is not None else recipe.ef_search
-    candidates = min(index.ntotal, k * max(1, recipe.rerank))
+    depth = max(k, RERANK_MIN_K) * recipe.rerank if recipe.rerank else k
+    candidates = min(index.ntotal, depth)
     scores, rows = search_vectors(index, queries, candidates, nprobe, ef_search)
     if recipe.rerank:
         scores, rows = rerank_exact(queries, rows, vectors, k)

@@ -3,7 +3,7 @@ pipeline (corpus file -> store -> FAISS -> search), at the default search settin
 
 import numpy as np
 import pytest
-from conftest import TableEmbedder
+from conftest import TableEmbedder, clustered_unit_vectors
 
 from semsearch.errors import IndexError_
 from semsearch.index import (
@@ -93,3 +93,20 @@ def test_vector_file_inner_products_read_rows_in_place(tmp_path):
         assert found[i, j] == pytest.approx(expected, rel=1e-5)
     with pytest.raises(IndexError_, match="past the 50 vectors"):
         file.inner_products(queries[:1], np.array([[50]]))
+
+
+def test_a_small_k_reranks_as_deep_as_tuning_measured(tmp_path):
+    # 300 vectors get 2-bit PQ codes: 10 candidates for k=1 often miss the true best, which the
+    # 100 of k=10 hold; a small k must not see a worse top hit than k=10 does
+    table = clustered_unit_vectors(360, 64, seed=5, clusters=30)
+    corpus = tmp_path / "small.txt"
+    corpus.write_text("".join(f"v{i}\n" for i in range(300)))
+    index_corpus(corpus, TableEmbedder(table), tmp_path / "pq",
+                 IndexOptions(type="ivfpq", target_recall=0), progress=False)
+    opened = SearchIndex.open(tmp_path / "pq")
+    queries = table[300:]
+    one = opened.search(queries, 1)
+    ten = opened.search(queries, 10)
+    opened.close()
+    assert opened.recipe.factory.endswith("x2") and opened.recipe.rerank
+    assert [hits[0].id for hits in one] == [hits[0].id for hits in ten]
