@@ -40,8 +40,8 @@ Examples:
     show_default=True,
     metavar="TYPE",
     help="flat (exact), hnsw, ivf, ivfpq, auto, or any FAISS factory string such as "
-    "'IVF1024,PQ32'. auto: exact search up to 50,000 vectors, else IVF sized to the corpus, "
-    "IVF-PQ when the vectors exceed --max-memory.",
+    "'IVF1024,PQ32'. auto: exact search up to 50,000 vectors, else fast-scan IVF-PQ codes in "
+    "about sqrt(n) lists, re-ranked exactly against the float32 vectors kept on disk.",
 )
 @click.option(
     "--max-memory",
