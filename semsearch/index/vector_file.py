@@ -48,12 +48,8 @@ class VectorFile:
         return data.reshape(-1, self.dim)
 
     def take(self, rows: np.ndarray) -> np.ndarray:
-        """The vectors of arbitrary rows, in that order, through a read-only memory map; each
-        distinct row is read once, in file order."""
-        rows = np.asarray(rows, dtype=np.int64)
-        mapped = self._mapped()
-        unique, inverse = np.unique(rows.reshape(-1), return_inverse=True)
-        return mapped[unique][inverse].reshape(*rows.shape, self.dim)
+        """The vectors of arbitrary rows, in that order, through a read-only memory map."""
+        return self._mapped()[np.asarray(rows, dtype=np.int64)]
 
     def inner_products(self, queries: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """(nq, c) inner products of each query with its c rows, -inf where a row is -1.
