@@ -5,8 +5,8 @@ queries/s against exact search in the same run, and recall@10 of the held-out qu
         --nprobe 64,85,128 --rerank 10,20
 
 Faster to explore with than bench_index.py (one process, no tuning, no peak-memory
-measurement); the re-rank reads the float32 vectors from memory, as the page cache serves them
-to `semsearch query`. Several passes per setting, median reported.
+measurement); the re-rank and recall are semsearch's own (`rerank_exact` over the cached
+vector file, `recall_at_k`). Several passes per setting, median reported.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from pathlib import Path
 
 import faiss
 import numpy as np
+
+from semsearch.index import VectorFile, recall_at_k, rerank_exact
 
 
 def main() -> None:
@@ -38,7 +40,8 @@ def main() -> None:
     faiss.omp_set_num_threads(args.threads)
 
     dim = json.loads((args.cache / "meta.json").read_text())["dim"]
-    base = np.fromfile(args.cache / "base.f32", dtype=np.float32).reshape(-1, dim)
+    stored = VectorFile(args.cache / "base.f32", dim)
+    base = stored.read(0, len(stored))
     queries = np.fromfile(args.cache / "queries.f32", dtype=np.float32).reshape(-1, dim)
     k = args.k
     exact = faiss.IndexFlatIP(dim)
@@ -60,12 +63,12 @@ def main() -> None:
             for rerank in (int(r) for r in args.rerank.split(",")):
                 def run(index=index, rerank=rerank):
                     _, candidates = index.search(queries, k * rerank)
-                    return rescore(base, queries, candidates, k)
+                    return rerank_exact(queries, candidates, stored, k)[1]
                 seconds, found = timed(run, args.repeats)
                 rows.append({"factory": factory, "nprobe": nprobe, "rerank": rerank,
                              "queries_per_s": len(queries) / seconds,
                              "vs_exact": exact_s / seconds,
-                             f"recall@{k}": recall(found, truth, k)})
+                             f"recall@{k}": recall_at_k(found, truth, k)})
                 print(format_row(rows[-1], k), flush=True)
     if args.json:
         print(json.dumps({"vectors": len(base), "queries": len(queries), "dim": dim,
@@ -81,19 +84,6 @@ def timed(work, repeats: int):
         result = work()
         passes.append(time.perf_counter() - started)
     return statistics.median(passes), result
-
-
-def rescore(base: np.ndarray, queries: np.ndarray, candidates: np.ndarray, k: int) -> np.ndarray:
-    """Each query's top k of its candidates by exact inner product."""
-    safe = np.where(candidates >= 0, candidates, 0)
-    scores = np.einsum("qcd,qd->qc", base[safe], queries)
-    scores[candidates < 0] = -np.inf
-    best = np.argsort(-scores, axis=1)[:, :k]
-    return np.take_along_axis(candidates, best, axis=1)
-
-
-def recall(found: np.ndarray, truth: np.ndarray, k: int) -> float:
-    return float(np.mean([len(set(f[:k]) & set(t[:k])) / k for f, t in zip(found, truth)]))
 
 
 def format_row(row: dict, k: int) -> str:
