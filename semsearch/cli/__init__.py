@@ -23,6 +23,11 @@ COMMANDS = {
     "query": "semsearch.cli.query:query",
     "remove": "semsearch.cli.remove:remove",
     "import-model": "semsearch.cli.import_model:import_model",
+    "adapt": "semsearch.cli.adapt:adapt",
+    "check": "semsearch.cli.check:check",
+    "embed": "semsearch.cli.embed:embed",
+    "export": "semsearch.cli.export:export",
+    "serve": "semsearch.cli.serve:serve",
 }
 
 
