@@ -35,7 +35,10 @@ from semsearch.index import (
     write_index,
 )
 from semsearch.index.folder import INDEX_FILE, MANIFEST, STORE_FILE, VECTORS_FILE
+from semsearch.index.fusion import FusionConfig, fuse, read_model_fusion
+from semsearch.index.lexical import LexicalConfig
 from semsearch.index.manifest import now
+from semsearch.index.search_index import write_lexical
 from semsearch.index.store import text_hash
 from semsearch.index.tuning import TARGET_RECALL, tune_recipe
 
@@ -193,6 +196,8 @@ def _build(reader, embedder, out, options, chunking, progress) -> IndexReport:
                 corpora=[_corpus_entry(reader, stats, embedder)],
                 precision=_precision(embedder),
                 trained_on=trained_on,
+                lexical=write_lexical(staging, store),
+                fusion=model_fusion(embedder).to_dict(),
                 created=now(),
                 updated=now(),
             )
@@ -275,6 +280,10 @@ def _append(reader, embedder, out, options, chunking, progress) -> IndexReport:
                 if not recipe.rerank:
                     vectors.path.unlink()
                 store.commit()
+                if manifest.lexical is not None:  # BM25 has no incremental update: rebuild
+                    manifest.lexical = write_lexical(
+                        staging, store, LexicalConfig.from_dict(manifest.lexical)
+                    )
                 manifest.count = int(index.ntotal)
                 manifest.documents = store.count_documents()
                 manifest.next_row = start + stats.chunks
@@ -477,18 +486,120 @@ def read_queries(lines: Iterable[str]) -> list[str]:
     return [line.strip() for line in lines if line.strip()]
 
 
+MODES = ("hybrid", "dense", "lexical")
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """How `search` ranks: `semsearch query`'s --mode, --fusion, --dense-weight, --where, ..."""
+
+    mode: str | None = None  # hybrid, dense or lexical; None: hybrid where the index can
+    fusion: str | None = None  # rrf or weighted; None: the index's (from the model's calibration)
+    dense_weight: float | None = None  # weighted fusion's dense share; None: the index's
+    depth: int | None = None  # candidates each side gives fusion; None: the index's (100)
+    where: tuple[tuple[str, str], ...] = ()  # metadata FIELD = VALUE, all must hold
+    nprobe: int | None = None
+    ef_search: int | None = None
+
+
+def resolve_mode(index: SearchIndex, mode: str | None) -> str:
+    """The mode a search runs in: the one asked for, checked against what the index holds."""
+    if mode is None:
+        return "hybrid" if index.lexical is not None else "dense"
+    if mode not in MODES:
+        raise DataError(f"search mode {mode!r} is unknown; use one of {', '.join(MODES)}")
+    if mode != "dense" and index.lexical is None:
+        raise IndexError_(
+            f"index {index.folder} has no lexical part (built before semsearch had one), so it "
+            f"cannot search in {mode} mode; add it with `semsearch index --add-lexical --out "
+            f"{index.folder}`, or use --mode dense"
+        )
+    return mode
+
+
+def fusion_for(index: SearchIndex, options: SearchOptions) -> FusionConfig:
+    """The index's fusion settings with the query's overrides applied."""
+    base = FusionConfig.from_dict(index.manifest.fusion)
+    return FusionConfig(
+        method=options.fusion or base.method,
+        dense_weight=base.dense_weight if options.dense_weight is None else options.dense_weight,
+        depth=options.depth or base.depth,
+        calibrated=base.calibrated and options.fusion is None and options.dense_weight is None,
+    )
+
+
 def search(
     index: SearchIndex,
-    embedder: Embedder,
+    embedder: Embedder | None,
     queries: Sequence[str],
     k: int,
     nprobe: int | None = None,
     ef_search: int | None = None,
     batch_size: int = 64,
+    options: SearchOptions | None = None,
 ) -> list[list[Hit]]:
-    """The top-k documents for each query text, checking the encoder against the index first."""
-    check_model(index.manifest, embedder, index.folder)
+    """The top-k documents for each query text, checking the encoder against the index first.
+
+    Dense mode ranks by cosine; lexical by BM25 (needs no encoder: `embedder` may be None);
+    hybrid fuses the top `depth` documents of each side (see semsearch.index.fusion). Each hit
+    carries the score and rank it had on each side beside the one it is ranked by."""
+    options = options or SearchOptions()
+    nprobe = options.nprobe if nprobe is None else nprobe
+    ef_search = options.ef_search if ef_search is None else ef_search
     if not queries or any(not query.strip() for query in queries):
         raise DataError('empty query; give some text, e.g. semsearch query "ocean tides" -k 5')
+    mode = resolve_mode(index, options.mode)
+    allowed = index.store.rows_where(options.where) if options.where else None
+    if mode == "lexical":
+        results = index.search_lexical(queries, k, allowed)
+        if not any(results) and not any(index.lexical.query_tokens(q) for q in queries):
+            raise DataError(
+                "the query has no searchable words (only stopwords or punctuation); use other "
+                "words, or --mode dense"
+            )
+        return [[replace(hit, lexical_score=hit.score, lexical_rank=hit.rank) for hit in hits]
+                for hits in results]
+    if embedder is None:
+        raise DataError(f"{mode} search needs the model; give --model")
+    check_model(index.manifest, embedder, index.folder)
     vectors = np.asarray(embedder.encode(list(queries), batch_size=batch_size), dtype=np.float32)
-    return index.search(vectors, k, nprobe=nprobe, ef_search=ef_search)
+    if mode == "dense":
+        results = index.search(vectors, k, nprobe=nprobe, ef_search=ef_search,
+                               allowed_rows=allowed)
+        return [[replace(hit, dense_score=hit.score, dense_rank=hit.rank) for hit in hits]
+                for hits in results]
+    fusion = fusion_for(index, options)
+    depth = max(k, fusion.depth)
+    dense = index.search(vectors, depth, nprobe=nprobe, ef_search=ef_search, allowed_rows=allowed)
+    lexical = index.search_lexical(queries, depth, allowed)
+    return [
+        fuse_hits(dense_hits, lexical_hits, fusion, k)
+        for dense_hits, lexical_hits in zip(dense, lexical, strict=True)
+    ]
+
+
+def fuse_hits(dense: list[Hit], lexical: list[Hit], fusion: FusionConfig, k: int) -> list[Hit]:
+    """One query's fused top-k, each hit with both sides' scores and ranks; the chunk shown is
+    the dense side's best where the document has one there."""
+    by_id = {hit.id: hit for hit in lexical}
+    by_id.update({hit.id: hit for hit in dense})
+    fused = fuse([(h.id, h.score) for h in dense], [(h.id, h.score) for h in lexical],
+                 fusion.method, fusion.dense_weight)
+    return [
+        replace(
+            by_id[f.doc_id],
+            rank=rank,
+            score=float(f.score),
+            dense_score=f.dense_score,
+            dense_rank=f.dense_rank,
+            lexical_score=f.lexical_score,
+            lexical_rank=f.lexical_rank,
+        )
+        for rank, f in enumerate(fused[:k], start=1)
+    ]
+
+
+def model_fusion(embedder: Embedder) -> FusionConfig:
+    """The fusion calibrated for this model (fusion.json in its folder), else the default."""
+    folder = getattr(embedder, "path", None)
+    return read_model_fusion(folder, embedder.fingerprint) if folder else FusionConfig()

@@ -20,11 +20,12 @@ Examples:
   semsearch index articles.jsonl.gz --text-field text --id-field id --max-memory 2G
   semsearch index more.txt --append --out indexes/docs
   semsearch index reviews.csv --text-field review --errors skip --json
+  semsearch index --add-lexical --out indexes/old   # BM25 for an index built before it had one
 """
 
 
 @click.command(epilog=EXAMPLES)
-@click.argument("corpus", type=click.Path(dir_okay=False))
+@click.argument("corpus", type=click.Path(dir_okay=False), required=False)
 @click.option(
     "--model",
     "model",
@@ -106,6 +107,12 @@ Examples:
     help="A line with bytes that are not UTF-8 (or malformed JSON): stop and name it, "
     "skip it, or replace the bytes with U+FFFD.",
 )
+@click.option(
+    "--add-lexical",
+    is_flag=True,
+    help="Give the --out index, built before semsearch had keyword search, its BM25 part from "
+    "the chunks it stores (no corpus, no re-embedding).",
+)
 @device_option
 @precision_option
 @json_option
@@ -122,6 +129,7 @@ def index(
     text_field,
     id_field,
     error_mode,
+    add_lexical,
     device,
     precision,
     as_json,
@@ -142,6 +150,18 @@ def index(
     from semsearch.index import Manifest, default_index_dir, parse_memory
     from semsearch.search import IndexOptions, index_corpus, load_embedder, model_for_index
 
+    if add_lexical:
+        from semsearch.index.search_index import add_lexical as add_lexical_part
+
+        if corpus is not None or out is None:
+            raise click.UsageError("--add-lexical takes --out INDEX and no CORPUS")
+        chunks = add_lexical_part(Path(out))
+        if as_json:
+            echo_json({"index": out, "lexical_chunks": chunks})
+        info(f"added a BM25 index of {chunks} chunks to {out}")
+        return
+    if corpus is None:
+        raise click.UsageError("give a CORPUS file to index, e.g. semsearch index corpora/docs.txt")
     folder = Path(out) if out else default_index_dir(Path(corpus))
     options = IndexOptions(
         type=index_type,

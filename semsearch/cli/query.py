@@ -15,6 +15,10 @@ Examples:
   semsearch query --queries questions.txt -k 3
   echo "healthy breakfast ideas" | semsearch query --queries - --json
   semsearch query "football" --nprobe 64      # IVF: search more lists
+  semsearch query "transformer attention" --mode lexical     # BM25 alone
+  semsearch query "ocean tides" --mode dense                  # vectors alone
+  semsearch query "ocean tides" --fusion rrf                  # reciprocal-rank fusion
+  semsearch query "tax law" --where lang=en --where year=2015 # metadata filters
 """
 
 
@@ -66,18 +70,62 @@ Examples:
     type=click.IntRange(min=1),
     help="HNSW candidate list size (more: slower, better recall; default: from the index).",
 )
+@click.option(
+    "--mode",
+    type=click.Choice(["hybrid", "dense", "lexical"]),
+    default=None,
+    help="hybrid: vectors and BM25 fused (the default where the index has a lexical part); "
+    "dense: vectors alone; lexical: BM25 alone (no model needed).",
+)
+@click.option(
+    "--fusion",
+    type=click.Choice(["weighted", "rrf"]),
+    default=None,
+    help="How hybrid fuses: weighted (min-max normalised scores) or rrf (reciprocal ranks) "
+    "(default: the index's, calibrated for its model by `semsearch evaluate`).",
+)
+@click.option(
+    "--dense-weight",
+    type=click.FloatRange(0.0, 1.0),
+    default=None,
+    help="Weighted fusion's share of the dense score, 0-1 (default: the index's).",
+)
+@click.option(
+    "--depth",
+    type=click.IntRange(1, 10_000),
+    default=None,
+    help="Documents each side hands to fusion (default: the index's, 100).",
+)
+@click.option(
+    "--where",
+    "where",
+    multiple=True,
+    metavar="FIELD=VALUE",
+    help="Only documents whose metadata FIELD equals VALUE (repeatable: all must hold); the "
+    "fields are the JSONL/CSV columns other than id and text.",
+)
 @device_option
 @json_option
-def query(text, k, index_dir, model, queries_file, nprobe, ef_search, device, as_json):
+def query(text, k, index_dir, model, queries_file, nprobe, ef_search, mode, fusion,
+          dense_weight, depth, where, device, as_json):
     """Search an index for TEXT.
 
-    Prints rank, score (cosine similarity), document id and text, trimmed to the terminal; a
-    document split into chunks shows its best chunk as id#chunk. With --json, one JSON object
-    a line: query, rank, score, id, chunk, chunks, text, metadata.
+    Prints rank, score, document id and text, trimmed to the terminal; a document split into
+    chunks shows its best chunk as id#chunk. The score is the cosine in dense mode, BM25 in
+    lexical mode, and the fused score in hybrid mode. With --json, one JSON object a line:
+    query, rank, score, id, chunk, chunks, text, metadata, and dense_score, dense_rank,
+    lexical_score, lexical_rank (null where the document was not among that side's candidates).
     """
     from semsearch.errors import DataError
     from semsearch.index import SearchIndex, resolve_index_dir
-    from semsearch.search import load_embedder, model_for_index, read_queries, search
+    from semsearch.search import (
+        SearchOptions,
+        load_embedder,
+        model_for_index,
+        read_queries,
+        resolve_mode,
+        search,
+    )
 
     if queries_file is not None and text is not None:
         raise click.UsageError("give TEXT or --queries FILE, not both")
@@ -92,14 +140,20 @@ def query(text, k, index_dir, model, queries_file, nprobe, ef_search, device, as
     else:
         queries = [text]
 
+    options = SearchOptions(
+        mode=mode, fusion=fusion, dense_weight=dense_weight, depth=depth,
+        where=tuple(parse_where(item) for item in where), nprobe=nprobe, ef_search=ef_search,
+    )
     opened = SearchIndex.open(resolve_index_dir(index_dir))
     try:
-        embedder = load_embedder(
-            model_for_index(opened.manifest, model),
-            device=None if device == "auto" else device,
-            texts=len(queries),
-        )
-        results = search(opened, embedder, queries, k, nprobe=nprobe, ef_search=ef_search)
+        embedder = None
+        if resolve_mode(opened, mode) != "lexical":
+            embedder = load_embedder(
+                model_for_index(opened.manifest, model),
+                device=None if device == "auto" else device,
+                texts=len(queries),
+            )
+        results = search(opened, embedder, queries, k, options=options)
     finally:
         opened.close()
     total = opened.manifest.documents
@@ -115,6 +169,19 @@ def query(text, k, index_dir, model, queries_file, nprobe, ef_search, device, as
             click.echo(("\n" if number else "") + f"query: {query_text}")
         for hit in hits:
             click.echo(format_hit(hit, width))
+
+
+def parse_where(item: str) -> tuple[str, str]:
+    """FIELD=VALUE as (field, value); the value may itself hold '='.
+
+    >>> parse_where("lang=en")
+    ('lang', 'en')
+    """
+    name, equals, value = item.partition("=")
+    if not equals or not name.strip():
+        raise click.BadParameter(f"{item!r} is not FIELD=VALUE, e.g. --where lang=en",
+                                 param_hint="--where")
+    return name.strip(), value
 
 
 def format_hit(hit, width: int = 100) -> str:

@@ -113,6 +113,8 @@ def staged_folder(folder: Path, copy_from: Path | None = None) -> Iterator[Path]
             for item in Path(copy_from).iterdir():
                 if item.is_file():
                     shutil.copy2(item, staging / item.name)
+                elif item.is_dir():  # the lexical index
+                    shutil.copytree(item, staging / item.name)
         yield staging
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -32,6 +32,12 @@ class Manifest:
     # part of the model check: int8 vectors of the same weights stay close to fp32 ones, so
     # queries in either precision search the index
     precision: str = "fp32"
+    # the BM25 side (LexicalConfig.to_dict() plus its chunk count); None: an index built before
+    # semsearch had one, searched dense only
+    lexical: dict | None = None
+    # how hybrid search fuses the two sides (FusionConfig.to_dict()), from the model's
+    # calibration when it had one
+    fusion: dict | None = None
     created: str = ""
     updated: str = ""
     format: str = FORMAT

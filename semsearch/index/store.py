@@ -9,9 +9,11 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from semsearch.errors import DataError, IndexError_
 
@@ -43,6 +45,16 @@ class Chunk:
     chunks: int  # how many chunks the document has
     text: str
     metadata: dict = field(default_factory=dict)
+
+
+def metadata_condition(field_name: str) -> str:
+    """The SQL test (two parameters: field name, value) that a document's metadata field equals a
+    value, compared as text. json_extract is fast but its paths cannot quote every name; a name
+    holding a quote or backslash goes through json_each."""
+    if '"' in field_name or "\\" in field_name:
+        return ("EXISTS (SELECT 1 FROM json_each(d.metadata) j WHERE j.key = ? "
+                "AND CAST(j.value AS TEXT) = ?)")
+    return "CAST(json_extract(d.metadata, '$.\"' || ? || '\"') AS TEXT) = ?"
 
 
 def text_hash(text: str) -> str:
@@ -143,6 +155,53 @@ class DocumentStore:
 
     def doc_ids_of_rows(self, rows: Sequence[int]) -> dict[int, str]:
         return {row: chunk.doc_id for row, chunk in self.chunks(rows).items()}
+
+    def iter_chunks(self, batch: int = 10_000) -> Iterator[tuple[int, str]]:
+        """Every stored chunk as (row id, text), in row order, read a batch at a time."""
+        last = -1
+        while True:
+            found = self.connection.execute(
+                "SELECT row, text FROM chunks WHERE row > ? ORDER BY row LIMIT ?", (last, batch)
+            ).fetchall()
+            if not found:
+                return
+            yield from found
+            last = found[-1][0]
+
+    def rows_where(self, where: Sequence[tuple[str, str]]) -> np.ndarray:
+        """Row ids of the chunks of documents whose metadata has every FIELD = VALUE in `where`
+        (values compared as text, so `year=2015` matches the number 2015 too).
+
+        Raises DataError naming the fields the store has when a field is on no document."""
+        conditions = " AND ".join(metadata_condition(name) for name, _ in where)
+        parameters = [part for name, value in where for part in (name, value)]
+        rows = [
+            row
+            for (row,) in self.connection.execute(
+                "SELECT c.row FROM chunks c JOIN documents d ON d.doc_id = c.doc_id "
+                f"WHERE {conditions}",
+                parameters,
+            )
+        ]
+        if not rows:
+            known = self.metadata_fields()
+            for name, _ in where:
+                if name not in known:
+                    shown = ", ".join(sorted(known)[:20]) or "none: the corpus had only id and text"
+                    raise DataError(
+                        f"no document has a metadata field {name!r}; the fields are: {shown}"
+                    )
+        return np.asarray(sorted(rows), dtype=np.int64)
+
+    def metadata_fields(self) -> set[str]:
+        """The metadata field names any document has."""
+        return {
+            key
+            for (key,) in self.connection.execute(
+                "SELECT DISTINCT j.key FROM documents d, json_each(d.metadata) j "
+                "WHERE d.metadata IS NOT NULL"
+            )
+        }
 
     def count_documents(self) -> int:
         return self.connection.execute("SELECT COUNT(*) FROM documents").fetchone()[0]

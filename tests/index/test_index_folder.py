@@ -30,7 +30,7 @@ def test_round_trip_gives_the_same_hits_and_writes_the_manifest(tmp_path, corpus
     out = tmp_path / "indexes" / "pets"
     report = build(corpus, out)
     assert (report.documents_added, report.chunks_added) == (3, 3)
-    assert sorted(os.listdir(out)) == ["documents.sqlite", "index.faiss", "manifest.json"]
+    assert sorted(os.listdir(out)) == ["documents.sqlite", "index.faiss", "lexical", "manifest.json"]
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["format_version"] == FORMAT_VERSION
     assert manifest["model_fingerprint"] == HashEmbedder().fingerprint
