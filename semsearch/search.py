@@ -137,6 +137,7 @@ def index_corpus(
     options: IndexOptions = IndexOptions(),
     append: bool = False,
     progress: bool | None = None,
+    latest: bool = True,
 ) -> IndexReport:
     """Embed a corpus file and write (or, with append, extend) the index folder `out`.
 
@@ -144,7 +145,8 @@ def index_corpus(
     embedded a window of chunks at a time (sorted by length to waste less padding), streaming
     vectors to a file on disk; the FAISS index is then trained on a sample and filled from that
     file. Everything happens in a temporary sibling folder that replaces `out` only at the end.
-    `progress`: None shows bars when stderr is a terminal.
+    `progress`: None shows bars when stderr is a terminal. `latest`: record the folder as the
+    default index for `semsearch query` (indexes/LATEST).
     """
     import time
 
@@ -157,7 +159,7 @@ def index_corpus(
         else _build(reader, embedder, Path(out), options, chunking, progress)
     )
     report.seconds = time.perf_counter() - started
-    if report.chunks_added or not append:
+    if latest and (report.chunks_added or not append):
         mark_latest(Path(out))
     return report
 
