@@ -10,7 +10,13 @@ import pytest
 
 from semsearch.errors import ConfigError
 from semsearch.index.fusion import FusionConfig, fuse, read_model_fusion, write_model_fusion
-from semsearch.index.lexical import LEXICAL_DIR, LexicalConfig, LexicalIndex, build_lexical, tokenize
+from semsearch.index.lexical import (
+    LEXICAL_DIR,
+    LexicalConfig,
+    LexicalIndex,
+    build_lexical,
+    tokenize,
+)
 
 DOCS = [
     (3, "Machine learning lets computers learn patterns from examples."),
