@@ -30,6 +30,9 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="first N queries of each set")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--json", default=None, help="also write the results here")
+    parser.add_argument("--approximate", default=None, metavar="TYPE",
+                        help="also index each collection with this --type (e.g. ivfpq) and report "
+                        "how much of the exact fused top 10 its fused top 10 keeps")
     args = parser.parse_args()
 
     from semsearch.encoder import SentenceEncoder
@@ -49,6 +52,12 @@ def main() -> None:
         report, fusion = evaluate_search(collections, encoder, args.batch_size,
                                          log=lambda m: print(m, file=sys.stderr))
         report["seconds"] = round(time.perf_counter() - started, 1)
+        if args.approximate:
+            report["approximate"] = approximate_overlap(collections, encoder, args, fusion)
+            for name, row in report["approximate"].items():
+                print(f"{name}: {args.approximate} ({row['factory']}) fused top-10 recall vs "
+                      f"exact fused top 10: {row['fused_recall@10']:.3f}; dense top-10 recall "
+                      f"{row['dense_recall@10']:.3f}; hybrid nDCG@10 {row['ndcg@10']:.3f}")
         results[model] = report
         print(f"\n{model}: calibrated fusion {report['fusion']['setting']} "
               f"({report['seconds']} s)")
@@ -65,6 +74,31 @@ def main() -> None:
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+
+
+def approximate_overlap(collections, encoder, args, fusion) -> dict:
+    """Recall of the approximate index's fused (and dense) top 10 against the exact index's."""
+    from semsearch.eval.search_eval import hybrid_rankings, run_collection, score_rankings
+
+    rows = {}
+    for collection in collections:
+        exact = run_collection(collection, encoder, args.batch_size)
+        approximate = run_collection(collection, encoder, args.batch_size,
+                                     index_type=args.approximate)
+        fused = [hybrid_rankings(run, fusion, 10) for run in (exact, approximate)]
+
+        def overlap(a, b):
+            return sum(len(set(a[q]) & set(b[q])) / max(1, len(a[q])) for q in a) / len(a)
+
+        rows[collection.name] = {
+            "factory": approximate.index["factory"],
+            "fused_recall@10": overlap(*fused),
+            "dense_recall@10": overlap(
+                *[{q: [h.id for h in run.dense[q][:10]] for q in run.dense}
+                  for run in (exact, approximate)]),
+            "ndcg@10": score_rankings(fused[1], approximate.qrels)["ndcg@10"],
+        }
+    return rows
 
 
 if __name__ == "__main__":

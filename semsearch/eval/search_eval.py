@@ -42,9 +42,11 @@ class CollectionRun:
 
 
 def run_collection(retrieval_set: RetrievalSet, embedder, batch_size: int = 64,
-                   progress: bool = False, depth: int = DEPTH) -> CollectionRun:
-    """Index the collection's corpus (auto recipe, in a temporary folder) and run each query in
-    dense and lexical mode, keeping the top `depth` (+1, for the query's own id) of each."""
+                   progress: bool = False, depth: int = DEPTH,
+                   index_type: str = "auto") -> CollectionRun:
+    """Index the collection's corpus (the `index_type` recipe, in a temporary folder) and run
+    each query in dense and lexical mode, keeping the top `depth` (+1, for the query's own id)
+    of each."""
     from semsearch.corpora import ReaderOptions
     from semsearch.index import SearchIndex
     from semsearch.search import IndexOptions, SearchOptions, index_corpus, search
@@ -57,7 +59,8 @@ def run_collection(retrieval_set: RetrievalSet, embedder, batch_size: int = 64,
             for doc_id, text in retrieval_set.corpus.items():
                 out.write(json.dumps({"id": doc_id, "text": text}, ensure_ascii=False) + "\n")
         folder = Path(temporary) / "index"
-        options = IndexOptions(reader=ReaderOptions("jsonl", "text", "id"), batch_size=batch_size)
+        options = IndexOptions(type=index_type, reader=ReaderOptions("jsonl", "text", "id"),
+                               batch_size=batch_size)
         index_corpus(corpus, embedder, folder, options, progress=progress, latest=False)
         opened = SearchIndex.open(folder)
         try:
