@@ -30,6 +30,11 @@ from semsearch.errors import IndexError_
 
 LEXICAL_DIR = "lexical"
 ROWS_FILE = "rows.npy"  # int64: the FAISS row id of each BM25 document, in BM25 order
+# the vocabulary as sorted token strings and their ids: a query looks its few tokens up by binary
+# search in the memory map, where loading bm25s' vocab.index.json (a dict of every token of the
+# corpus) took most of a query's start-up on 704K sentences
+VOCAB_TOKENS = "vocab_tokens.npy"
+VOCAB_IDS = "vocab_ids.npy"
 
 # NLTK's English stopword list (nltk.corpus.stopwords.words("english"), the 179-word version
 # without apostrophe forms), kept here so the index does not need NLTK's data download.
@@ -130,6 +135,11 @@ def build_lexical(folder: Path, rows_and_texts: Iterable[tuple[int, str]],
             corpus = bm25s.tokenization.Tokenized(ids=[[0]] * len(rows), vocab={"": 0})
         retriever.index(corpus, show_progress=False)
         retriever.save(str(target), allow_pickle=False)
+        tokens = sorted(retriever.vocab_dict)
+        np.save(target / VOCAB_TOKENS, np.array(tokens, dtype=str), allow_pickle=False)
+        np.save(target / VOCAB_IDS,
+                np.array([retriever.vocab_dict[t] for t in tokens], dtype=np.int64),
+                allow_pickle=False)
     np.save(target / ROWS_FILE, np.asarray(rows, dtype=np.int64), allow_pickle=False)
     return len(rows)
 
@@ -145,11 +155,13 @@ class LexicalIndex:
         fix = f"rebuild with `semsearch index CORPUS --out {folder}`"
         try:
             self.rows = np.load(target / ROWS_FILE, allow_pickle=False, mmap_mode="r")
-            self.retriever = (
-                bm25s.BM25.load(str(target), mmap=True, allow_pickle=False, show_progress=False)
-                if len(self.rows)
-                else None
-            )
+            self.retriever = None
+            if len(self.rows):
+                self.retriever = bm25s.BM25.load(str(target), mmap=True, allow_pickle=False,
+                                                 load_vocab=False, show_progress=False)
+                self.vocab_tokens = np.load(target / VOCAB_TOKENS, allow_pickle=False,
+                                            mmap_mode="r")
+                self.vocab_ids = np.load(target / VOCAB_IDS, allow_pickle=False, mmap_mode="r")
         except (OSError, ValueError, KeyError, json.JSONDecodeError) as error:
             raise IndexError_(f"lexical index in {target} is missing or corrupt ({error}); {fix}") from None
         if self.retriever is not None and self.retriever.scores["num_docs"] != len(self.rows):
@@ -162,18 +174,31 @@ class LexicalIndex:
 
     def query_tokens(self, text: str) -> list[str]:
         """The query's tokens that the index knows (empty: nothing to match on)."""
-        if self.retriever is None:
+        return [token for token, _ in self._known(text)]
+
+    def _known(self, text: str) -> list[tuple[str, int]]:
+        """(token, id) of each of the query's tokens in the vocabulary, repeats kept (a word
+        given twice counts twice, as in Lucene)."""
+        if self.retriever is None or len(self.vocab_tokens) == 0:
             return []
-        return [t for t in tokenize([text], self.config)[0] if t in self.retriever.vocab_dict]
+        tokens = tokenize([text], self.config)[0]
+        if not tokens:
+            return []
+        at = np.searchsorted(self.vocab_tokens, tokens)
+        return [
+            (token, int(self.vocab_ids[i]))
+            for token, i in zip(tokens, at.tolist(), strict=True)
+            if i < len(self.vocab_tokens) and self.vocab_tokens[i] == token
+        ]
 
     def search(self, text: str, k: int, allowed_rows: np.ndarray | None = None
                ) -> tuple[np.ndarray, np.ndarray]:
         """The k best chunks for a query: (scores, row ids), best first; only chunks with a
         positive score, and only `allowed_rows` when given."""
-        tokens = self.query_tokens(text)
-        if not tokens:
+        known = self._known(text)
+        if not known:
             return np.empty(0, dtype=np.float32), np.empty(0, dtype=np.int64)
-        scores = self.retriever.get_scores(tokens)  # (chunks,)
+        scores = self.retriever.get_scores_from_ids([i for _, i in known])  # (chunks,)
         if allowed_rows is not None:
             scores = np.where(np.isin(self.rows, allowed_rows), scores, 0.0)
         matched = np.flatnonzero(scores > 0)
