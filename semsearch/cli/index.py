@@ -5,13 +5,16 @@ from __future__ import annotations
 import click
 
 from semsearch.cli.common import (
+    FiniteFloatRange,
     device_option,
     echo_json,
     info,
     is_tty,
     json_option,
     precision_option,
+    wait_option,
 )
+from semsearch.corpora.chunking import MAX_CHUNKS
 
 EXAMPLES = """\b
 Examples:
@@ -20,6 +23,7 @@ Examples:
   semsearch index articles.jsonl.gz --text-field text --id-field id --max-memory 2G
   semsearch index more.txt --append --out indexes/docs
   semsearch index reviews.csv --text-field review --errors skip --json
+  semsearch index book.txt --max-chunks 5000 --wait 60
 """
 
 
@@ -53,7 +57,7 @@ Examples:
     "--target-recall",
     default=0.95,
     show_default=True,
-    type=click.FloatRange(0.0, 1.0),
+    type=FiniteFloatRange(0.0, 1.0),
     help="Tune an approximate index's nprobe / efSearch to the cheapest value whose recall@10 "
     "on a sample of the corpus reaches this (0: keep the recipe's default).",
 )
@@ -72,7 +76,7 @@ Examples:
     "--batch-size",
     default=64,
     show_default=True,
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, 65_536),
     help="Texts encoded per batch.",
 )
 @click.option(
@@ -103,9 +107,19 @@ Examples:
     type=click.Choice(["strict", "skip", "replace"]),
     default="strict",
     show_default=True,
-    help="A line with bytes that are not UTF-8 (or malformed JSON): stop and name it, "
-    "skip it, or replace the bytes with U+FFFD.",
+    help="A bad line (bytes that are not UTF-8, malformed JSON, a ragged or unclosed CSV "
+    "record, a null or non-text text field, a repeated id): stop and name it, skip it and "
+    "report it, or (for bytes) replace them with U+FFFD.",
 )
+@click.option(
+    "--max-chunks",
+    default=MAX_CHUNKS,
+    show_default=True,
+    type=click.IntRange(1, 1_000_000),
+    help="Chunks kept of one document (a window of the model's tokens each); the rest of a "
+    "longer document is not indexed, and every cut is reported.",
+)
+@wait_option
 @device_option
 @precision_option
 @json_option
@@ -122,6 +136,8 @@ def index(
     text_field,
     id_field,
     error_mode,
+    max_chunks,
+    wait,
     device,
     precision,
     as_json,
@@ -133,11 +149,12 @@ def index(
     are cut into overlapping chunks. The index folder holds index.faiss, documents.sqlite and
     manifest.json (model fingerprint, index recipe, corpus hash); it is written to a temporary
     folder and renamed, so an interrupted run leaves the previous index as it was.
-    `semsearch query` uses the most recently written index (recorded in indexes/LATEST) unless
+    `semsearch query` uses the most recently written index (recorded in indexes/.semsearch-latest) unless
     given --index.
     """
     from pathlib import Path
 
+    from semsearch.cli.terminal import printable
     from semsearch.corpora import ReaderOptions
     from semsearch.index import Manifest, default_index_dir, parse_memory
     from semsearch.search import IndexOptions, index_corpus, load_embedder, model_for_index
@@ -149,6 +166,8 @@ def index(
         target_recall=target_recall,
         batch_size=batch_size,
         reader=ReaderOptions(corpus_format, text_field, id_field, error_mode),
+        max_chunks=max_chunks,
+        wait=wait,
     )
     if append and index_type != "auto":
         info(f"--type {index_type} ignored: an appended index keeps the recipe it was built with")
@@ -162,9 +181,15 @@ def index(
         Path(corpus), embedder, folder, options, append=append, progress=is_tty() and not as_json
     )
     for line, reason in report.lines_skipped[:5]:
-        info(f"skipped line {line}: {reason}")
+        info(f"skipped line {line}: {printable(reason)}")
     if len(report.lines_skipped) > 5:
         info(f"... {len(report.lines_skipped) - 5} more lines skipped")
+    for line, reason in report.documents_cut[:5]:
+        info(f"line {line}: {printable(reason)}; the rest of it is not searchable")
+    if len(report.documents_cut) > 5:
+        info(f"... {len(report.documents_cut) - 5} more documents cut (raise --max-chunks)")
+    if report.stale_removed:
+        info(f"removed {report.stale_removed} temporary folders left by interrupted runs")
     if as_json:
         echo_json(report.to_dict())
         return

@@ -31,7 +31,7 @@ def test_index_writes_the_default_folder_and_reports(workspace):
     assert result.exit_code == 0, result.output
     assert "indexed 3 documents" in result.output and "Flat" in result.output
     assert (workspace / "indexes" / "pets" / "manifest.json").is_file()
-    assert (workspace / "indexes" / "LATEST").read_text().strip() == "pets"
+    assert (workspace / "indexes" / ".semsearch-latest").read_text().strip() == "pets"
 
 
 def test_index_json_and_options(workspace):
