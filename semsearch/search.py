@@ -520,8 +520,14 @@ class _bar:
 
 
 def check_model(manifest: Manifest, embedder: Embedder, folder: Path) -> None:
-    """Refuse an encoder other than the one the index was built with, saying how to fix it."""
-    if embedder.fingerprint == manifest.model_fingerprint and embedder.dim == manifest.dim:
+    """Refuse an encoder other than the one the index was built with, saying how to fix it.
+
+    An index built before the fingerprint covered the tokenizer and config recorded the
+    weights' fingerprint alone: it matches an encoder with the same weights (a changed tokenizer
+    or config cannot be told apart for it; `semsearch check` says so and suggests a rebuild)."""
+    if embedder.dim == manifest.dim and manifest.model_fingerprint in (
+        embedder.fingerprint, getattr(embedder, "weights_fingerprint", None)
+    ):
         return
     given = getattr(embedder, "path", embedder.name)
     raise IndexError_(

@@ -41,6 +41,7 @@ from semsearch.encoder.store import (
     HISTORY,
     TOKENIZER,
     WEIGHTS,
+    check_model_replaceable,
     load_weights,
     publish,
     read_config,
@@ -368,6 +369,7 @@ def _prepare_folder(config: RunConfig, out: Path, partial: Path, resume: bool, o
                           "--resume to continue it, or --out to choose another folder")
     if out.exists() and not (out / CONFIG).exists() and any(out.iterdir()):
         raise ConfigError(f"{out} exists and is not a model folder; choose another --out")
+    check_model_replaceable(out)  # --overwrite replaces a model folder, never anything else
     if partial.exists():
         if not overwrite:
             raise ConfigError(f"an interrupted run is in {partial}; continue it with --resume or "
