@@ -47,7 +47,7 @@ from semsearch.index.folder import INDEX_FILE, MANIFEST, STORE_FILE, VECTORS_FIL
 from semsearch.index.lock import MAX_WAIT_SECONDS, index_writer
 from semsearch.index.manifest import now
 from semsearch.index.store import text_hash
-from semsearch.index.tuning import TARGET_RECALL, tune_recipe
+from semsearch.index.tuning import TARGET_RECALL, retune, stored_vectors, tune_recipe
 
 # chunks embedded and written at a time; bounds memory whatever the corpus size
 WINDOW_BATCHES = 32
@@ -129,6 +129,8 @@ class IndexReport:
     # document past max_chunks chunks
     documents_cut: list[tuple[int, str]] = field(default_factory=list)
     stale_removed: int = 0  # temporary folders of dead writers removed before writing
+    # --append on an approximate index: (setting, old value, new value, recall before, after)
+    recall_change: tuple[str, int | None, int | None, float, float] | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -144,6 +146,10 @@ class IndexReport:
             "vectors": self.vectors_total,
             "seconds": round(self.seconds, 3),
             "appended": self.appended,
+            "recall_change": dict(
+                zip(("setting", "old", "new", "recall_before", "recall_after"),
+                    self.recall_change, strict=True)
+            ) if self.recall_change else None,
         }
 
 
@@ -280,11 +286,19 @@ def write_tuned_index(
     """Build the recipe's index over rows 0..count of `vectors`, tune its nprobe / efSearch to
     `target_recall` (0: keep the defaults), and write it into the staging folder; the vector
     file goes unless the recipe re-ranks with it. Returns (index, tuned recipe, trained on)."""
-    index, trained_on = build_index(recipe, vectors, count, progress)
-    if target_recall:
-        recipe, tuning = tune_recipe(index, recipe, vectors, count, target_recall)
-        if tuning is not None:
-            recipe = replace(recipe, reason=f"{recipe.reason}; tuned {tuning.describe()}")
+    try:
+        index, trained_on = build_index(recipe, vectors, count, progress)
+        if target_recall:
+            recipe, tuning = tune_recipe(index, recipe, vectors, count, target_recall)
+            if tuning is not None:
+                recipe = replace(recipe, reason=f"{recipe.reason}; tuned {tuning.describe()}")
+                recipe = replace(recipe, recall=tuning.recall, target_recall=target_recall)
+    except RuntimeError as error:  # FAISS's C++ exceptions: never a traceback
+        detail = " ".join(str(error).split())[-160:]
+        raise ConfigError(
+            f"FAISS could not build {recipe.factory!r} for {count:,} vectors ({detail}); "
+            "choose another --type, or --type auto"
+        ) from None
     write_index(index, staging / INDEX_FILE)
     if not recipe.rerank:
         vectors.path.unlink()
@@ -302,6 +316,7 @@ def _append(reader, embedder, out, options, chunking, progress) -> IndexReport:
     current.close()
     check_model(manifest, embedder, out)
     start = manifest.next_row
+    recall_change = None
     try:
         with staged_folder(out, copy_from=out) as staging:
             store = DocumentStore(staging / STORE_FILE)
@@ -328,6 +343,10 @@ def _append(reader, embedder, out, options, chunking, progress) -> IndexReport:
                 add_rows(
                     index, vectors, first_row, first_row + stats.chunks, id_offset=start - first_row
                 )
+                tuned = _retune_after_append(index, recipe, store, kept, options)
+                if tuned is not None:
+                    recipe, recall_change = tuned
+                    manifest.recipe = recipe.to_dict()
                 write_index(index, staging / INDEX_FILE)
                 if not recipe.rerank:
                     vectors.path.unlink()
@@ -353,7 +372,28 @@ def _append(reader, embedder, out, options, chunking, progress) -> IndexReport:
         manifest.count,
         appended=True,
         documents_cut=stats.cut,
+        recall_change=recall_change,
     )
+
+
+def _retune_after_append(index, recipe: IndexRecipe, store: DocumentStore, kept: VectorFile,
+                         options: IndexOptions):
+    """IVF lists trained on the original corpus drift as documents are appended: re-measure
+    recall@10 on a sample of all the vectors and raise nprobe / efSearch when it fell below the
+    target. Returns (recipe, (setting, old, new, recall before, after)), or None for an exact
+    index or --target-recall 0."""
+    target = recipe.target_recall if recipe.target_recall is not None else options.target_recall
+    if recipe.exact or not target or (recipe.nprobe is None and recipe.ef_search is None):
+        return None
+    rows = np.fromiter((row for (row,) in store.connection.execute(
+        "SELECT row FROM chunks ORDER BY row")), dtype=np.int64)
+    try:
+        stored = stored_vectors(index, kept if recipe.rerank else None, rows)
+    except ValueError:
+        return None
+    setting = "nprobe" if recipe.nprobe is not None else "ef_search"
+    tuned, before, after = retune(index, recipe, stored, kept if recipe.rerank else None, target)
+    return tuned, (setting, getattr(recipe, setting), getattr(tuned, setting), before, after)
 
 
 @dataclass

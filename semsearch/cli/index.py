@@ -204,6 +204,15 @@ def index(
     )
     if append:
         info(f"index: {recipe['factory']} (as built; rebuild to re-size it for the new total)")
+        if report.recall_change:
+            setting, old, new, before, after = report.recall_change
+            target = recipe.get("target_recall")
+            if new != old:
+                info(f"recall@10 on a sample fell to {before:.3f} (target {target}): {setting} "
+                     f"{old} -> {new} gives {after:.3f}"
+                     + ("" if after >= (target or 0) else "; rebuild the index to restore it"))
+            else:
+                info(f"recall@10 on a sample: {before:.3f} (target {target}), {setting} {old}")
     else:
         info(f"index: {recipe['factory']}  ({recipe['reason']})")
     info(f"wrote {folder} ({report.documents_total} documents, {report.vectors_total} vectors)")

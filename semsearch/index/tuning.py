@@ -115,3 +115,110 @@ def nprobe_steps(limit: int) -> list[int]:
         steps += [step] + [step * quarters // 4 for quarters in (5, 6, 7)]
         step *= 2
     return sorted({value for value in steps if value < limit}) + [limit]
+
+
+@dataclass(frozen=True)
+class StoredVectors:
+    """The live vectors of an index, read a block at a time: `ids` (sorted FAISS ids) and a
+    function giving the vectors of ids[start:stop]. `exact` is False when they had to be decoded
+    from compressed codes (the truth is then that of the codes)."""
+
+    ids: np.ndarray
+    read: object  # Callable[[int, int], np.ndarray]
+    exact: bool = True
+
+
+def stored_vectors(index: faiss.Index, vectors: VectorFile | None, ids: np.ndarray) -> StoredVectors:
+    """The vectors of `ids` (the live rows, from the document store): from the float32 file kept
+    for re-ranking when it covers them, else reconstructed from the index itself."""
+    ids = np.sort(np.asarray(ids, dtype=np.int64))
+    if vectors is not None and len(ids) and len(vectors) > int(ids[-1]):
+        return StoredVectors(ids, lambda start, stop: vectors.take(ids[start:stop]))
+    inner = faiss.downcast_index(index)
+    if isinstance(inner, (faiss.IndexIDMap, faiss.IndexIDMap2)):
+        stored = faiss.downcast_index(inner.index).reconstruct_n(0, inner.ntotal)
+        order = np.argsort(faiss.vector_to_array(inner.id_map))
+        by_id = stored[order]
+        return StoredVectors(ids, lambda start, stop: by_id[start:stop])
+    ivf = faiss.try_extract_index_ivf(inner)
+    if ivf is None:
+        raise ValueError(f"cannot read the vectors back from a {type(inner).__name__}")
+    exact = isinstance(faiss.downcast_index(ivf), faiss.IndexIVFFlat)
+    return StoredVectors(ids, lambda start, stop: _ivf_vectors(ivf, ids[start:stop]), exact)
+
+
+def _ivf_vectors(ivf, ids: np.ndarray) -> np.ndarray:
+    """Vectors of `ids` decoded from an IVF index through a temporary id -> code map."""
+    ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
+    try:
+        return np.vstack([ivf.reconstruct(int(i)) for i in ids]).astype(np.float32)
+    finally:
+        ivf.set_direct_map_type(faiss.DirectMap.NoMap)
+
+
+def measure_recall(
+    index: faiss.Index,
+    recipe: IndexRecipe,
+    stored: StoredVectors,
+    vectors: VectorFile | None,
+    k: int = 10,
+    queries: int = TUNE_QUERIES,
+    seed: int = 0,
+) -> tuple[float, int]:
+    """(recall@k, queries used) of the index as the recipe searches it, against exact search
+    over the same live vectors, on a seeded sample of them as queries (each one's own id left
+    out of both answers). An index of at most k + 1 vectors scores 1.0."""
+    from semsearch.index.search_index import search_with_recipe
+
+    count = len(stored.ids)
+    if count <= k + 1:
+        return 1.0, 0
+    positions = np.sort(np.random.default_rng(seed).choice(count, min(queries, count), replace=False))
+    sample = np.vstack([stored.read(int(p), int(p) + 1) for p in positions])
+    own = stored.ids[positions]
+    heap = faiss.ResultHeap(len(sample), k + 1, keep_max=True)
+    for start in range(0, count, EXACT_BLOCK):
+        stop = min(count, start + EXACT_BLOCK)
+        flat = faiss.IndexFlatIP(sample.shape[1])
+        flat.add(np.ascontiguousarray(stored.read(start, stop), dtype=np.float32))
+        scores, found = flat.search(sample, k + 1)
+        heap.add_result(scores, np.where(found >= 0, stored.ids[start:stop][found], -1))
+    heap.finalize()
+    truth = _drop_self(heap.I, own, k)
+    file = vectors if vectors is not None else VectorFile("/nonexistent", sample.shape[1])
+    _, found = search_with_recipe(index, recipe, file, sample, k + 1)
+    return recall_at_k(_drop_self(found, own, k), truth, k), len(sample)
+
+
+def retune(
+    index: faiss.Index,
+    recipe: IndexRecipe,
+    stored: StoredVectors,
+    vectors: VectorFile | None,
+    target: float,
+    k: int = 10,
+    queries: int = TUNE_QUERIES,
+) -> tuple[IndexRecipe, float, float]:
+    """After an append: re-measure recall@k with the recipe's setting and, when it fell below
+    `target`, raise nprobe / efSearch to the cheapest value that reaches it again (the largest
+    tried when none does). Returns (recipe with the new setting and recall, recall before,
+    recall after)."""
+    before, _ = measure_recall(index, recipe, stored, vectors, k, queries)
+    recipe = replace(recipe, recall=round(before, 4), target_recall=target)
+    ivf = faiss.try_extract_index_ivf(index)
+    if before >= target or (ivf is None and _find_hnsw(index) is None):
+        return recipe, before, before
+    if ivf is not None:
+        setting, current = "nprobe", recipe.nprobe or 1
+        steps = [v for v in nprobe_steps(ivf.nlist) if v > current]
+    else:
+        setting, current = "ef_search", recipe.ef_search or 16
+        steps = [v for v in HNSW_EF_STEPS if v > current]
+    after = before
+    for value in steps:
+        trial = replace(recipe, **{setting: value})
+        after, _ = measure_recall(index, trial, stored, vectors, k, queries)
+        recipe = replace(trial, recall=round(after, 4))
+        if after >= target:
+            break
+    return recipe, before, after
