@@ -9,12 +9,12 @@ both its exact and its approximate neighbours, so finding itself earns no credit
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import faiss
 import numpy as np
 
 from semsearch.index.faiss_index import _find_hnsw
-from semsearch.index.metrics import recall_at_k
 from semsearch.index.recipe import IndexRecipe
 from semsearch.index.vector_file import VectorFile
 
@@ -61,35 +61,20 @@ def tune_recipe(
     hnsw = _find_hnsw(index)
     if count <= k + 1 or (ivf is None and hnsw is None):
         return recipe, None
-    from semsearch.index.search_index import search_with_recipe
-
-    rows = np.sort(np.random.default_rng(seed).choice(count, min(queries, count), replace=False))
-    sample = vectors.take(rows)
-    truth = _exact_without_self(sample, rows, vectors, count, k)
+    stored = StoredVectors(np.arange(count, dtype=np.int64),
+                           lambda start, stop: vectors.read(start, stop))
+    probe = RecallProbe(stored, k, queries, seed)
     if ivf is not None:
         setting, steps = "nprobe", nprobe_steps(ivf.nlist)
     else:
         setting, steps = "ef_search", HNSW_EF_STEPS
     for value in steps:  # cheapest first; ends on the largest when none reaches the target
         trial = replace(recipe, **{setting: value})
-        _, found = search_with_recipe(index, trial, vectors, sample, k + 1)
-        recall = recall_at_k(_drop_self(found, rows, k), truth, k)
+        recall = probe.recall(index, trial, vectors)
         if recall >= target:
             break
-    tuning = Tuning(setting, value, round(recall, 4), target, k, len(rows))
+    tuning = Tuning(setting, value, round(recall, 4), target, k, len(probe.sample))
     return replace(recipe, **{setting: value}), tuning
-
-
-def _exact_without_self(sample, rows, vectors: VectorFile, count: int, k: int) -> np.ndarray:
-    """Exact top-k row ids of each sample vector, its own row excluded; streamed from disk."""
-    heap = faiss.ResultHeap(len(sample), k + 1, keep_max=True)
-    for start in range(0, count, EXACT_BLOCK):
-        flat = faiss.IndexFlatIP(vectors.dim)
-        flat.add(vectors.read(start, min(count, start + EXACT_BLOCK)))
-        scores, ids = flat.search(sample, k + 1)
-        heap.add_result(scores, np.where(ids >= 0, ids + start, -1))
-    heap.finalize()
-    return _drop_self(heap.I, rows, k)
 
 
 def _drop_self(found: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
@@ -156,6 +141,55 @@ def _ivf_vectors(ivf, ids: np.ndarray) -> np.ndarray:
         ivf.set_direct_map_type(faiss.DirectMap.NoMap)
 
 
+class RecallProbe:
+    """recall@k of an index against exact search over `stored`, with a seeded sample of the
+    stored vectors as queries (each one's own id left out of both answers). The exact answers
+    are computed once; `recall` then scores any search setting. A found vector scoring as high
+    as the k-th exact one counts as a hit, so ties at the k-th place (common among
+    near-duplicate texts) are not read as misses."""
+
+    def __init__(self, stored: StoredVectors, k: int = 10, queries: int = TUNE_QUERIES,
+                 seed: int = 0) -> None:
+        self.stored, self.k = stored, k
+        count = len(stored.ids)
+        self.positions = np.sort(
+            np.random.default_rng(seed).choice(count, min(queries, count), replace=False))
+        self.sample = np.vstack([stored.read(int(p), int(p) + 1) for p in self.positions])
+        self.own = stored.ids[self.positions]
+        heap = faiss.ResultHeap(len(self.sample), k + 1, keep_max=True)
+        for start in range(0, count, EXACT_BLOCK):
+            stop = min(count, start + EXACT_BLOCK)
+            flat = faiss.IndexFlatIP(self.sample.shape[1])
+            flat.add(np.ascontiguousarray(stored.read(start, stop), dtype=np.float32))
+            scores, found = flat.search(self.sample, k + 1)
+            heap.add_result(scores, np.where(found >= 0, stored.ids[start:stop][found], -1))
+        heap.finalize()
+        # the k-th best exact score of each query, its own id left out
+        self.kth = np.array([
+            scores[ids != own][k - 1] if (ids != own).sum() >= k else -np.inf
+            for scores, ids, own in zip(heap.D, heap.I, self.own, strict=True)
+        ])
+
+    def recall(self, index: faiss.Index, recipe: IndexRecipe, vectors: VectorFile | None) -> float:
+        from semsearch.index.search_index import search_with_recipe
+
+        file = vectors if vectors is not None else VectorFile(Path("/nonexistent"),
+                                                              self.sample.shape[1])
+        _, found = search_with_recipe(index, recipe, file, self.sample, self.k + 1)
+        found = _drop_self(found, self.own, self.k)
+        ids = self.stored.ids
+        hits = 0
+        for query, row, bar in zip(self.sample, found, self.kth, strict=True):
+            valid = row[row >= 0]
+            at = np.searchsorted(ids, valid)
+            known = at < len(ids)
+            known[known] &= ids[at[known]] == valid[known]
+            if known.any():
+                rows = np.vstack([self.stored.read(int(p), int(p) + 1) for p in at[known]])
+                hits += int((rows @ query >= bar - 1e-5).sum())
+        return min(1.0, hits / (self.k * len(self.sample)))
+
+
 def measure_recall(
     index: faiss.Index,
     recipe: IndexRecipe,
@@ -165,29 +199,12 @@ def measure_recall(
     queries: int = TUNE_QUERIES,
     seed: int = 0,
 ) -> tuple[float, int]:
-    """(recall@k, queries used) of the index as the recipe searches it, against exact search
-    over the same live vectors, on a seeded sample of them as queries (each one's own id left
-    out of both answers). An index of at most k + 1 vectors scores 1.0."""
-    from semsearch.index.search_index import search_with_recipe
-
-    count = len(stored.ids)
-    if count <= k + 1:
+    """(recall@k, queries used) of the index as the recipe searches it (see RecallProbe); an
+    index of at most k + 1 vectors scores 1.0."""
+    if len(stored.ids) <= k + 1:
         return 1.0, 0
-    positions = np.sort(np.random.default_rng(seed).choice(count, min(queries, count), replace=False))
-    sample = np.vstack([stored.read(int(p), int(p) + 1) for p in positions])
-    own = stored.ids[positions]
-    heap = faiss.ResultHeap(len(sample), k + 1, keep_max=True)
-    for start in range(0, count, EXACT_BLOCK):
-        stop = min(count, start + EXACT_BLOCK)
-        flat = faiss.IndexFlatIP(sample.shape[1])
-        flat.add(np.ascontiguousarray(stored.read(start, stop), dtype=np.float32))
-        scores, found = flat.search(sample, k + 1)
-        heap.add_result(scores, np.where(found >= 0, stored.ids[start:stop][found], -1))
-    heap.finalize()
-    truth = _drop_self(heap.I, own, k)
-    file = vectors if vectors is not None else VectorFile("/nonexistent", sample.shape[1])
-    _, found = search_with_recipe(index, recipe, file, sample, k + 1)
-    return recall_at_k(_drop_self(found, own, k), truth, k), len(sample)
+    probe = RecallProbe(stored, k, queries, seed)
+    return probe.recall(index, recipe, vectors), len(probe.sample)
 
 
 def retune(
@@ -203,7 +220,10 @@ def retune(
     `target`, raise nprobe / efSearch to the cheapest value that reaches it again (the largest
     tried when none does). Returns (recipe with the new setting and recall, recall before,
     recall after)."""
-    before, _ = measure_recall(index, recipe, stored, vectors, k, queries)
+    if len(stored.ids) <= k + 1:
+        return replace(recipe, recall=1.0, target_recall=target), 1.0, 1.0
+    probe = RecallProbe(stored, k, queries)
+    before = probe.recall(index, recipe, vectors)
     recipe = replace(recipe, recall=round(before, 4), target_recall=target)
     ivf = faiss.try_extract_index_ivf(index)
     if before >= target or (ivf is None and _find_hnsw(index) is None):
@@ -217,7 +237,7 @@ def retune(
     after = before
     for value in steps:
         trial = replace(recipe, **{setting: value})
-        after, _ = measure_recall(index, trial, stored, vectors, k, queries)
+        after = probe.recall(index, trial, vectors)
         recipe = replace(trial, recall=round(after, 4))
         if after >= target:
             break
