@@ -197,7 +197,10 @@ def index_corpus(
         report.stale_removed = len(stale)
         if report.chunks_added or not append:
             mark_latest(out)
-    report.documents_cut = sorted(reader.cut + report.documents_cut)
+    cut_lines = {line for line, _ in reader.cut}  # one report a document, the first cut
+    report.documents_cut = sorted(
+        reader.cut + [(line, why) for line, why in report.documents_cut if line not in cut_lines]
+    )
     report.seconds = time.perf_counter() - started
     return report
 
