@@ -446,7 +446,8 @@ def _embed_documents(
             if len(document.text) > chunking.max_chars:  # never held past what can be indexed
                 document = replace(document, text=document.text[: chunking.max_chars])
                 stats.cut.append((document.line, f"document {document.id} cut at "
-                                  f"{chunking.max_chars:,} characters"))
+                                  f"{chunking.max_chunks:,} chunks (--max-chunks; text past "
+                                  f"{chunking.max_chars:,} characters is not read)"))
             pending.append(document)
             pending_chars += len(document.text)
             if len(pending) >= window or pending_chars >= WINDOW_CHARS:
