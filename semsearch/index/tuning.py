@@ -61,8 +61,7 @@ def tune_recipe(
     hnsw = _find_hnsw(index)
     if count <= k + 1 or (ivf is None and hnsw is None):
         return recipe, None
-    stored = StoredVectors(np.arange(count, dtype=np.int64),
-                           lambda start, stop: vectors.read(start, stop))
+    stored = file_vectors(vectors, np.arange(count, dtype=np.int64))
     probe = RecallProbe(stored, k, queries, seed)
     if ivf is not None:
         setting, steps = "nprobe", nprobe_steps(ivf.nlist)
@@ -104,12 +103,13 @@ def nprobe_steps(limit: int) -> list[int]:
 
 @dataclass(frozen=True)
 class StoredVectors:
-    """The live vectors of an index, read a block at a time: `ids` (sorted FAISS ids) and a
-    function giving the vectors of ids[start:stop]. `exact` is False when they had to be decoded
-    from compressed codes (the truth is then that of the codes)."""
+    """The live vectors of an index: `ids` (sorted FAISS ids), `read(start, stop)` giving the
+    vectors of ids[start:stop] and `take(positions)` those of ids[positions]. `exact` is False
+    when they had to be decoded from compressed codes (the truth is then that of the codes)."""
 
     ids: np.ndarray
     read: object  # Callable[[int, int], np.ndarray]
+    take: object  # Callable[[np.ndarray], np.ndarray]
     exact: bool = True
 
 
@@ -118,22 +118,49 @@ def stored_vectors(index: faiss.Index, vectors: VectorFile | None, ids: np.ndarr
     for re-ranking when it covers them, else reconstructed from the index itself."""
     ids = np.sort(np.asarray(ids, dtype=np.int64))
     if vectors is not None and len(ids) and len(vectors) > int(ids[-1]):
-        return StoredVectors(ids, lambda start, stop: vectors.take(ids[start:stop]))
+        return file_vectors(vectors, ids)
     inner = faiss.downcast_index(index)
     if isinstance(inner, (faiss.IndexIDMap, faiss.IndexIDMap2)):
         stored = faiss.downcast_index(inner.index).reconstruct_n(0, inner.ntotal)
-        order = np.argsort(faiss.vector_to_array(inner.id_map))
-        by_id = stored[order]
-        return StoredVectors(ids, lambda start, stop: by_id[start:stop])
+        by_id = stored[np.argsort(faiss.vector_to_array(inner.id_map))]
+        return StoredVectors(ids, lambda start, stop: by_id[start:stop],
+                             lambda positions: by_id[positions])
     ivf = faiss.try_extract_index_ivf(inner)
     if ivf is None:
         raise ValueError(f"cannot read the vectors back from a {type(inner).__name__}")
     exact = isinstance(faiss.downcast_index(ivf), faiss.IndexIVFFlat)
-    return StoredVectors(ids, lambda start, stop: _ivf_vectors(ivf, ids[start:stop]), exact)
+    by_id = _ivf_vectors(ivf, ids)
+    return StoredVectors(ids, lambda start, stop: by_id[start:stop],
+                         lambda positions: by_id[positions], exact)
+
+
+def file_vectors(vectors: VectorFile, ids: np.ndarray) -> StoredVectors:
+    """Rows `ids` of a vector file (contiguous ids are read in blocks, others mapped)."""
+    if len(ids) and ids[0] == 0 and ids[-1] == len(ids) - 1:  # every row, as at build time
+        return StoredVectors(ids, lambda start, stop: vectors.read(start, stop),
+                             lambda positions: vectors.take(positions))
+    return StoredVectors(ids, lambda start, stop: vectors.take(ids[start:stop]),
+                         lambda positions: vectors.take(ids[positions]))
 
 
 def _ivf_vectors(ivf, ids: np.ndarray) -> np.ndarray:
-    """Vectors of `ids` decoded from an IVF index through a temporary id -> code map."""
+    """Vectors of `ids` (sorted) read out of an IVF index: the raw floats of IVF-Flat lists,
+    else decoded one by one through a temporary id -> code map."""
+    ivf = faiss.downcast_index(ivf)
+    if isinstance(ivf, faiss.IndexIVFFlat):
+        lists, found, codes = ivf.invlists, [], []
+        for number in range(ivf.nlist):
+            size = lists.list_size(number)
+            if size:
+                found.append(faiss.rev_swig_ptr(lists.get_ids(number), size).copy())
+                raw = faiss.rev_swig_ptr(lists.get_codes(number), size * lists.code_size)
+                codes.append(np.frombuffer(raw.copy(), dtype=np.float32).reshape(size, ivf.d))
+        if not found:
+            return np.zeros((0, ivf.d), dtype=np.float32)
+        all_ids, all_vectors = np.concatenate(found), np.vstack(codes)
+        order = np.argsort(all_ids)
+        at = np.searchsorted(all_ids[order], ids)
+        return all_vectors[order][at]
     ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
     try:
         return np.vstack([ivf.reconstruct(int(i)) for i in ids]).astype(np.float32)
@@ -154,7 +181,7 @@ class RecallProbe:
         count = len(stored.ids)
         self.positions = np.sort(
             np.random.default_rng(seed).choice(count, min(queries, count), replace=False))
-        self.sample = np.vstack([stored.read(int(p), int(p) + 1) for p in self.positions])
+        self.sample = np.ascontiguousarray(stored.take(self.positions), dtype=np.float32)
         self.own = stored.ids[self.positions]
         heap = faiss.ResultHeap(len(self.sample), k + 1, keep_max=True)
         for start in range(0, count, EXACT_BLOCK):
@@ -176,18 +203,17 @@ class RecallProbe:
         file = vectors if vectors is not None else VectorFile(Path("/nonexistent"),
                                                               self.sample.shape[1])
         _, found = search_with_recipe(index, recipe, file, self.sample, self.k + 1)
-        found = _drop_self(found, self.own, self.k)
+        found = _drop_self(found, self.own, self.k)  # (nq, k), -1 padded
         ids = self.stored.ids
-        hits = 0
-        for query, row, bar in zip(self.sample, found, self.kth, strict=True):
-            valid = row[row >= 0]
-            at = np.searchsorted(ids, valid)
-            known = at < len(ids)
-            known[known] &= ids[at[known]] == valid[known]
-            if known.any():
-                rows = np.vstack([self.stored.read(int(p), int(p) + 1) for p in at[known]])
-                hits += int((rows @ query >= bar - 1e-5).sum())
-        return min(1.0, hits / (self.k * len(self.sample)))
+        at = np.searchsorted(ids, found).clip(0, max(0, len(ids) - 1))
+        known = (found >= 0) & (ids[at] == found) if len(ids) else np.zeros_like(found, bool)
+        scores = np.full(found.shape, -np.inf, dtype=np.float32)
+        if known.any():
+            rows = self.stored.take(at[known])  # the exact vectors of every valid hit at once
+            query_of = np.nonzero(known)[0]
+            scores[known] = np.einsum("ij,ij->i", rows, self.sample[query_of])
+        hits = (scores >= self.kth[:, None] - 1e-5).sum()
+        return min(1.0, float(hits) / (self.k * len(self.sample)))
 
 
 def measure_recall(
