@@ -620,8 +620,8 @@ def _warn_if_overfitting(history: list[dict[str, Any]], log: Log) -> None:
 
 
 class _StopFlag:
-    """The first Ctrl-C asks the loop to stop at the next step boundary (and checkpoint);
-    a second one interrupts at once."""
+    """The first Ctrl-C (or SIGTERM) asks the loop to stop at the next step boundary (and
+    checkpoint); a second one interrupts at once."""
 
     def __init__(self) -> None:
         self.value = False
@@ -631,15 +631,17 @@ class _StopFlag:
 
         @contextlib.contextmanager
         def manager():
-            try:
-                previous = signal.signal(signal.SIGINT, self._handle)
+            try:  # SIGTERM (kill, a scheduler's stop) is handled like Ctrl-C
+                previous = {sig: signal.signal(sig, self._handle)
+                            for sig in (signal.SIGINT, signal.SIGTERM)}
             except ValueError:  # not the main thread: leave signals alone
                 yield
                 return
             try:
                 yield
             finally:
-                signal.signal(signal.SIGINT, previous)
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
 
         return manager()
 
