@@ -8,6 +8,7 @@ index commands can be driven by a trained `SentenceEncoder` (or, in tests, any o
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -16,9 +17,17 @@ from typing import Protocol
 
 import numpy as np
 
-from semsearch.corpora import ChunkConfig, CorpusReader, Document, ReaderOptions, chunk_documents
+from semsearch.corpora import (
+    ChunkConfig,
+    CorpusReader,
+    Document,
+    ReaderOptions,
+    chunk_documents,
+    detect_format,
+)
+from semsearch.corpora.chunking import MAX_CHUNKS
 from semsearch.encoder.store import sha256_file
-from semsearch.errors import DataError, IndexError_
+from semsearch.errors import ConfigError, DataError, IndexError_
 from semsearch.index import (
     DocumentStore,
     Hit,
@@ -34,16 +43,22 @@ from semsearch.index import (
     staged_folder,
     write_index,
 )
-from semsearch.index.folder import INDEX_FILE, MANIFEST, STORE_FILE, VECTORS_FILE
+from semsearch.index.folder import INDEX_FILE, MANIFEST, STORE_FILE, VECTORS_FILE, clean_stale
 from semsearch.index.fusion import FusionConfig, fuse, read_model_fusion
 from semsearch.index.lexical import LexicalConfig
+from semsearch.index.lock import MAX_WAIT_SECONDS, index_writer
 from semsearch.index.manifest import now
 from semsearch.index.search_index import write_lexical
 from semsearch.index.store import text_hash
-from semsearch.index.tuning import TARGET_RECALL, tune_recipe
+from semsearch.index.tuning import TARGET_RECALL, retune, stored_vectors, tune_recipe
 
 # chunks embedded and written at a time; bounds memory whatever the corpus size
 WINDOW_BATCHES = 32
+# the largest --batch-size and --max-chunks taken (beyond them memory, not speed, grows)
+MAX_BATCH_SIZE = 65_536
+MAX_CHUNKS_LIMIT = 1_000_000
+# characters of documents held at a time before they are embedded and written
+WINDOW_CHARS = 8 * 1024 * 1024
 
 
 class Embedder(Protocol):
@@ -93,6 +108,10 @@ class IndexOptions:
     batch_size: int = 64  # texts a forward pass
     overlap: float = 0.2  # fraction of the window repeated between chunks of a long document
     reader: ReaderOptions = field(default_factory=ReaderOptions)
+    # chunks kept of one document (the rest is not indexed, and the cut is reported)
+    max_chunks: int = MAX_CHUNKS
+    # seconds to wait for another process writing the same index folder (0: refuse at once)
+    wait: float = 0
 
 
 @dataclass
@@ -109,6 +128,12 @@ class IndexReport:
     vectors_total: int = 0
     seconds: float = 0.0
     appended: bool = False
+    # (line, what happened) of documents cut short: a text line past the byte limit, or a
+    # document past max_chunks chunks
+    documents_cut: list[tuple[int, str]] = field(default_factory=list)
+    stale_removed: int = 0  # temporary folders of dead writers removed before writing
+    # --append on an approximate index: (setting, old value, new value, recall before, after)
+    recall_change: tuple[str, int | None, int | None, float, float] | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -119,10 +144,15 @@ class IndexReport:
             "chunks_added": self.chunks_added,
             "duplicates_skipped": self.duplicates_skipped,
             "lines_skipped": len(self.lines_skipped),
+            "documents_cut": len(self.documents_cut),
             "documents": self.documents_total,
             "vectors": self.vectors_total,
             "seconds": round(self.seconds, 3),
             "appended": self.appended,
+            "recall_change": dict(
+                zip(("setting", "old", "new", "recall_before", "recall_after"),
+                    self.recall_change, strict=True)
+            ) if self.recall_change else None,
         }
 
 
@@ -151,17 +181,52 @@ def index_corpus(
     import time
 
     started = time.perf_counter()
-    reader = CorpusReader(corpus, options.reader)
-    chunking = ChunkConfig(max_tokens=embedder.max_seq_len, overlap=options.overlap)
-    report = (
-        _append(reader, embedder, Path(out), options, chunking, progress)
-        if append
-        else _build(reader, embedder, Path(out), options, chunking, progress)
+    _check_options(options)
+    out = Path(out)
+    chunking = ChunkConfig(
+        max_tokens=embedder.max_seq_len, overlap=options.overlap, max_chunks=options.max_chunks
+    )
+    reader_options = options.reader
+    if (reader_options.format or detect_format(Path(corpus))) == "txt":
+        # a text line past what max_chunks chunks can hold is read no further
+        limit = min(reader_options.max_line_bytes, max(1 << 20, chunking.max_chars))
+        reader_options = replace(reader_options, max_line_bytes=limit)
+    reader = CorpusReader(corpus, reader_options)
+    with index_writer(out, options.wait):
+        stale = clean_stale(out)
+        report = (
+            _append(reader, embedder, out, options, chunking, progress)
+            if append
+            else _build(reader, embedder, out, options, chunking, progress)
+        )
+        report.stale_removed = len(stale)
+        if latest and (report.chunks_added or not append):
+            mark_latest(out)
+    cut_lines = {line for line, _ in reader.cut}  # one report a document, the first cut
+    report.documents_cut = sorted(
+        reader.cut + [(line, why) for line, why in report.documents_cut if line not in cut_lines]
     )
     report.seconds = time.perf_counter() - started
-    if latest and (report.chunks_added or not append):
-        mark_latest(Path(out))
     return report
+
+
+def _check_options(options: IndexOptions) -> None:
+    """Bounds of the numbers the CLI and the API take (FAISS reads some as 32-bit ints)."""
+    if not isinstance(options.target_recall, (int, float)) or not (
+        math.isfinite(options.target_recall) and 0 <= options.target_recall <= 1
+    ):
+        raise ConfigError(f"target recall must be between 0 and 1, not {options.target_recall}")
+    if not 1 <= options.batch_size <= MAX_BATCH_SIZE:
+        raise ConfigError(f"batch size must be between 1 and {MAX_BATCH_SIZE}, not "
+                          f"{options.batch_size}")
+    if not 1 <= options.max_chunks <= MAX_CHUNKS_LIMIT:
+        raise ConfigError(f"max chunks must be between 1 and {MAX_CHUNKS_LIMIT:,}, not "
+                          f"{options.max_chunks}")
+    if not (math.isfinite(options.overlap) and 0 <= options.overlap < 1):
+        raise ConfigError(f"overlap must be at least 0 and below 1, not {options.overlap}")
+    if not (math.isfinite(options.wait) and 0 <= options.wait <= MAX_WAIT_SECONDS):
+        raise ConfigError(f"--wait must be between 0 and {MAX_WAIT_SECONDS} seconds, not "
+                          f"{options.wait}")
 
 
 def _build(reader, embedder, out, options, chunking, progress) -> IndexReport:
@@ -216,6 +281,7 @@ def _build(reader, embedder, out, options, chunking, progress) -> IndexReport:
         reader.skipped,
         manifest.documents,
         manifest.count,
+        documents_cut=stats.cut,
     )
 
 
@@ -230,11 +296,19 @@ def write_tuned_index(
     """Build the recipe's index over rows 0..count of `vectors`, tune its nprobe / efSearch to
     `target_recall` (0: keep the defaults), and write it into the staging folder; the vector
     file goes unless the recipe re-ranks with it. Returns (index, tuned recipe, trained on)."""
-    index, trained_on = build_index(recipe, vectors, count, progress)
-    if target_recall:
-        recipe, tuning = tune_recipe(index, recipe, vectors, count, target_recall)
-        if tuning is not None:
-            recipe = replace(recipe, reason=f"{recipe.reason}; tuned {tuning.describe()}")
+    try:
+        index, trained_on = build_index(recipe, vectors, count, progress)
+        if target_recall:
+            recipe, tuning = tune_recipe(index, recipe, vectors, count, target_recall)
+            if tuning is not None:
+                recipe = replace(recipe, reason=f"{recipe.reason}; tuned {tuning.describe()}")
+                recipe = replace(recipe, recall=tuning.recall, target_recall=target_recall)
+    except RuntimeError as error:  # FAISS's C++ exceptions: never a traceback
+        detail = " ".join(str(error).split())[-160:]
+        raise ConfigError(
+            f"FAISS could not build {recipe.factory!r} for {count:,} vectors ({detail}); "
+            "choose another --type, or --type auto"
+        ) from None
     write_index(index, staging / INDEX_FILE)
     if not recipe.rerank:
         vectors.path.unlink()
@@ -252,6 +326,7 @@ def _append(reader, embedder, out, options, chunking, progress) -> IndexReport:
     current.close()
     check_model(manifest, embedder, out)
     start = manifest.next_row
+    recall_change = None
     try:
         with staged_folder(out, copy_from=out) as staging:
             store = DocumentStore(staging / STORE_FILE)
@@ -278,6 +353,10 @@ def _append(reader, embedder, out, options, chunking, progress) -> IndexReport:
                 add_rows(
                     index, vectors, first_row, first_row + stats.chunks, id_offset=start - first_row
                 )
+                tuned = _retune_after_append(index, recipe, store, kept, options)
+                if tuned is not None:
+                    recipe, recall_change = tuned
+                    manifest.recipe = recipe.to_dict()
                 write_index(index, staging / INDEX_FILE)
                 if not recipe.rerank:
                     vectors.path.unlink()
@@ -295,7 +374,7 @@ def _append(reader, embedder, out, options, chunking, progress) -> IndexReport:
             finally:
                 store.close()
     except _NothingNew:
-        stats = _Stats(duplicates=stats.duplicates)
+        stats = _Stats(duplicates=stats.duplicates, cut=stats.cut)
     return IndexReport(
         out,
         manifest.recipe,
@@ -306,7 +385,29 @@ def _append(reader, embedder, out, options, chunking, progress) -> IndexReport:
         manifest.documents,
         manifest.count,
         appended=True,
+        documents_cut=stats.cut,
+        recall_change=recall_change,
     )
+
+
+def _retune_after_append(index, recipe: IndexRecipe, store: DocumentStore, kept: VectorFile,
+                         options: IndexOptions):
+    """IVF lists trained on the original corpus drift as documents are appended: re-measure
+    recall@10 on a sample of all the vectors and raise nprobe / efSearch when it fell below the
+    target. Returns (recipe, (setting, old, new, recall before, after)), or None for an exact
+    index or --target-recall 0."""
+    target = recipe.target_recall if recipe.target_recall is not None else options.target_recall
+    if recipe.exact or not target or (recipe.nprobe is None and recipe.ef_search is None):
+        return None
+    rows = np.fromiter((row for (row,) in store.connection.execute(
+        "SELECT row FROM chunks ORDER BY row")), dtype=np.int64)
+    try:
+        stored = stored_vectors(index, kept if recipe.rerank else None, rows)
+    except ValueError:
+        return None
+    setting = "nprobe" if recipe.nprobe is not None else "ef_search"
+    tuned, before, after = retune(index, recipe, stored, kept if recipe.rerank else None, target)
+    return tuned, (setting, getattr(recipe, setting), getattr(tuned, setting), before, after)
 
 
 @dataclass
@@ -314,6 +415,7 @@ class _Stats:
     documents: int = 0
     chunks: int = 0
     duplicates: int = 0
+    cut: list[tuple[int, str]] = field(default_factory=list)  # (line, why) of capped documents
 
 
 def _embed_documents(
@@ -329,35 +431,37 @@ def _embed_documents(
     row_offset: int = 0,
 ) -> _Stats:
     """Store and embed every document; chunk vectors go to `vectors` rows first_row, ...
-    (their FAISS ids are row + row_offset)."""
+    (their FAISS ids are row + row_offset). Documents are taken a window at a time, a window
+    closing at `batch_size * WINDOW_BATCHES` documents or WINDOW_CHARS characters, so memory
+    stays bounded whatever the lengths of the documents."""
     stats = _Stats()
     window = max(1, batch_size) * WINDOW_BATCHES
     pending: list[Document] = []
+    pending_chars = 0
     with _bar(progress, reader.size, f"embedding {reader.path.name}", "B") as bar:
         last = 0
 
         def flush() -> None:
-            nonlocal last
+            nonlocal last, pending_chars
             _embed_window(
-                pending,
-                embedder,
-                store,
-                vectors,
-                first_row,
-                chunking,
-                batch_size,
-                skip_duplicates,
-                stats,
-                row_offset,
+                pending, embedder, store, vectors, first_row, chunking, batch_size,
+                skip_duplicates, stats, row_offset, reader,
             )
             pending.clear()
+            pending_chars = 0
             bar.update(reader.position - last)
             last = reader.position
             bar.set_postfix(docs=stats.documents, refresh=False)
 
         for document in reader:
+            if len(document.text) > chunking.max_chars:  # never held past what can be indexed
+                document = replace(document, text=document.text[: chunking.max_chars])
+                stats.cut.append((document.line, f"document {document.id} cut at "
+                                  f"{chunking.max_chunks:,} chunks (--max-chunks; text past "
+                                  f"{chunking.max_chars:,} characters is not read)"))
             pending.append(document)
-            if len(pending) >= window:
+            pending_chars += len(document.text)
+            if len(pending) >= window or pending_chars >= WINDOW_CHARS:
                 flush()
         flush()
     return stats
@@ -374,6 +478,7 @@ def _embed_window(
     skip_duplicates: bool,
     stats: _Stats,
     row_offset: int,
+    reader: CorpusReader,
 ) -> None:
     if not documents:
         return
@@ -387,31 +492,43 @@ def _embed_window(
                 seen.add(digest)
                 kept.append(document)
         documents = kept
+    cut: list[int] = []
+    chunked = chunk_documents([d.text for d in documents], embedder.count_tokens, chunking, cut)
+    for position in cut:
+        document = documents[position]
+        if not any(line == document.line for line, _ in stats.cut):
+            stats.cut.append((document.line, f"document {document.id} cut at "
+                              f"{chunking.max_chunks:,} chunks (--max-chunks)"))
     texts: list[str] = []
-    for document, chunks in zip(
-        documents,
-        chunk_documents([d.text for d in documents], embedder.count_tokens, chunking),
-        strict=True,
-    ):
+    added = 0
+    for document, chunks in zip(documents, chunked, strict=True):
+        if store.has_document(document.id):
+            # a repeated id: the first document keeps it (--errors strict stops here instead)
+            reader.bad_line(document.line, f"document id {document.id!r} appears again (the "
+                             "first one is kept; ids must be unique: check --id-field)")
+            continue
         row = first_row + stats.chunks + len(texts)
         store.add_document(document.id, document.text, chunks, row + row_offset, document.metadata)
         texts.extend(chunks)
-    if not texts:
-        return
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths batch together
-    embedded = embedder.encode([texts[i] for i in order], batch_size=batch_size, progress=False)
-    embedded = np.asarray(embedded, dtype=np.float32)
-    if embedded.shape != (len(texts), embedder.dim):
-        raise IndexError_(
-            f"the encoder returned vectors of shape {embedded.shape} for {len(texts)} texts of "
-            f"dimension {embedder.dim}; the model folder may be damaged"
-        )
-    in_row_order = np.empty_like(embedded)
-    in_row_order[order] = embedded
-    # the hand-off promises unit vectors; normalising again costs nothing and guards the maths
-    in_row_order /= np.maximum(np.linalg.norm(in_row_order, axis=1, keepdims=True), 1e-12)
-    vectors.write_rows(first_row + stats.chunks, in_row_order)
-    stats.documents += len(documents)
+        added += 1
+    # embed a window of chunks at a time (a window of documents can hold many more chunks)
+    window = max(1, batch_size) * WINDOW_BATCHES
+    for begin in range(0, len(texts), window):
+        part = texts[begin : begin + window]
+        order = sorted(range(len(part)), key=lambda i: len(part[i]))  # like lengths batch together
+        embedded = embedder.encode([part[i] for i in order], batch_size=batch_size, progress=False)
+        embedded = np.asarray(embedded, dtype=np.float32)
+        if embedded.shape != (len(part), embedder.dim):
+            raise IndexError_(
+                f"the encoder returned vectors of shape {embedded.shape} for {len(part)} texts "
+                f"of dimension {embedder.dim}; the model folder may be damaged"
+            )
+        in_row_order = np.empty_like(embedded)
+        in_row_order[order] = embedded
+        # the hand-off promises unit vectors; normalising again costs nothing, guards the maths
+        in_row_order /= np.maximum(np.linalg.norm(in_row_order, axis=1, keepdims=True), 1e-12)
+        vectors.write_rows(first_row + stats.chunks + begin, in_row_order)
+    stats.documents += added
     stats.chunks += len(texts)
 
 
@@ -458,8 +575,14 @@ class _bar:
 
 
 def check_model(manifest: Manifest, embedder: Embedder, folder: Path) -> None:
-    """Refuse an encoder other than the one the index was built with, saying how to fix it."""
-    if embedder.fingerprint == manifest.model_fingerprint and embedder.dim == manifest.dim:
+    """Refuse an encoder other than the one the index was built with, saying how to fix it.
+
+    An index built before the fingerprint covered the tokenizer and config recorded the
+    weights' fingerprint alone: it matches an encoder with the same weights (a changed tokenizer
+    or config cannot be told apart for it; `semsearch check` says so and suggests a rebuild)."""
+    if embedder.dim == manifest.dim and manifest.model_fingerprint in (
+        embedder.fingerprint, getattr(embedder, "weights_fingerprint", None)
+    ):
         return
     given = getattr(embedder, "path", embedder.name)
     raise IndexError_(
@@ -528,6 +651,19 @@ def fusion_for(index: SearchIndex, options: SearchOptions) -> FusionConfig:
         depth=options.depth or base.depth,
         calibrated=base.calibrated and options.fusion is None and options.dense_weight is None,
     )
+def report_truncated(embedder: Embedder, queries: Sequence[str]) -> int:
+    """Say once on stderr how many queries are longer than the encoder's window (their end is
+    not searched for); returns that number."""
+    window = embedder.max_seq_len
+    longer = [count for count in embedder.count_tokens(list(queries)) if count > window]
+    if longer:
+        which = "the query is" if len(queries) == 1 else f"{len(longer)} of {len(queries)} queries are"
+        print(
+            f"note: {which} longer than the model's window of {window} tokens (up to "
+            f"{max(longer)}); only the first {window} tokens are searched for",
+            file=sys.stderr,
+        )
+    return len(longer)
 
 
 def search(

@@ -5,13 +5,16 @@ from __future__ import annotations
 import click
 
 from semsearch.cli.common import (
+    FiniteFloatRange,
     device_option,
     echo_json,
     info,
     is_tty,
     json_option,
     precision_option,
+    wait_option,
 )
+from semsearch.corpora.chunking import MAX_CHUNKS
 
 EXAMPLES = """\b
 Examples:
@@ -21,6 +24,7 @@ Examples:
   semsearch index more.txt --append --out indexes/docs
   semsearch index reviews.csv --text-field review --errors skip --json
   semsearch index --add-lexical --out indexes/old   # BM25 for an index built before it had one
+  semsearch index book.txt --max-chunks 5000 --wait 60
 """
 
 
@@ -54,7 +58,7 @@ Examples:
     "--target-recall",
     default=0.95,
     show_default=True,
-    type=click.FloatRange(0.0, 1.0),
+    type=FiniteFloatRange(0.0, 1.0),
     help="Tune an approximate index's nprobe / efSearch to the cheapest value whose recall@10 "
     "on a sample of the corpus reaches this (0: keep the recipe's default).",
 )
@@ -73,7 +77,7 @@ Examples:
     "--batch-size",
     default=64,
     show_default=True,
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, 65_536),
     help="Texts encoded per batch.",
 )
 @click.option(
@@ -104,8 +108,9 @@ Examples:
     type=click.Choice(["strict", "skip", "replace"]),
     default="strict",
     show_default=True,
-    help="A line with bytes that are not UTF-8 (or malformed JSON): stop and name it, "
-    "skip it, or replace the bytes with U+FFFD.",
+    help="A bad line (bytes that are not UTF-8, malformed JSON, a ragged or unclosed CSV "
+    "record, a null or non-text text field, a repeated id): stop and name it, skip it and "
+    "report it, or (for bytes) replace them with U+FFFD.",
 )
 @click.option(
     "--add-lexical",
@@ -113,6 +118,15 @@ Examples:
     help="Give the --out index, built before semsearch had keyword search, its BM25 part from "
     "the chunks it stores (no corpus, no re-embedding).",
 )
+@click.option(
+    "--max-chunks",
+    default=MAX_CHUNKS,
+    show_default=True,
+    type=click.IntRange(1, 1_000_000),
+    help="Chunks kept of one document (a window of the model's tokens each); the rest of a "
+    "longer document is not indexed, and every cut is reported.",
+)
+@wait_option
 @device_option
 @precision_option
 @json_option
@@ -130,6 +144,8 @@ def index(
     id_field,
     error_mode,
     add_lexical,
+    max_chunks,
+    wait,
     device,
     precision,
     as_json,
@@ -141,11 +157,12 @@ def index(
     are cut into overlapping chunks. The index folder holds index.faiss, documents.sqlite and
     manifest.json (model fingerprint, index recipe, corpus hash); it is written to a temporary
     folder and renamed, so an interrupted run leaves the previous index as it was.
-    `semsearch query` uses the most recently written index (recorded in indexes/LATEST) unless
+    `semsearch query` uses the most recently written index (recorded in indexes/.semsearch-latest) unless
     given --index.
     """
     from pathlib import Path
 
+    from semsearch.cli.terminal import printable
     from semsearch.corpora import ReaderOptions
     from semsearch.index import Manifest, default_index_dir, parse_memory
     from semsearch.search import IndexOptions, index_corpus, load_embedder, model_for_index
@@ -169,6 +186,8 @@ def index(
         target_recall=target_recall,
         batch_size=batch_size,
         reader=ReaderOptions(corpus_format, text_field, id_field, error_mode),
+        max_chunks=max_chunks,
+        wait=wait,
     )
     if append and index_type != "auto":
         info(f"--type {index_type} ignored: an appended index keeps the recipe it was built with")
@@ -182,9 +201,15 @@ def index(
         Path(corpus), embedder, folder, options, append=append, progress=is_tty() and not as_json
     )
     for line, reason in report.lines_skipped[:5]:
-        info(f"skipped line {line}: {reason}")
+        info(f"skipped line {line}: {printable(reason)}")
     if len(report.lines_skipped) > 5:
         info(f"... {len(report.lines_skipped) - 5} more lines skipped")
+    for line, reason in report.documents_cut[:5]:
+        info(f"line {line}: {printable(reason)}; the rest of it is not searchable")
+    if len(report.documents_cut) > 5:
+        info(f"... {len(report.documents_cut) - 5} more documents cut (raise --max-chunks)")
+    if report.stale_removed:
+        info(f"removed {report.stale_removed} temporary folders left by interrupted runs")
     if as_json:
         echo_json(report.to_dict())
         return
@@ -199,6 +224,15 @@ def index(
     )
     if append:
         info(f"index: {recipe['factory']} (as built; rebuild to re-size it for the new total)")
+        if report.recall_change:
+            setting, old, new, before, after = report.recall_change
+            target = recipe.get("target_recall")
+            if new != old:
+                info(f"recall@10 on a sample fell to {before:.3f} (target {target}): {setting} "
+                     f"{old} -> {new} gives {after:.3f}"
+                     + ("" if after >= (target or 0) else "; rebuild the index to restore it"))
+            else:
+                info(f"recall@10 on a sample: {before:.3f} (target {target}), {setting} {old}")
     else:
         info(f"index: {recipe['factory']}  ({recipe['reason']})")
     info(f"wrote {folder} ({report.documents_total} documents, {report.vectors_total} vectors)")

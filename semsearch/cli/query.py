@@ -7,6 +7,8 @@ import shutil
 import click
 
 from semsearch.cli.common import device_option, echo_json, info, json_option
+from semsearch.cli.terminal import printable
+from semsearch.limits import MAX_EF_SEARCH, MAX_K, MAX_NPROBE
 
 EXAMPLES = """\b
 Examples:
@@ -29,7 +31,7 @@ Examples:
     "k",
     default=5,
     show_default=True,
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, MAX_K),
     help="Documents to return a query (fewer when the index holds fewer).",
 )
 @click.option(
@@ -38,7 +40,7 @@ Examples:
     default=None,
     metavar="DIR",
     help="Index folder, or a name under indexes/ (default: the most recently written, "
-    "recorded in indexes/LATEST).",
+    "recorded in indexes/.semsearch-latest).",
 )
 @click.option(
     "--model",
@@ -60,14 +62,14 @@ Examples:
 @click.option(
     "--nprobe",
     default=None,
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, MAX_NPROBE),
     help="IVF lists to search (more: slower, better recall; default: from the index).",
 )
 @click.option(
     "--ef",
     "ef_search",
     default=None,
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, MAX_EF_SEARCH),
     help="HNSW candidate list size (more: slower, better recall; default: from the index).",
 )
 @click.option(
@@ -123,6 +125,7 @@ def query(text, k, index_dir, model, queries_file, nprobe, ef_search, mode, fusi
         load_embedder,
         model_for_index,
         read_queries,
+        report_truncated,
         resolve_mode,
         search,
     )
@@ -130,7 +133,13 @@ def query(text, k, index_dir, model, queries_file, nprobe, ef_search, mode, fusi
     if queries_file is not None and text is not None:
         raise click.UsageError("give TEXT or --queries FILE, not both")
     if queries_file is not None:
-        queries = read_queries(queries_file)
+        try:
+            queries = read_queries(queries_file)
+        except UnicodeDecodeError as error:
+            raise DataError(
+                f"{queries_file.name} is not UTF-8 text (byte {error.start + 1}); give a text "
+                "file with one query a line"
+            ) from None
         if not queries:
             raise DataError(f"no queries in {queries_file.name}; write one query a line")
     elif text is None:
@@ -153,6 +162,7 @@ def query(text, k, index_dir, model, queries_file, nprobe, ef_search, mode, fusi
                 device=None if device == "auto" else device,
                 texts=len(queries),
             )
+            report_truncated(embedder, queries)
         results = search(opened, embedder, queries, k, options=options)
     finally:
         opened.close()
@@ -166,7 +176,7 @@ def query(text, k, index_dir, model, queries_file, nprobe, ef_search, mode, fusi
                 echo_json({"query": query_text, **hit.to_dict()})
             continue
         if len(queries) > 1:
-            click.echo(("\n" if number else "") + f"query: {query_text}")
+            click.echo(("\n" if number else "") + f"query: {printable(query_text)}")
         for hit in hits:
             click.echo(format_hit(hit, width))
 
@@ -186,8 +196,8 @@ def parse_where(item: str) -> tuple[str, str]:
 
 def format_hit(hit, width: int = 100) -> str:
     """One line: rank, score, id (#chunk for chunked documents), text trimmed to `width`."""
-    label = hit.id if hit.chunks <= 1 else f"{hit.id}#{hit.chunk}"
+    label = printable(hit.id if hit.chunks <= 1 else f"{hit.id}#{hit.chunk}")
     head = f"{hit.rank:>3}  {hit.score:6.3f}  {label}  "
     room = max(20, width - len(head))
-    text = " ".join(hit.text.split())
+    text = printable(" ".join(hit.text.split()))
     return head + (text if len(text) <= room else text[: room - 1] + "…")

@@ -13,6 +13,7 @@ import numpy as np
 
 from semsearch.errors import IndexError_
 from semsearch.index.recipe import HNSW_EF_CONSTRUCTION, IndexRecipe
+from semsearch.limits import INT32_MAX, MAX_EF_SEARCH, MAX_NPROBE
 
 
 def create_index(recipe: IndexRecipe, dim: int) -> faiss.Index:
@@ -52,6 +53,10 @@ def search_vectors(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-k by inner product: returns (scores, ids), each (n_queries, k); id -1 pads a row when
     fewer than k vectors were found. `selector`: only these ids (sorted int64) are candidates."""
+    for name, value, limit in (("k", k, INT32_MAX), ("nprobe", nprobe, MAX_NPROBE),
+                               ("efSearch", ef_search, MAX_EF_SEARCH)):
+        if value is not None and not 1 <= int(value) <= limit:
+            raise IndexError_(f"{name} must be between 1 and {limit:,}, not {value}")
     if selector is not None:
         return _search_selected(index, queries, k, nprobe, ef_search, selector)
     parameters = faiss.ParameterSpace()

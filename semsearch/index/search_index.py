@@ -25,14 +25,17 @@ from semsearch.index.folder import (
     STORE_FILE,
     VECTORS_FILE,
     check_not_interrupted,
+    clean_stale,
     staged_folder,
 )
 from semsearch.index.lexical import LEXICAL_DIR, LexicalConfig, LexicalIndex, build_lexical
+from semsearch.index.lock import index_writer, reading, swap_lock_path
 from semsearch.index.manifest import Manifest, now
 from semsearch.index.merge import best_per_document
 from semsearch.index.recipe import RERANK_MIN_K, IndexRecipe
 from semsearch.index.store import DocumentStore
 from semsearch.index.vector_file import VectorFile, rerank_exact
+from semsearch.limits import MAX_K
 
 # a filter matching at most this many chunks is searched exactly over their kept vectors
 EXACT_FILTER_MAX = 100_000
@@ -60,6 +63,19 @@ class Hit:
         return asdict(self)
 
 
+# a reader without a lock file retries an open that raced a swap this many times
+OPEN_ATTEMPTS = 5
+
+
+def _identity(folder: Path) -> tuple[int, int, int] | None:
+    """The folder's inode and its manifest's: changes whenever a new version is swapped in."""
+    try:
+        stat, manifest = folder.stat(), (folder / MANIFEST).stat()
+    except OSError:
+        return None
+    return (stat.st_ino, manifest.st_ino, manifest.st_mtime_ns)
+
+
 class SearchIndex:
     """A loaded index folder. Open with `SearchIndex.open(folder)`."""
 
@@ -81,9 +97,33 @@ class SearchIndex:
                 )
 
     @classmethod
-    def open(cls, folder: Path) -> SearchIndex:
-        """Load and cross-check a folder; IndexError_ says how to fix a missing or corrupt one."""
+    def open(cls, folder: Path, read_only: bool = True) -> SearchIndex:
+        """Load and cross-check a folder; IndexError_ says how to fix a missing or corrupt one.
+
+        A reader opens the files under the folder's shared swap lock, so a writer swapping in a
+        new version waits the milliseconds this takes and the reader sees one version whole
+        (its open files stay readable after the swap). Where no lock file can be found the
+        folder's identity is compared before and after, and the open retried on a change.
+        `read_only` (the default) never writes into the folder."""
         folder = Path(folder)
+        for attempt in range(OPEN_ATTEMPTS):
+            with reading(folder) as locked:
+                before = _identity(folder)
+                try:
+                    opened = cls._open(folder, read_only)
+                except IndexError_:
+                    if locked or attempt == OPEN_ATTEMPTS - 1 or _identity(folder) == before:
+                        raise
+                    continue  # changed while it was read: read the new version
+                if locked or (
+                    _identity(folder) == before and not swap_lock_path(folder).exists()
+                ):
+                    return opened
+                opened.close()
+        raise IndexError_(f"index {folder} kept changing while it was opened; try again")
+
+    @classmethod
+    def _open(cls, folder: Path, read_only: bool) -> SearchIndex:
         check_not_interrupted(folder)
         if not folder.is_dir():
             raise IndexError_(
@@ -91,21 +131,30 @@ class SearchIndex:
             )
         manifest = Manifest.read(folder / MANIFEST)
         index = read_index(folder / INDEX_FILE)
-        store = DocumentStore.open_existing(folder / STORE_FILE)
+        store = DocumentStore.open_existing(folder / STORE_FILE, read_only=read_only)
         fix = f"rebuild with `semsearch index CORPUS --out {folder}`"
         try:
             stored = store.count_chunks()
         except Exception as error:  # sqlite3.DatabaseError and friends
+            store.close()
             raise IndexError_(f"document store in {folder} is corrupt ({error}); {fix}") from None
         if index.d != manifest.dim or index.ntotal != manifest.count or stored != manifest.count:
+            store.close()
             raise IndexError_(
                 f"index folder {folder} is inconsistent (manifest: {manifest.count} vectors of "
                 f"dimension {manifest.dim}; index: {index.ntotal} of {index.d}; store: {stored} "
                 f"chunks); {fix}"
             )
-        opened = cls(folder, manifest, index, store)
-        if opened.recipe.rerank and len(opened.vectors) < manifest.next_row:
-            raise IndexError_(f"{folder / VECTORS_FILE} is missing or short; {fix}")
+        try:
+            opened = cls(folder, manifest, index, store)
+        except (TypeError, ValueError) as error:
+            store.close()
+            raise IndexError_(f"{folder / MANIFEST} has a malformed recipe ({error}); {fix}") from None
+        if opened.recipe.rerank:
+            if len(opened.vectors) < manifest.next_row:
+                store.close()
+                raise IndexError_(f"{folder / VECTORS_FILE} is missing or short; {fix}")
+            opened.vectors.pin()  # the mapping outlives a later swap of the folder
         return opened
 
     def close(self) -> None:
@@ -122,8 +171,8 @@ class SearchIndex:
         """Top-k documents for each (nq, d) normalised query vector; fewer when the index holds
         fewer documents. A document appears once, with its best chunk. `allowed_rows` (sorted
         row ids) restricts the search to those chunks, as a metadata filter does."""
-        if k < 1:
-            raise IndexError_(f"k must be at least 1, not {k}")
+        if not 1 <= k <= MAX_K:
+            raise IndexError_(f"k must be between 1 and {MAX_K:,}, not {k}")
         total = self.index.ntotal
         if allowed_rows is not None:
             return self._search_allowed(queries, k, allowed_rows, nprobe, ef_search)
@@ -264,10 +313,17 @@ def add_lexical(folder: Path) -> int:
     return manifest.lexical["chunks"]
 
 
-def remove_documents(folder: Path, doc_ids: Iterable[str]) -> tuple[int, int]:
-    """Delete documents (all their chunks) by id, rewriting the folder atomically; returns
-    (documents removed, vectors removed). Unknown ids and HNSW indexes raise IndexError_."""
+def remove_documents(folder: Path, doc_ids: Iterable[str], wait: float = 0) -> tuple[int, int]:
+    """Delete documents (all their chunks) by id, rewriting the folder atomically under its
+    write lock (waiting up to `wait` seconds for another writer); returns (documents removed,
+    vectors removed). Unknown ids and HNSW indexes raise IndexError_."""
     doc_ids = list(dict.fromkeys(doc_ids))
+    with index_writer(folder, wait):
+        clean_stale(Path(folder))
+        return _remove_locked(Path(folder), doc_ids)
+
+
+def _remove_locked(folder: Path, doc_ids: list[str]) -> tuple[int, int]:
     current = SearchIndex.open(folder)
     try:
         if not supports_removal(current.index):
@@ -287,7 +343,7 @@ def remove_documents(folder: Path, doc_ids: Iterable[str]) -> tuple[int, int]:
             "`semsearch query`)"
         )
     with staged_folder(folder, copy_from=folder) as staging:
-        staged = SearchIndex.open(staging)
+        staged = SearchIndex.open(staging, read_only=False)
         try:
             all_rows = np.array([row for found in rows.values() for row in found], dtype=np.int64)
             removed = remove_vectors(staged.index, all_rows)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -64,11 +65,15 @@ def text_hash(text: str) -> str:
 class DocumentStore:
     """A SQLite file of documents and chunks; writes go in one transaction until `commit`."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, read_only: bool = False) -> None:
         self.path = Path(path)
         try:
-            self.connection = sqlite3.connect(str(self.path))
-            self.connection.executescript(SCHEMA)
+            if read_only:  # queries never write into an index folder, not even a schema
+                uri = Path(os.path.abspath(self.path)).as_uri() + "?mode=ro"
+                self.connection = sqlite3.connect(uri, uri=True)
+            else:
+                self.connection = sqlite3.connect(str(self.path))
+                self.connection.executescript(SCHEMA)
         except sqlite3.DatabaseError as error:
             raise IndexError_(
                 f"document store {self.path} is corrupt ({error}); rebuild with "
@@ -76,12 +81,12 @@ class DocumentStore:
             ) from None
 
     @classmethod
-    def open_existing(cls, path: Path) -> DocumentStore:
+    def open_existing(cls, path: Path, read_only: bool = False) -> DocumentStore:
         if not Path(path).is_file():
             raise IndexError_(
                 f"document store {path} is missing; rebuild with `semsearch index CORPUS`"
             )
-        return cls(path)
+        return cls(path, read_only=read_only)
 
     def close(self) -> None:
         self.connection.close()
@@ -148,10 +153,20 @@ class DocumentStore:
                 f"JOIN documents d ON d.doc_id = c.doc_id WHERE c.row IN ({marks})"
             )
             for row, doc_id, chunk, count, text, metadata in self.connection.execute(query, batch):
-                found[row] = Chunk(
-                    row, doc_id, chunk, count, text, json.loads(metadata) if metadata else {}
-                )
+                found[row] = Chunk(row, doc_id, chunk, count, text, self._metadata(metadata))
         return found
+
+    def _metadata(self, metadata: str | None) -> dict:
+        try:
+            value = json.loads(metadata) if metadata else {}
+        except (TypeError, ValueError):
+            value = None
+        if not isinstance(value, dict):
+            raise IndexError_(
+                f"document store {self.path} holds metadata that is not a JSON object; rebuild "
+                "with `semsearch index CORPUS`"
+            )
+        return value
 
     def doc_ids_of_rows(self, rows: Sequence[int]) -> dict[int, str]:
         return {row: chunk.doc_id for row, chunk in self.chunks(rows).items()}
