@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import click
 
-from semsearch.cli.common import device_option, echo_json, info, json_option, precision_option
+from semsearch.cli.common import (
+    device_option,
+    echo_json,
+    info,
+    json_option,
+    precision_option,
+    progress_enabled,
+)
 
 EXAMPLES = """\b
 Examples:
@@ -54,7 +61,7 @@ def embed(corpus, out, model, batch_size, corpus_format, text_field, id_field, e
     options = ReaderOptions(format=corpus_format, text_field=text_field, id_field=id_field,
                             errors=error_mode)
     report = embed_corpus(corpus, embedder, out, options, batch_size=batch_size,
-                          overwrite=overwrite)
+                          overwrite=overwrite, progress=progress_enabled() and not as_json)
     if as_json:
         echo_json(report.to_dict())
         return
