@@ -19,7 +19,7 @@ from fastapi import FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from semsearch import __version__
@@ -176,8 +176,11 @@ def create_app(config: ServeConfig | None = None, served: Served | None = None) 
         mode: Annotated[Literal["hybrid", "dense", "lexical"] | None, Query()] = None,
         where: Annotated[str | None, Query(description='JSON object, e.g. {"lang": "en"}')] = None,
     ) -> dict:
-        options = SearchOptions(k=k, nprobe=nprobe, ef_search=ef_search, mode=mode,
-                                where=_parse_where(where))
+        try:
+            options = SearchOptions(k=k, nprobe=nprobe, ef_search=ef_search, mode=mode,
+                                    where=_parse_where(where))
+        except ValidationError as error:
+            raise ApiError(422, _describe(error)) from None
         hits = await run_in_threadpool(run_search, [_text(q)], options)
         return {"query": q, "hits": hits[0], **_served(served)}
 
@@ -270,7 +273,7 @@ def _authorised(request: Request, key: str) -> bool:
     return hmac.compare_digest(given.encode("utf-8"), key.encode("utf-8"))
 
 
-def _describe(error: RequestValidationError) -> str:
+def _describe(error: RequestValidationError | ValidationError) -> str:
     """One line naming each bad field, without echoing the input back."""
     parts = []
     for problem in error.errors()[:5]:

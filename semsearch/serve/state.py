@@ -8,12 +8,13 @@ same library functions `semsearch query` calls.
 from __future__ import annotations
 
 import inspect
+import json
 import logging
 import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -74,13 +75,27 @@ def search_parameters() -> frozenset[str]:
     return frozenset(inspect.signature(search).parameters) - {"index", "embedder", "queries", "k"}
 
 
+# queries one `search` call may take when concurrent requests are answered together
+MAX_BATCH = 256
+
+
+@dataclass
+class _Pending:
+    """A search request waiting for the index thread."""
+
+    queries: list[str]
+    k: int
+    options: dict[str, Any]
+    future: Future = field(default_factory=Future)
+
+
 class Served:
     """The model and (optionally) the index of one worker.
 
     Every index operation runs on one thread of its own (SQLite connections belong to the
-    thread that opened them, and FAISS answers one batch at a time fastest anyway); before each
-    search the manifest's stat is compared with the one loaded, and a changed index is reopened
-    there, between two searches, so no request in flight sees a half-swapped index.
+    thread that opened them), which answers the searches waiting in batches (see `_drain`);
+    before each batch the manifest's stat is compared with the one loaded, and a changed index
+    is reopened there, between two batches, so no request in flight sees a half-swapped index.
     """
 
     def __init__(self, config: ServeConfig) -> None:
@@ -92,6 +107,9 @@ class Served:
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="semsearch-index")
         self._index = None
         self._stamp: tuple | None = None
+        self._failed_stamp: tuple | None = None
+        self._pending: list[_Pending] = []
+        self._pending_lock = threading.Lock()
         self.index_dir: Path | None = None
         if config.index is not None or (indexes_dir() / LATEST).is_file():
             self.index_dir = resolve_index_dir(config.index).resolve()
@@ -146,12 +164,12 @@ class Served:
     def _fresh_index(self):
         """The index, reopened first when its folder holds a newer version (index thread)."""
         stamp = self._manifest_stamp()
-        if stamp is not None and stamp != self._stamp:
+        if stamp is not None and stamp not in (self._stamp, self._failed_stamp):
             try:
                 self._open_index()
-            except Exception as error:  # noqa: BLE001 - a half-written folder: keep the old one
+            except Exception as error:  # noqa: BLE001 - a broken new version: keep the old one
                 log.warning("kept the loaded index; the new version did not open: %s", error)
-                self._stamp = stamp if self._index is None else self._stamp
+                self._failed_stamp = stamp  # tried again only once the manifest changes again
         return self._index
 
     # --- the two things a request asks for -------------------------------------------------
@@ -166,15 +184,61 @@ class Served:
         unknown = sorted(set(options) - self.parameters)
         if unknown:
             raise ConfigError(f"this semsearch's search takes no {', '.join(unknown)}")
-        return self._thread.submit(self._search, queries, k, options).result()
+        request = _Pending(queries, k, options)
+        with self._pending_lock:
+            self._pending.append(request)
+        self._thread.submit(self._drain)
+        return request.future.result()
 
-    def _search(self, queries: list[str], k: int, options: dict[str, Any]) -> list[list[dict]]:
+    def _drain(self) -> None:
+        """Answer every search waiting, on the index thread: requests with the same k and
+        options go through `search` together, up to MAX_BATCH queries a call, so concurrent
+        clients share one encoder pass and one FAISS call. A failing batch is retried one
+        request at a time, so one bad request fails alone."""
+        with self._pending_lock:
+            waiting, self._pending = self._pending, []
+        if not waiting:
+            return
+        try:
+            index = self._fresh_index()
+        except BaseException as error:  # noqa: BLE001 - handed to every waiting request
+            for request in waiting:
+                request.future.set_exception(error)
+            return
+        groups: dict[str, list[_Pending]] = {}
+        for request in waiting:
+            key = json.dumps([request.k, request.options], sort_keys=True, default=str)
+            groups.setdefault(key, []).append(request)
+        for requests in groups.values():
+            batch: list[_Pending] = []
+            for request in requests:
+                if batch and sum(len(r.queries) for r in batch) + len(request.queries) > MAX_BATCH:
+                    self._answer(index, batch)
+                    batch = []
+                batch.append(request)
+            self._answer(index, batch)
+
+    def _answer(self, index, batch: list[_Pending]) -> None:
         from semsearch.search import search
 
-        index = self._fresh_index()
-        results = search(index, self.embedder, queries, k, **options)
-        return [[{"query": query, **hit.to_dict()} for hit in hits]
-                for query, hits in zip(queries, results, strict=True)]
+        first = batch[0]
+        queries = [query for request in batch for query in request.queries]
+        try:
+            results = search(index, self.embedder, queries, first.k, **first.options)
+        except BaseException as error:  # noqa: BLE001 - handed to the request(s)
+            if len(batch) == 1:
+                first.future.set_exception(error)
+            else:
+                for request in batch:
+                    self._answer(index, [request])
+            return
+        start = 0
+        for request in batch:
+            hits = results[start:start + len(request.queries)]
+            start += len(request.queries)
+            request.future.set_result([[{"query": query, **hit.to_dict()} for hit in found]
+                                       for query, found in zip(request.queries, hits,
+                                                               strict=True)])
 
     def embed(self, texts: list[str]) -> tuple[np.ndarray, int]:
         """(vectors, tokens read): L2-normalised float32 rows, one a text."""

@@ -218,3 +218,34 @@ def test_a_real_server_on_a_free_port(index_dir):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_a_broken_new_version_keeps_the_loaded_index(tmp_path, index_dir, monkeypatch):
+    monkeypatch.setenv("SEMSEARCH_INDEXES", str(tmp_path / "indexes"))
+    folder = tmp_path / "pets"
+    shutil.copytree(index_dir, folder)
+    with TestClient(create_app(ServeConfig(index=str(folder)))) as client:
+        before = client.get("/search", params={"q": "cats", "k": 2}).json()["hits"]
+        (folder / "manifest.json").write_text("{ half written")
+        answer = client.get("/search", params={"q": "cats", "k": 2})
+        assert answer.status_code == 200 and answer.json()["hits"] == before
+
+
+def test_concurrent_searches_are_answered_together_and_alike(index_dir):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from semsearch.serve.state import Served
+
+    served = Served(ServeConfig(index=str(index_dir)))
+    try:
+        queries = ["cats", "dogs barking", "the sea", "birds that talk"] * 4
+        alone = [served.search([query], 2, {})[0] for query in queries]
+        with ThreadPoolExecutor(8) as pool:
+            together = list(pool.map(lambda q: served.search([q], 2, {})[0], queries))
+        for one, other in zip(alone, together, strict=True):
+            assert [hit["id"] for hit in one] == [hit["id"] for hit in other]
+            assert np.allclose([h["score"] for h in one], [h["score"] for h in other], atol=1e-5)
+        with pytest.raises(Exception, match="empty query"):
+            served.search(["   "], 2, {})
+    finally:
+        served.close()
