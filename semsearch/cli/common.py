@@ -58,6 +58,11 @@ def info(message: str) -> None:
         click.echo(message, err=True)
 
 
+def verbosity() -> dict:
+    """{"quiet": bool, "verbose": count} as -q / -v set them for this command."""
+    return dict(_verbosity)
+
+
 def progress_enabled() -> bool:
     """Progress bars only on a terminal, never with -q or TQDM_DISABLE=1."""
     disabled = os.environ.get("TQDM_DISABLE", "").strip().lower() not in ("", "0", "false")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from semsearch.cli.common import info
+from semsearch.cli.common import info, verbosity
 
 EXAMPLES = """\b
 Examples:
@@ -65,10 +65,17 @@ def serve(index_dir, model, host, port, workers, api_key, max_texts, max_chars, 
         info(f"warning: listening on {host} without --api-key; anyone who can reach it can use it")
     # load here so a bad --index or --model fails with one line before the server starts
     app = create_app(config)
+    # -q: errors only; -v: uvicorn's startup lines and an access log line a request
+    said = verbosity()
+    level = "error" if said["quiet"] else ("info" if said["verbose"] else "warning")
+    logs = {"log_level": level, "access_log": bool(said["verbose"])}
+    served = app.state.served
+    info(f"serving {served.index_dir or 'no index (embeddings only)'} with model "
+         f"{served.embedder.name} on http://{host}:{port}/ (Ctrl-C stops)")
     if workers == 1:
-        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+        uvicorn.run(app, host=host, port=port, **logs)
         return
     app.state.served.close()  # each worker loads its own copy
     os.environ[CONFIG_ENV] = config.to_env()
     uvicorn.run("semsearch.serve.app:create_app", factory=True, host=host, port=port,
-                workers=workers, log_level="warning", access_log=False)
+                workers=workers, **logs)
