@@ -675,13 +675,27 @@ def search(
     ef_search: int | None = None,
     batch_size: int = 64,
     options: SearchOptions | None = None,
+    mode: str | None = None,
+    fusion: str | None = None,
+    dense_weight: float | None = None,
+    depth: int | None = None,
+    where: dict | Sequence[tuple[str, str]] | None = None,
 ) -> list[list[Hit]]:
     """The top-k documents for each query text, checking the encoder against the index first.
 
     Dense mode ranks by cosine; lexical by BM25 (needs no encoder: `embedder` may be None);
     hybrid fuses the top `depth` documents of each side (see semsearch.index.fusion). Each hit
-    carries the score and rank it had on each side beside the one it is ranked by."""
+    carries the score and rank it had on each side beside the one it is ranked by. The
+    keywords mode ... where override the fields of `options` (`where` as {field: value} or
+    (field, value) pairs)."""
     options = options or SearchOptions()
+    overrides = {name: value for name, value in (
+        ("mode", mode), ("fusion", fusion), ("dense_weight", dense_weight), ("depth", depth),
+    ) if value is not None}
+    if where:
+        pairs = where.items() if isinstance(where, dict) else where
+        overrides["where"] = tuple((str(f), _filter_text(v)) for f, v in pairs)
+    options = replace(options, **overrides)
     nprobe = options.nprobe if nprobe is None else nprobe
     ef_search = options.ef_search if ef_search is None else ef_search
     if not queries or any(not query.strip() for query in queries):
@@ -714,6 +728,17 @@ def search(
         fuse_hits(dense_hits, lexical_hits, fusion, k)
         for dense_hits, lexical_hits in zip(dense, lexical, strict=True)
     ]
+
+
+def _filter_text(value) -> str:
+    """A filter value as the text it is compared as (JSON true / false are stored as 1 / 0).
+
+    >>> [_filter_text(v) for v in ("en", 2015, True)]
+    ['en', '2015', '1']
+    """
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    return str(value)
 
 
 def fuse_hits(dense: list[Hit], lexical: list[Hit], fusion: FusionConfig, k: int) -> list[Hit]:

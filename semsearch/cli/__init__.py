@@ -50,8 +50,11 @@ class LazyGroup(click.Group):
         return sorted(name for name, target in COMMANDS.items() if _exists(target))
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        from semsearch.cli.common import add_verbosity_options
+
         target = COMMANDS.get(cmd_name)
-        return _load(target) if target else None
+        command = _load(target) if target else None
+        return add_verbosity_options(command) if command is not None else None
 
     def invoke(self, ctx: click.Context):
         try:
@@ -96,7 +99,10 @@ def _exists(target: str) -> bool:
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="semsearch")
-def main() -> None:
+@click.option("-q", "--quiet", is_flag=True, help="Errors only (also after a command).")
+@click.option("-v", "--verbose", count=True, help="Log what the library does (also after a "
+              "command).")
+def main(quiet: bool, verbose: int) -> None:
     """Train a sentence encoder from scratch, evaluate it, and search a corpus with it.
 
     \b
@@ -107,3 +113,6 @@ def main() -> None:
       semsearch query "Machine learning and AI" -k 2
     """
     _handle_sigterm()
+    from semsearch.cli.common import set_verbosity
+
+    set_verbosity(quiet, verbose)  # each command's own -q / -v may raise it further

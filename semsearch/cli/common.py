@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 from typing import Any
 
@@ -71,10 +72,71 @@ def echo_json(payload: Any) -> None:
     click.echo(json.dumps(payload, ensure_ascii=False))
 
 
+# set by -q / -v on every command (see cli/__init__.py), reset at each invocation
+_verbosity = {"quiet": False, "verbose": 0}
+
+
 def info(message: str) -> None:
-    """A message for the person, on stderr, so stdout stays clean for results."""
-    click.echo(message, err=True)
+    """A message for the person, on stderr, so stdout stays clean for results (not with -q)."""
+    if not _verbosity["quiet"]:
+        click.echo(message, err=True)
 
 
-def is_tty() -> bool:
-    return sys.stderr.isatty()
+def verbosity() -> dict:
+    """{"quiet": bool, "verbose": count} as -q / -v set them for this command."""
+    return dict(_verbosity)
+
+
+def progress_enabled() -> bool:
+    """Progress bars only on a terminal, never with -q or TQDM_DISABLE=1."""
+    disabled = os.environ.get("TQDM_DISABLE", "").strip().lower() not in ("", "0", "false")
+    return sys.stderr.isatty() and not disabled and not _verbosity["quiet"]
+
+
+is_tty = progress_enabled  # the older name
+
+
+def set_verbosity(quiet: bool = False, verbose: int = 0) -> None:
+    """-q: errors only; -v: the library's INFO log lines, -vv: DEBUG. The library logs through
+    the `semsearch` logger and attaches no handler; the command line attaches one to stderr."""
+    import logging
+
+    _verbosity.update(quiet=quiet, verbose=verbose)
+    logger = logging.getLogger("semsearch")
+    for handler in [h for h in logger.handlers if getattr(h, "_semsearch_cli", False)]:
+        logger.removeHandler(handler)
+    level = logging.ERROR if quiet else (logging.WARNING, logging.INFO)[min(verbose, 1)]
+    if verbose >= 2:
+        level = logging.DEBUG
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler._semsearch_cli = True  # type: ignore[attr-defined]
+    logger.addHandler(handler)
+    logger.setLevel(level)
+
+
+def _quiet(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        set_verbosity(True, _verbosity["verbose"])
+
+
+def _verbose(ctx: click.Context, param: click.Parameter, value: int) -> None:
+    if value:
+        set_verbosity(_verbosity["quiet"], value)
+
+
+def add_verbosity_options(command: click.Command) -> click.Command:
+    """Give a command -q/--quiet and -v/--verbose, unless it defines them itself."""
+    taken = {opt for param in command.params for opt in getattr(param, "opts", [])}
+    if getattr(command, "_semsearch_verbosity", False):
+        return command
+    if "-q" not in taken and "--quiet" not in taken:
+        command.params.append(click.Option(
+            ["-q", "--quiet"], is_flag=True, expose_value=False, is_eager=True, callback=_quiet,
+            help="Errors only: no progress bars or messages on stderr."))
+    if "-v" not in taken and "--verbose" not in taken:
+        command.params.append(click.Option(
+            ["-v", "--verbose"], count=True, expose_value=False, is_eager=True,
+            callback=_verbose, help="Log what the library does on stderr (-vv: more)."))
+    command._semsearch_verbosity = True  # type: ignore[attr-defined]
+    return command

@@ -6,7 +6,13 @@ from pathlib import Path
 
 import click
 
-from semsearch.cli.common import data_dir_option, echo_json, info, json_option
+from semsearch.cli.common import (
+    data_dir_option,
+    echo_json,
+    info,
+    json_option,
+    progress_enabled,
+)
 
 PRESET_NAMES = ("production", "fastest", "max-quality", "quick", "tiny")  # see encoder/presets.py
 
@@ -70,7 +76,8 @@ def train(preset_name, settings, config_file, mixture, data_dir, out, device, re
     from semsearch.encoder.train import train_model
 
     summary = train_model(config, folder, data_dir=data_dir, resume=resume, overwrite=overwrite,
-                          progress=not quiet, log=(lambda _m: None) if quiet else info)
+                          progress=not quiet and progress_enabled(),
+                          log=(lambda _m: None) if quiet else info)
     if as_json:
         echo_json(summary)
     else:

@@ -50,6 +50,7 @@ from semsearch.encoder.store import (
 )
 from semsearch.encoder.tokenizer import Tokenizer
 from semsearch.errors import ConfigError, DataError, TrainingInterrupted
+from semsearch.model_card import write_model_card
 
 CHECKPOINT = "checkpoint"  # sub-folder of the partial folder holding the resumable state
 Log = Callable[[str], None]
@@ -254,6 +255,7 @@ def _run(config, state, out: Path, partial: Path, data_dir, progress: bool, log:
                     "stsb_dev_spearman": best_record["stsb_dev_spearman"]}
     meta["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     write_json(partial / CONFIG, meta)
+    write_model_card(partial)  # README.md: data mixture, licences, recipe (eval.json: later)
     shutil.rmtree(partial / CHECKPOINT, ignore_errors=True)
     publish(partial, out, overwrite=True)
     return {"model": str(out), "steps": step, "epochs": len(history),

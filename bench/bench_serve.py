@@ -1,0 +1,180 @@
+"""A bounded load run against `semsearch serve` on localhost: throughput, latency, errors.
+
+Starts `semsearch serve --index DIR` on a free 127.0.0.1 port (or uses --url, which must be a
+localhost address), then C concurrent clients send a fixed number of GET /search requests
+(queries cycled from a file, or built-in ones), stopping early at a time cap. Prints a table
+and, with --json, one JSON line.
+
+    python bench/bench_serve.py --index indexes/docs --requests 2000 --concurrency 16
+    python bench/bench_serve.py --index indexes/docs --endpoint embeddings --workers 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+from urllib.parse import urlparse
+
+import httpx
+import numpy as np
+
+QUERIES = [
+    "machine learning and AI", "healthy breakfast ideas", "how do whales communicate",
+    "football world cup", "ocean tides and the moon", "learning a new language",
+    "electric cars and batteries", "the history of Rome", "quantum computing basics",
+    "how to bake bread at home", "climate change and coral reefs", "jazz music improvisation",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_server(args) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    command = [sys.executable, "-m", "semsearch.cli", "serve", "--port", str(port),
+               "--workers", str(args.workers)]
+    if args.index:
+        command += ["--index", args.index]
+    if args.model:
+        command += ["--model", args.model]
+    env = {key: value for key, value in os.environ.items() if key != "SEMSEARCH_API_KEY"}
+    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            sys.exit(f"the server exited: {server.stderr.read().strip()}")
+        try:
+            if httpx.get(url + "/health", timeout=2).status_code == 200:
+                return server, url
+        except httpx.TransportError:
+            time.sleep(0.2)
+    server.terminate()
+    sys.exit("the server did not answer /health within 120 s")
+
+
+async def load(url: str, args, queries: list[str]) -> dict:
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    issued = 0
+    deadline = time.perf_counter() + args.time_cap
+    headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
+
+    async def client_loop(client: httpx.AsyncClient) -> None:
+        nonlocal issued
+        while issued < args.requests and time.perf_counter() < deadline:
+            number = issued
+            issued += 1
+            text = queries[number % len(queries)]
+            started = time.perf_counter()
+            try:
+                if args.endpoint == "search":
+                    answer = await client.get("/search", params={"q": text, "k": args.k})
+                else:
+                    answer = await client.post("/v1/embeddings",
+                                               json={"input": [text] * args.batch})
+                ok = answer.status_code == 200
+                kind = f"HTTP {answer.status_code}"
+            except httpx.HTTPError as error:
+                ok, kind = False, type(error).__name__
+            latencies.append(time.perf_counter() - started)
+            if not ok:
+                errors[kind] = errors.get(kind, 0) + 1
+
+    limits = httpx.Limits(max_connections=args.concurrency)
+    async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits,
+                                 timeout=30) as client:
+        await client_loop_warmup(client, args)
+        started = time.perf_counter()
+        await asyncio.gather(*(client_loop(client) for _ in range(args.concurrency)))
+        seconds = time.perf_counter() - started
+    done = np.array(latencies) * 1000
+    return {
+        "endpoint": args.endpoint,
+        "requests": len(latencies),
+        "concurrency": args.concurrency,
+        "workers": args.workers,
+        "seconds": round(seconds, 2),
+        "requests_per_s": round(len(latencies) / seconds, 1),
+        "p50_ms": round(float(np.percentile(done, 50)), 1) if len(done) else None,
+        "p99_ms": round(float(np.percentile(done, 99)), 1) if len(done) else None,
+        "errors": sum(errors.values()),
+        "error_kinds": errors,
+        "stopped_by_time_cap": len(latencies) < args.requests,
+    }
+
+
+async def client_loop_warmup(client: httpx.AsyncClient, args) -> None:
+    """A few requests first, so first-call costs stay out of the figures."""
+    for text in QUERIES[:4]:
+        if args.endpoint == "search":
+            await client.get("/search", params={"q": text, "k": args.k})
+        else:
+            await client.post("/v1/embeddings", json={"input": [text]})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--index", help="index folder to serve (default: the latest)")
+    parser.add_argument("--model", help="model folder (default: the index's)")
+    parser.add_argument("--url", help="an already running server on localhost instead")
+    parser.add_argument("--api-key", default=os.environ.get("SEMSEARCH_API_KEY"))
+    parser.add_argument("--endpoint", choices=["search", "embeddings"], default="search")
+    parser.add_argument("--requests", type=int, default=2000, help="requests in all")
+    parser.add_argument("--concurrency", type=int, default=16, help="concurrent clients")
+    parser.add_argument("--time-cap", type=float, default=60.0, help="stop after this many s")
+    parser.add_argument("--workers", type=int, default=1, help="server worker processes")
+    parser.add_argument("-k", type=int, default=5)
+    parser.add_argument("--batch", type=int, default=8, help="texts per embeddings request")
+    parser.add_argument("--queries", help="file of queries, one a line (default: built-in)")
+    parser.add_argument("--json", action="store_true", help="also print one JSON line")
+    args = parser.parse_args()
+    if args.requests < 1 or args.concurrency < 1 or args.time_cap <= 0:
+        parser.error("--requests, --concurrency and --time-cap must be positive")
+    queries = QUERIES
+    if args.queries:
+        with open(args.queries, encoding="utf-8") as handle:
+            queries = [line.strip() for line in handle if line.strip()] or QUERIES
+    server = None
+    if args.url:
+        if urlparse(args.url).hostname not in ("127.0.0.1", "localhost", "::1"):
+            parser.error("load runs go to localhost only; give a 127.0.0.1 or localhost --url")
+        url = args.url.rstrip("/")
+    else:
+        server, url = start_server(args)
+    try:
+        health = httpx.get(url + "/health", timeout=10).json()
+        result = asyncio.run(load(url, args, queries))
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=30)
+    result["model"] = health["model"]["name"]
+    result["index_documents"] = (health.get("index") or {}).get("documents")
+    result["machine"] = f"{platform.machine()}, {os.cpu_count()} CPUs"
+    print(f"{'endpoint':<12}{'workers':>8}{'clients':>8}{'requests':>9}{'req/s':>9}"
+          f"{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
+    print(f"{result['endpoint']:<12}{result['workers']:>8}{result['concurrency']:>8}"
+          f"{result['requests']:>9}{result['requests_per_s']:>9}{result['p50_ms']:>9}"
+          f"{result['p99_ms']:>9}{result['errors']:>8}")
+    print(f"model {result['model']}, {result['index_documents']} documents, {result['seconds']} s"
+          + (" (stopped by the time cap)" if result["stopped_by_time_cap"] else ""))
+    if args.json:
+        print(json.dumps(result))
+    if result["errors"]:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

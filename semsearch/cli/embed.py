@@ -1,0 +1,71 @@
+"""`semsearch embed FILE --out vectors.npy|vectors.parquet`: a corpus file's vectors and ids."""
+
+from __future__ import annotations
+
+import click
+
+from semsearch.cli.common import (
+    device_option,
+    echo_json,
+    info,
+    json_option,
+    precision_option,
+    progress_enabled,
+)
+
+EXAMPLES = """\b
+Examples:
+  semsearch embed corpora/docs.txt --out docs.npy          # docs.npy + docs.ids.txt
+  semsearch embed articles.jsonl.gz --out articles.parquet --model models/quick
+  python -c "import numpy as np; print(np.load('docs.npy').shape)"
+"""
+
+
+@click.command(epilog=EXAMPLES)
+@click.argument("corpus", type=click.Path(dir_okay=False))
+@click.option("--out", required=True, metavar="FILE",
+              help="vectors.npy (ids in vectors.ids.txt, one a line, same order) or "
+              "vectors.parquet (columns id, embedding).")
+@click.option("--model", default=None, metavar="DIR",
+              help="Model folder (default: the newest folder under models/).")
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1),
+              help="Texts encoded per batch.")
+@click.option("--format", "corpus_format", type=click.Choice(["txt", "jsonl", "csv", "tsv"]),
+              default=None, help="Corpus format (default: from the file name, as `index`).")
+@click.option("--text-field", default="text", show_default=True, metavar="NAME",
+              help="JSONL field or CSV/TSV column holding the text.")
+@click.option("--id-field", default=None, metavar="NAME",
+              help="JSONL field or CSV/TSV column holding the id (default: 'id' when present, "
+              "else <file name>:<line number>).")
+@click.option("--errors", "error_mode", type=click.Choice(["strict", "skip", "replace"]),
+              default="strict", show_default=True,
+              help="A line that is not UTF-8 or valid JSON: stop, skip it, or replace the bytes.")
+@click.option("--overwrite", is_flag=True, help="Replace --out (and its ids file) if present.")
+@device_option
+@precision_option
+@json_option
+def embed(corpus, out, model, batch_size, corpus_format, text_field, id_field, error_mode,
+          overwrite, device, precision, as_json):
+    """Write the vectors of every document in CORPUS (any format `index` reads) with their ids.
+
+    One L2-normalised float32 vector a document (its first max_seq_len tokens), streamed to
+    disk a window at a time, in the layouts embedding-reader and autofaiss read.
+    """
+    from semsearch.corpora import ReaderOptions
+    from semsearch.embed_corpus import embed_corpus, output_format
+    from semsearch.search import load_embedder
+
+    output_format(out)  # a bad --out fails before the model loads
+    embedder = load_embedder(model, device=None if device == "auto" else device,
+                             precision=precision)
+    options = ReaderOptions(format=corpus_format, text_field=text_field, id_field=id_field,
+                            errors=error_mode)
+    report = embed_corpus(corpus, embedder, out, options, batch_size=batch_size,
+                          overwrite=overwrite, progress=progress_enabled() and not as_json)
+    if as_json:
+        echo_json(report.to_dict())
+        return
+    skipped = f", {report.lines_skipped} lines skipped" if report.lines_skipped else ""
+    ids = f" and {report.ids}" if report.ids else ""
+    info(f"wrote {report.documents} vectors of dimension {report.dim} to {report.out}{ids}"
+         f"{skipped}")

@@ -1,0 +1,303 @@
+"""The HTTP layer: parse, call `Served`, serialise. No search logic lives in a route.
+
+    GET  /search?q=...&k=5        one query           POST /search          many queries
+    POST /v1/embeddings           OpenAI-compatible   GET  /health          no key needed
+    GET  /                        the search page     GET  /docs            OpenAPI
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import json
+import logging
+import os
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, Literal
+
+from fastapi import FastAPI, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from semsearch import __version__
+from semsearch.errors import ConfigError, DataError, IndexError_, SemsearchError
+from semsearch.serve.page import render_page
+from semsearch.serve.state import ServeConfig, Served
+
+log = logging.getLogger("semsearch.serve")
+
+CONFIG_ENV = "SEMSEARCH_SERVE_CONFIG"  # how `serve --workers N` hands its options to each worker
+OPEN_PATHS = frozenset({"/health"})
+
+
+class ApiError(Exception):
+    """An answer other than 200, with a message for the person who sent the request."""
+
+    def __init__(self, status: int, message: str, kind: str = "invalid_request_error") -> None:
+        super().__init__(message)
+        self.status, self.message, self.kind = status, message, kind
+
+
+def _clean(text: str) -> str:
+    """Refuse text no index or tokenizer should see: NUL bytes and lone surrogates."""
+    if "\x00" in text:
+        raise ValueError("text contains a NUL byte")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("text is not valid Unicode (lone surrogate)") from None
+    return text
+
+
+class SearchOptions(BaseModel):
+    """The query options `semsearch query` has; one field here is one keyword of `search()`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    k: int = Field(5, ge=1, description="documents to return a query")
+    nprobe: int | None = Field(None, ge=1, description="IVF lists to search")
+    ef_search: int | None = Field(None, ge=1, description="HNSW candidate list size")
+    mode: Literal["hybrid", "dense", "lexical"] | None = Field(
+        None, description="hybrid (vectors and BM25 fused; the default where the index has "
+        "a lexical part), dense or lexical")
+    fusion: Literal["weighted", "rrf"] | None = Field(
+        None, description="how hybrid fuses (default: the index's calibrated setting)")
+    dense_weight: float | None = Field(
+        None, ge=0.0, le=1.0, allow_inf_nan=False,
+        description="weighted fusion's share of the dense score")
+    where: dict[str, str | int | float | bool] | None = Field(
+        None, description="metadata filters, field: value (all must hold)")
+
+    def search_options(self) -> dict[str, Any]:
+        """The options given, as keywords of `semsearch.search.search`."""
+        return {name: value for name, value in self.model_dump(exclude={"k", "queries"}).items()
+                if value is not None}
+
+
+class SearchRequest(SearchOptions):
+    queries: list[str] = Field(min_length=1, description="query texts, one search each")
+
+    @field_validator("queries")
+    @classmethod
+    def _texts(cls, queries: list[str]) -> list[str]:
+        return [_clean(query) for query in queries]
+
+
+class EmbeddingRequest(BaseModel):
+    """OpenAI's embeddings request; `model` is accepted and the served model answers."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input: str | list[str] = Field(description="a text or a list of texts")
+    model: str | None = None
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: int | None = Field(None, ge=1)
+    user: str | None = None
+
+    @field_validator("input")
+    @classmethod
+    def _texts(cls, value: str | list[str]) -> str | list[str]:
+        return _clean(value) if isinstance(value, str) else [_clean(text) for text in value]
+
+
+def create_app(config: ServeConfig | None = None, served: Served | None = None) -> FastAPI:
+    """The app for `config` (default: from $SEMSEARCH_SERVE_CONFIG, as each worker reads it)."""
+    if config is None:
+        text = os.environ.get(CONFIG_ENV)
+        config = ServeConfig.from_env(text) if text else ServeConfig()
+    served = served or Served(config)
+    limits = config.limits
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        served.close()
+
+    app = FastAPI(title="semsearch", version=__version__, lifespan=lifespan,
+                  description="Search an index and embed texts with a semsearch model.")
+    app.state.served = served
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next):
+        if config.api_key and request.url.path not in OPEN_PATHS:
+            if not _authorised(request, config.api_key):
+                headers = {"WWW-Authenticate": 'Basic realm="semsearch"'}
+                return _error(401, "missing or wrong API key; send `Authorization: Bearer KEY`",
+                              "authentication_error", headers)
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > limits.max_body_bytes):
+            return _error(413, f"request body over {limits.max_body_bytes} bytes; send fewer or "
+                          "shorter texts")
+        return await call_next(request)
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, error: ApiError):
+        return _error(error.status, error.message, error.kind)
+
+    @app.exception_handler(SemsearchError)
+    async def library_error(request: Request, error: SemsearchError):
+        status = 409 if isinstance(error, IndexError_) else 422
+        if isinstance(error, ConfigError | DataError):
+            status = 422
+        return _error(status, str(error))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, error: RequestValidationError):
+        return _error(422, _describe(error))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException):
+        return _error(error.status_code, str(error.detail))
+
+    @app.exception_handler(Exception)
+    async def crash(request: Request, error: Exception):
+        log.exception("error answering %s %s", request.method, request.url.path)
+        return _error(500, "internal error; the server log has the details", "server_error")
+
+    def check_texts(texts: list[str], what: str) -> None:
+        if len(texts) > limits.max_texts:
+            raise ApiError(413, f"{len(texts)} {what} in one request; at most {limits.max_texts}")
+        for number, text in enumerate(texts):
+            if len(text) > limits.max_chars:
+                raise ApiError(413, f"{what} {number} has {len(text)} characters; at most "
+                               f"{limits.max_chars}")
+
+    def run_search(queries: list[str], options: SearchOptions) -> list[list[dict]]:
+        check_texts(queries, "queries")
+        if options.k > limits.max_k:
+            raise ApiError(422, f"k={options.k}; at most {limits.max_k}")
+        if any(not query.strip() for query in queries):
+            raise ApiError(422, "empty query; give some text")
+        return served.search(queries, options.k, options.search_options())
+
+    @app.get("/search", summary="Search the index for one query")
+    async def search_get(
+        q: Annotated[str, Query(description="the query text")],
+        k: Annotated[int, Query(ge=1)] = 5,
+        nprobe: Annotated[int | None, Query(ge=1)] = None,
+        ef_search: Annotated[int | None, Query(ge=1)] = None,
+        mode: Annotated[Literal["hybrid", "dense", "lexical"] | None, Query()] = None,
+        fusion: Annotated[Literal["weighted", "rrf"] | None, Query()] = None,
+        dense_weight: Annotated[float | None, Query(ge=0.0, le=1.0)] = None,
+        where: Annotated[str | None, Query(description='JSON object, e.g. {"lang": "en"}')] = None,
+    ) -> dict:
+        try:
+            options = SearchOptions(k=k, nprobe=nprobe, ef_search=ef_search, mode=mode,
+                                    fusion=fusion, dense_weight=dense_weight,
+                                    where=_parse_where(where))
+        except ValidationError as error:
+            raise ApiError(422, _describe(error)) from None
+        hits = await run_in_threadpool(run_search, [_text(q)], options)
+        return {"query": q, "hits": hits[0], **_served(served)}
+
+    @app.post("/search", summary="Search the index for many queries")
+    async def search_post(body: SearchRequest) -> dict:
+        results = await run_in_threadpool(run_search, body.queries, body)
+        return {"results": [{"query": query, "hits": hits}
+                            for query, hits in zip(body.queries, results, strict=True)],
+                **_served(served)}
+
+    @app.post("/v1/embeddings", summary="Embed texts (OpenAI-compatible)")
+    async def embeddings(body: EmbeddingRequest) -> dict:
+        texts = [body.input] if isinstance(body.input, str) else body.input
+        if not texts:
+            raise ApiError(422, "input is empty; give a text or a list of texts")
+        check_texts(texts, "inputs")
+        dim = served.embedder.dim
+        if body.dimensions is not None and body.dimensions != dim:
+            raise ApiError(422, f"this model gives {dim} dimensions, not {body.dimensions}")
+        vectors, tokens = await run_in_threadpool(served.embed, texts)
+        data = [{"object": "embedding", "index": i,
+                 "embedding": (base64.b64encode(row.astype("<f4").tobytes()).decode("ascii")
+                               if body.encoding_format == "base64" else row.tolist())}
+                for i, row in enumerate(vectors)]
+        return {"object": "list", "data": data, "model": served.embedder.name,
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+
+    @app.get("/health", summary="Model, index and uptime; needs no key")
+    async def health() -> dict:
+        return served.health()
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def page(q: str = "", k: int = 10) -> HTMLResponse:
+        hits, message = None, None
+        k = min(max(1, k), limits.max_k)
+        if q.strip():
+            try:
+                hits = (await run_in_threadpool(run_search, [_text(q)], SearchOptions(k=k)))[0]
+            except ApiError as error:
+                message = error.message
+            except SemsearchError as error:
+                message = str(error)
+        html = render_page(q, k, hits, message, served.health())
+        return HTMLResponse(html, headers={
+            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+            "X-Content-Type-Options": "nosniff"})
+
+    return app
+
+
+def _text(text: str) -> str:
+    try:
+        return _clean(text)
+    except ValueError as error:
+        raise ApiError(422, f"q: {error}") from None
+
+
+def _parse_where(where: str | None) -> dict | None:
+    if where is None:
+        return None
+    try:
+        parsed = json.loads(where)
+    except json.JSONDecodeError:
+        raise ApiError(422, 'where: not JSON; give an object such as {"lang": "en"}') from None
+    if not isinstance(parsed, dict) or not all(
+            isinstance(value, str | int | float | bool) for value in parsed.values()):
+        raise ApiError(422, 'where: give a JSON object of field: value, e.g. {"lang": "en"}')
+    return parsed
+
+
+def _served(served: Served) -> dict:
+    health = served.health()
+    return {"model": health["model"]["name"],
+            "index": health["index"]["path"] if health["index"] else None}
+
+
+def _authorised(request: Request, key: str) -> bool:
+    """Bearer token, X-API-Key header, or HTTP Basic password (for the page in a browser),
+    compared in constant time."""
+    given = request.headers.get("x-api-key", "")
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer":
+        given = value.strip()
+    elif scheme.lower() == "basic":
+        try:
+            given = base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")[2]
+        except ValueError:
+            given = ""
+    return hmac.compare_digest(given.encode("utf-8"), key.encode("utf-8"))
+
+
+def _describe(error: RequestValidationError | ValidationError) -> str:
+    """One line naming each bad field, without echoing the input back."""
+    parts = []
+    for problem in error.errors()[:5]:
+        if problem.get("type") == "json_invalid":
+            return "malformed JSON body; send a JSON object (Content-Type: application/json)"
+        where = ".".join(str(part) for part in problem.get("loc", ()) if part != "body")
+        message = problem.get("msg", "invalid")
+        if problem.get("type") == "extra_forbidden":
+            message = "unknown field"
+        parts.append(f"{where or 'body'}: {message}")
+    return "; ".join(parts) or "invalid request"
+
+
+def _error(status: int, message: str, kind: str = "invalid_request_error",
+           headers: dict | None = None) -> JSONResponse:
+    """OpenAI's error shape, so its clients show the message."""
+    return JSONResponse({"error": {"message": message, "type": kind, "code": status}},
+                        status_code=status, headers=headers)
