@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from semsearch.cli.common import (
+    backend_option,
     data_dir_option,
     device_option,
     echo_json,
@@ -41,9 +42,10 @@ from semsearch.cli.common import (
               "eval-limitN.json so the full eval.json stays.")
 @device_option
 @precision_option
+@backend_option
 @json_option
 def evaluate(model, data_dir, retrieval_dirs, pairs_file, batch_size, limit, device, precision,
-             as_json):
+             backend, as_json):
     """Score a model: STS-B, retrieval, vs TF-IDF.
 
     Reports STS-B test and dev Spearman and Pearson (x100) of cosine against gold; the mean
@@ -59,15 +61,18 @@ def evaluate(model, data_dir, retrieval_dirs, pairs_file, batch_size, limit, dev
       semsearch evaluate --retrieval data/scifact --json
       semsearch evaluate --limit 200      # a quick check
       semsearch evaluate --precision int8 # int8 encoding, saved as eval-int8.json
+      semsearch evaluate --backend torch  # encode with PyTorch instead of ONNX Runtime
     """
-    from semsearch.api import load
     from semsearch.eval.pairs import read_pairs
     from semsearch.eval.report import format_report, report_path, write_report
     from semsearch.eval.runner import evaluate as run_evaluation
 
     pairs = read_pairs(pairs_file) if pairs_file else None
-    encoder = load(model, device=None if device == "auto" else device, precision=precision)
-    info(f"evaluating {encoder.path}")
+    from semsearch.search import load_embedder
+
+    encoder = load_embedder(model, device=None if device == "auto" else device,
+                            precision=precision, backend=backend)
+    info(f"evaluating {encoder.path} on {getattr(encoder, 'backend', 'torch')}")
     report = run_evaluation(
         encoder,
         data_dir=data_dir,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from semsearch.cli.common import (
+    backend_option,
     device_option,
     echo_json,
     info,
@@ -20,6 +21,7 @@ Examples:
   semsearch index articles.jsonl.gz --text-field text --id-field id --max-memory 2G
   semsearch index more.txt --append --out indexes/docs
   semsearch index reviews.csv --text-field review --errors skip --json
+  semsearch index corpora/docs.txt --backend onnx --precision int8   # fastest on a CPU
 """
 
 
@@ -108,6 +110,7 @@ Examples:
 )
 @device_option
 @precision_option
+@backend_option
 @json_option
 def index(
     corpus,
@@ -124,6 +127,7 @@ def index(
     error_mode,
     device,
     precision,
+    backend,
     as_json,
 ):
     """Embed CORPUS and build a search index.
@@ -155,9 +159,10 @@ def index(
     if append and model is None and (folder / "manifest.json").is_file():
         model = model_for_index(Manifest.read(folder / "manifest.json"), None)
     embedder = load_embedder(model, device=None if device == "auto" else device,
-                             precision=precision)
+                             precision=precision, backend=backend)
     info(f"{'appending' if append else 'indexing'} {corpus} with model {embedder.name}"
-         + (f" ({precision})" if precision != "fp32" else ""))
+         + (f" ({precision})" if precision != "fp32" else "")
+         + f" on {getattr(embedder, 'backend', 'torch')}")
     report = index_corpus(
         Path(corpus), embedder, folder, options, append=append, progress=is_tty() and not as_json
     )

@@ -129,7 +129,11 @@ def export_onnx(folder: str | Path, precisions: tuple[str, ...] = ("fp32", "int8
     weights_fingerprint = fingerprint(folder / WEIGHTS)
     model = load_encoder(folder)
     out_dir = folder / ONNX_DIR
-    out_dir.mkdir(exist_ok=True)
+    try:
+        out_dir.mkdir(exist_ok=True)
+    except OSError as error:
+        raise ModelError(f"{out_dir}: cannot write the ONNX graphs there ({error.strerror}); "
+                         "export a copy of the model folder you own") from None
     report: dict[str, Any] = {"model": str(folder), "fingerprint": weights_fingerprint,
                               "opset": OPSET, "files": {}}
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".export.") as scratch:
