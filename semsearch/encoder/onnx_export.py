@@ -17,6 +17,7 @@ output (its input, the GELU output, has outliers that per-batch scales crush: as
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import tempfile
@@ -178,8 +179,6 @@ def _trace(model: Encoder, path: Path) -> None:
 
 def _optimize(raw: Path, out: Path, config: EncoderConfig) -> dict[str, int]:
     """ONNX Runtime's transformer optimizer (fused attention, LayerNorm, GELU) on `raw`."""
-    import logging
-
     from onnxruntime.transformers.optimizer import optimize_model
 
     logging.getLogger("onnxruntime.transformers").setLevel(logging.ERROR)
@@ -210,11 +209,17 @@ def _quantize(graph: Path, out: Path) -> list[str]:
         source = producer.get(node.input[0])
         if source is not None and source.op_type in gelu_ops and _is_gelu(source, producer):
             kept.append(node.name)
-    quantize_dynamic(str(graph), str(out), per_channel=True, weight_type=QuantType.QInt8,
-                     nodes_to_exclude=kept,
-                     # contrib ops (fused Attention, SkipLayerNormalization) defeat ONNX shape
-                     # inference; every tensor they feed a MatMul is float32
-                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # the quantizer logs a generic "consider pre-processing" hint
+    try:
+        quantize_dynamic(str(graph), str(out), per_channel=True, weight_type=QuantType.QInt8,
+                         nodes_to_exclude=kept,
+                         # contrib ops (fused Attention, SkipLayerNormalization) defeat ONNX shape
+                         # inference; every tensor they feed a MatMul is float32
+                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    finally:
+        root.setLevel(level)
     return kept
 
 
