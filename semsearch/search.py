@@ -77,21 +77,69 @@ class Embedder(Protocol):
 
 
 def load_embedder(model: str | Path | None, device: str | None = None,
-                  texts: int | None = None, precision: str = "fp32") -> Embedder:
+                  texts: int | None = None, precision: str = "fp32",
+                  backend: str | None = None, threads: int | None = None) -> Embedder:
     """The trained encoder at `model` (None: the newest under models/) on `device` (None: auto)
-    in `precision` (fp32, or int8: CPU only).
+    in `precision` (fp32, or int8: CPU only), run by `backend`: "onnx" (ONNX Runtime, CPU),
+    "torch", or None: onnx on a CPU when onnxruntime is installed, torch otherwise and on a GPU.
 
-    For a few texts on the CPU in fp32 (`texts` <= NUMPY_MAX_TEXTS, as for a query) it is the
-    numpy forward pass, which skips torch's import (most of a query's wall time) and gives the
-    same vectors."""
-    if (precision == "fp32" and device in (None, "cpu") and texts is not None
-            and texts <= NUMPY_MAX_TEXTS):
-        from semsearch.encoder.numpy_encoder import NumpyEncoder
+    For a few texts on the CPU in fp32 (`texts` <= NUMPY_MAX_TEXTS, as for a query) with no
+    backend named, torch is never imported (its import is most of a query's wall time): the
+    model's exported ONNX graph when it is there and current (faster than numpy for one text,
+    see docs/results-issue17.md), else the numpy forward pass; both give the torch vectors."""
+    if backend not in BACKENDS:
+        raise ConfigError(f"unknown backend {backend!r}; use {' or '.join(BACKENDS[1:])}")
+    if (backend is None and precision == "fp32" and device in (None, "cpu")
+            and texts is not None and texts <= NUMPY_MAX_TEXTS):
+        return _light_embedder(model, threads)
+    if backend is None:
+        backend = "onnx" if _onnx_fits(device) else "torch"
+    if backend == "onnx":
+        if device not in (None, "auto", "cpu"):
+            raise ConfigError(f"--backend onnx runs on the CPU, not on {device}; pass "
+                              "--device cpu or --backend torch")
+        from semsearch.encoder.onnx_encoder import OnnxEncoder
 
-        return NumpyEncoder.load(model)
+        return OnnxEncoder.load(model, precision=precision, threads=threads)
     from semsearch.encoder.sentence_encoder import SentenceEncoder
 
     return SentenceEncoder.load(model, device=device, precision=precision)
+
+
+# None: choose (onnx on a CPU when installed, else torch)
+BACKENDS = (None, "torch", "onnx")
+
+
+def _light_embedder(model: str | Path | None, threads: int | None) -> Embedder:
+    """The torch-free encoder for a few texts: ONNX Runtime on an exported, current graph, else
+    numpy (which needs no export)."""
+    from semsearch.encoder.onnx_encoder import OnnxEncoder, available, onnx_path
+    from semsearch.encoder.store import resolve_model
+    from semsearch.errors import ModelError
+
+    folder = resolve_model(model)
+    if available() and onnx_path(folder, "fp32").is_file():
+        try:
+            return OnnxEncoder.load(folder, threads=threads, export=False)
+        except ModelError:  # stale: the next `index` or `export` refreshes it
+            pass
+    from semsearch.encoder.numpy_encoder import NumpyEncoder
+
+    return NumpyEncoder.load(folder)
+
+
+def _onnx_fits(device: str | None) -> bool:
+    """Whether the automatic backend is ONNX Runtime: it is installed and the work runs on the
+    CPU (named, or auto with no GPU that torch can use)."""
+    from semsearch.encoder.onnx_encoder import available
+
+    if not available() or device not in (None, "auto", "cpu"):
+        return False
+    if device == "cpu":
+        return True
+    from semsearch.encoder.device import pick_device
+
+    return pick_device("auto").type == "cpu"
 
 
 NUMPY_MAX_TEXTS = 1000

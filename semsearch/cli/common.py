@@ -38,9 +38,17 @@ precision_option = click.option(
     type=click.Choice(["fp32", "int8"]),
     default="fp32",
     show_default=True,
-    help="int8: the model's Linear layers in int8 (PyTorch dynamic quantization; CPU only), "
-    "usually faster on a CPU; the vectors move a little from fp32, by how much depends on the "
-    "model (`semsearch evaluate --precision int8` shows what it costs).",
+    help="int8: the model's matrix products in int8 (dynamic quantization, ONNX Runtime's or "
+    "PyTorch's; CPU only), faster on a CPU; the vectors move a little from fp32, by how much "
+    "depends on the model (`semsearch evaluate --precision int8` shows what it costs).",
+)
+backend_option = click.option(
+    "--backend",
+    type=click.Choice(["torch", "onnx"]),
+    default=None,
+    help="What runs the encoder: onnx (ONNX Runtime, CPU; the graph is exported into the model "
+    "folder on first use, or with `semsearch export MODEL --format onnx`) or torch. Default: "
+    "onnx on a CPU when onnxruntime is installed (`pip install 'semsearch[onnx]'`), else torch.",
 )
 
 class FiniteFloatRange(click.FloatRange):

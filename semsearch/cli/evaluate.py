@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from semsearch.cli.common import (
+    backend_option,
     data_dir_option,
     device_option,
     echo_json,
@@ -48,9 +49,10 @@ from semsearch.cli.common import (
               "eval-limitN.json so the full eval.json stays.")
 @device_option
 @precision_option
+@backend_option
 @json_option
 def evaluate(model, data_dir, retrieval_dirs, split, run_search, pairs_file, batch_size, limit,
-             device, precision, as_json):
+             device, precision, backend, as_json):
     """Score a model: STS-B, retrieval, vs TF-IDF.
 
     Reports STS-B test and dev Spearman and Pearson (x100) of cosine against gold; the mean
@@ -69,8 +71,8 @@ def evaluate(model, data_dir, retrieval_dirs, split, run_search, pairs_file, bat
       semsearch evaluate --retrieval data/scifact --split test --json
       semsearch evaluate --limit 200      # a quick check
       semsearch evaluate --precision int8 # int8 encoding, saved as eval-int8.json
+      semsearch evaluate --backend torch  # encode with PyTorch instead of ONNX Runtime
     """
-    from semsearch.api import load
     from semsearch.data.sources import resolve_data_dir
     from semsearch.eval.pairs import read_pairs
     from semsearch.eval.report import format_report, report_path, write_report
@@ -84,8 +86,11 @@ def evaluate(model, data_dir, retrieval_dirs, split, run_search, pairs_file, bat
         search_sets = [(folder, split or _default_split(folder)) for folder in retrieval_dirs]
     elif run_search:
         search_sets = shared_collections(resolve_data_dir(data_dir))
-    encoder = load(model, device=None if device == "auto" else device, precision=precision)
-    info(f"evaluating {encoder.path}")
+    from semsearch.search import load_embedder
+
+    encoder = load_embedder(model, device=None if device == "auto" else device,
+                            precision=precision, backend=backend)
+    info(f"evaluating {encoder.path} on {getattr(encoder, 'backend', 'torch')}")
     report = run_evaluation(
         encoder,
         data_dir=data_dir,

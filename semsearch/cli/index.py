@@ -6,6 +6,7 @@ import click
 
 from semsearch.cli.common import (
     FiniteFloatRange,
+    backend_option,
     device_option,
     echo_json,
     info,
@@ -25,6 +26,7 @@ Examples:
   semsearch index reviews.csv --text-field review --errors skip --json
   semsearch index --add-lexical --out indexes/old   # BM25 for an index built before it had one
   semsearch index book.txt --max-chunks 5000 --wait 60
+  semsearch index corpora/docs.txt --backend onnx --precision int8   # fastest on a CPU
 """
 
 
@@ -129,6 +131,7 @@ Examples:
 @wait_option
 @device_option
 @precision_option
+@backend_option
 @json_option
 def index(
     corpus,
@@ -148,6 +151,7 @@ def index(
     wait,
     device,
     precision,
+    backend,
     as_json,
 ):
     """Embed CORPUS and build a search index.
@@ -194,9 +198,10 @@ def index(
     if append and model is None and (folder / "manifest.json").is_file():
         model = model_for_index(Manifest.read(folder / "manifest.json"), None)
     embedder = load_embedder(model, device=None if device == "auto" else device,
-                             precision=precision)
+                             precision=precision, backend=backend)
     info(f"{'appending' if append else 'indexing'} {corpus} with model {embedder.name}"
-         + (f" ({precision})" if precision != "fp32" else ""))
+         + (f" ({precision})" if precision != "fp32" else "")
+         + f" on {getattr(embedder, 'backend', 'torch')}")
     report = index_corpus(
         Path(corpus), embedder, folder, options, append=append, progress=is_tty() and not as_json
     )
