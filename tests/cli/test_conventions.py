@@ -34,7 +34,7 @@ def test_quiet_silences_messages_but_not_results(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("SEMSEARCH_INDEXES", str(tmp_path / "indexes"))
     monkeypatch.setattr("semsearch.search.load_embedder",
-                        lambda model, device=None, texts=None, precision="fp32": HashEmbedder())
+                        lambda model, **options: HashEmbedder())
     (tmp_path / "pets.txt").write_text("cats purr\ndogs bark\n")
     runner = CliRunner()
     loud = runner.invoke(main, ["index", "pets.txt"])

@@ -14,7 +14,7 @@ from semsearch.embed_corpus import embed_corpus
 @pytest.fixture
 def hashed(monkeypatch):
     monkeypatch.setattr("semsearch.search.load_embedder",
-                        lambda model, device=None, texts=None, precision="fp32": HashEmbedder())
+                        lambda model, **options: HashEmbedder())
 
 
 def run(*args):

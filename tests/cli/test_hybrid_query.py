@@ -42,7 +42,7 @@ def indexed(tmp_path, monkeypatch):
     monkeypatch.setenv("SEMSEARCH_INDEXES", str(tmp_path / "indexes"))
     monkeypatch.setattr(
         "semsearch.search.load_embedder",
-        lambda model, device=None, texts=None, precision="fp32": HashEmbedder(),
+        lambda model, **options: HashEmbedder(),
     )
     (tmp_path / "docs.jsonl").write_text("".join(json.dumps(row) + "\n" for row in ROWS))
     result = run("index", "docs.jsonl", "--out", "idx")

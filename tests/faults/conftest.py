@@ -13,7 +13,7 @@ def workspace(tmp_path, monkeypatch):
     monkeypatch.setenv("SEMSEARCH_INDEXES", str(tmp_path / "indexes"))
     monkeypatch.setattr(
         "semsearch.search.load_embedder",
-        lambda model=None, device=None, texts=None, precision="fp32": HashEmbedder(),
+        lambda model=None, **options: HashEmbedder(),
     )
     return tmp_path
 
