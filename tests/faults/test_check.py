@@ -7,6 +7,7 @@ import random
 
 import pytest
 from faults_support import cli, folder_bytes
+from faults_support import workspace  # noqa: F401 - the fixture
 
 
 def random_corpus(path, count, seed):

@@ -6,6 +6,7 @@ import json
 
 import pytest
 from faults_support import cli, folder_bytes, write_corpus
+from faults_support import workspace  # noqa: F401 - the fixture
 
 from semsearch.encoder.store import check_model_replaceable, publish
 from semsearch.errors import ModelError

@@ -9,6 +9,7 @@ import sys
 
 import pytest
 from faults_support import cli
+from faults_support import workspace  # noqa: F401 - the fixture
 
 from semsearch.corpora import CorpusReader, ReaderOptions
 from semsearch.index import SearchIndex

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from faults_support import cli, run, write_corpus
+from faults_support import workspace  # noqa: F401 - the fixture
 
 from semsearch.errors import ConfigError
 from semsearch.index.recipe import choose_recipe
