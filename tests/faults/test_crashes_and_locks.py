@@ -9,8 +9,13 @@ import sys
 import time
 
 import pytest
-from faults_support import assert_clean_failure, run, start, write_corpus
-from faults_support import workspace  # noqa: F401 - the fixture
+from faults_support import (
+    assert_clean_failure,
+    run,
+    start,
+    workspace,  # noqa: F401 - a fixture
+    write_corpus,
+)
 
 from semsearch.index import SearchIndex
 from semsearch.index.folder import is_index_folder

@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from faults_support import cli, folder_bytes, write_corpus
-from faults_support import workspace  # noqa: F401 - the fixture
+from faults_support import (
+    cli,
+    folder_bytes,
+    workspace,  # noqa: F401 - a fixture
+    write_corpus,
+)
 
 from semsearch.encoder.store import check_model_replaceable, publish
 from semsearch.errors import ModelError

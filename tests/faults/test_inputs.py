@@ -8,8 +8,10 @@ import resource
 import sys
 
 import pytest
-from faults_support import cli
-from faults_support import workspace  # noqa: F401 - the fixture
+from faults_support import (
+    cli,
+    workspace,  # noqa: F401 - a fixture
+)
 
 from semsearch.corpora import CorpusReader, ReaderOptions
 from semsearch.index import SearchIndex

@@ -4,8 +4,12 @@ floats refused; always a one-line error and a non-zero exit, never an abort or a
 from __future__ import annotations
 
 import pytest
-from faults_support import cli, run, write_corpus
-from faults_support import workspace  # noqa: F401 - the fixture
+from faults_support import (
+    cli,
+    run,
+    workspace,  # noqa: F401 - a fixture
+    write_corpus,
+)
 
 from semsearch.errors import ConfigError
 from semsearch.index.recipe import choose_recipe
