@@ -93,6 +93,7 @@ def test_sigterm_and_sigint_clean_up_and_exit_non_zero(workspace, how):
     assert leftovers(workspace) == [] and documents(folder) == 30
 
 
+@pytest.mark.slow
 def test_a_second_writer_refuses_or_waits_and_no_update_is_lost(workspace):
     folder = build(workspace, 30)
     marker = workspace / "embedding"
