@@ -43,7 +43,14 @@ from semsearch.index import (
     staged_folder,
     write_index,
 )
-from semsearch.index.folder import INDEX_FILE, MANIFEST, STORE_FILE, VECTORS_FILE, clean_stale
+from semsearch.index.folder import (
+    INDEX_FILE,
+    MANIFEST,
+    STORE_FILE,
+    VECTORS_FILE,
+    check_replaceable,
+    clean_stale,
+)
 from semsearch.index.fusion import FusionConfig, fuse, read_model_fusion
 from semsearch.index.lexical import LexicalConfig
 from semsearch.index.lock import MAX_WAIT_SECONDS, index_writer
@@ -240,6 +247,8 @@ def index_corpus(
         limit = min(reader_options.max_line_bytes, max(1 << 20, chunking.max_chars))
         reader_options = replace(reader_options, max_line_bytes=limit)
     reader = CorpusReader(corpus, reader_options)
+    if not append:
+        check_replaceable(out)  # refuse before anything (a lock file) is written beside it
     with index_writer(out, options.wait):
         stale = clean_stale(out)
         report = (

@@ -24,7 +24,14 @@ from typing import Any
 
 import numpy as np
 
-from semsearch.encoder.store import TOKENIZER, WEIGHTS, fingerprint, read_config, resolve_model
+from semsearch.encoder.store import (
+    TOKENIZER,
+    WEIGHTS,
+    fingerprint,
+    model_fingerprints,
+    read_config,
+    resolve_model,
+)
 from semsearch.encoder.tokenizer import Tokenizer
 from semsearch.errors import ConfigError, ModelError
 
@@ -103,8 +110,11 @@ class OnnxEncoder:
                                  f"export {folder} --format onnx`")
             _export(folder, state)
             session = _session(graph, threads)
-        return cls(session, Tokenizer.load(folder / TOKENIZER), folder, config, weights,
-                   precision, graph)
+        model_print, _ = model_fingerprints(folder, config)
+        encoder = cls(session, Tokenizer.load(folder / TOKENIZER), folder, config, model_print,
+                      precision, graph)
+        encoder.weights_fingerprint = weights  # what indexes built before recorded
+        return encoder
 
     @property
     def name(self) -> str:

@@ -234,14 +234,17 @@ def validate_factory(factory: str, count: int, dim: int) -> None:
     fix = f"e.g. --type IVF{ivf_list_count(count)},Flat"
     if not factory or len(factory) > 200:
         raise ConfigError(f"--type {factory!r} is not a FAISS factory string; {fix}")
-    width = dim
-    for part in factory.split(","):
+    matches = []
+    for part in factory.split(","):  # every component known before any is checked
         match = _COMPONENT.fullmatch(part.strip())
         if match is None:
             raise ConfigError(
                 f"--type {factory!r} is not flat, hnsw, ivf, ivfpq, auto, or a FAISS factory "
                 f"string semsearch accepts: {part!r} is none of {FACTORY_FAMILIES}; {fix}"
             )
+        matches.append(match)
+    width = dim
+    for match in matches:
         group = match.groupdict()
 
         def bounded(name: str, value: str, low: int, high: int) -> int:

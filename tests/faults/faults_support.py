@@ -1,5 +1,8 @@
-"""Helpers of the fault-injection tests: the real CLI in-process or as a subprocess (killed,
-signalled, raced, memory-limited), with the hash embedder standing in for a model."""
+"""Helpers and fixtures of the fault-injection tests: the real CLI in-process or as a subprocess
+(killed, signalled, raced, memory-limited), with the hash embedder standing in for a model.
+
+No conftest.py in this folder: tests/index imports its conftest by that bare module name, which a
+second conftest module would shadow; test modules import the `workspace` fixture from here."""
 
 from __future__ import annotations
 
@@ -8,10 +11,24 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
+from fakes import HashEmbedder
 
 FAKE_CLI = Path(__file__).with_name("fake_cli.py")
 REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch):
+    """A temp folder as the working directory, indexes/ inside it, the hash embedder as model."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SEMSEARCH_INDEXES", str(tmp_path / "indexes"))
+    monkeypatch.setattr(
+        "semsearch.search.load_embedder",
+        lambda model=None, **options: HashEmbedder(),
+    )
+    return tmp_path
 
 
 def cli(*args: str):

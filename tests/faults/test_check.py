@@ -6,7 +6,11 @@ import json
 import random
 
 import pytest
-from faults_support import cli, folder_bytes
+from faults_support import (
+    cli,
+    folder_bytes,
+    workspace,  # noqa: F401 - a fixture
+)
 
 
 def random_corpus(path, count, seed):

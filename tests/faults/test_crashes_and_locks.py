@@ -9,7 +9,13 @@ import sys
 import time
 
 import pytest
-from faults_support import assert_clean_failure, run, start, write_corpus
+from faults_support import (
+    assert_clean_failure,
+    run,
+    start,
+    workspace,  # noqa: F401 - a fixture
+    write_corpus,
+)
 
 from semsearch.index import SearchIndex
 from semsearch.index.folder import is_index_folder
@@ -87,6 +93,7 @@ def test_sigterm_and_sigint_clean_up_and_exit_non_zero(workspace, how):
     assert leftovers(workspace) == [] and documents(folder) == 30
 
 
+@pytest.mark.slow
 def test_a_second_writer_refuses_or_waits_and_no_update_is_lost(workspace):
     folder = build(workspace, 30)
     marker = workspace / "embedding"
@@ -139,3 +146,33 @@ def test_readers_racing_rewrites_see_one_whole_version(workspace):
 
 
 REPO_CLI = __import__("faults_support").FAKE_CLI
+
+
+def test_a_held_lock_refuses_every_writer_and_readers_still_read(workspace):
+    """The write lock held by "another process" (an flock on its own open file, as a second
+    process holds it): build, --append, remove and --wait all refuse and change nothing."""
+    import fcntl
+    import os
+
+    from faults_support import cli, folder_bytes
+
+    from semsearch.index.lock import write_lock_path
+
+    assert cli("index", write_corpus(workspace / "idx.txt", 10), "--out", "idx").exit_code == 0
+    folder = workspace / "idx"
+    before = folder_bytes(folder)
+    handle = os.open(write_lock_path(folder), os.O_RDWR)
+    fcntl.flock(handle, fcntl.LOCK_EX)
+    os.pwrite(handle, b"4242\n", 0)
+    try:
+        more = write_corpus(workspace / "more.txt", 3, "more")
+        for args in (["index", more, "--out", "idx"], ["index", more, "--out", "idx", "--append"],
+                     ["remove", "idx:1", "--index", "idx"],
+                     ["index", more, "--out", "idx", "--append", "--wait", "0.3"]):
+            result = cli(*args)
+            assert result.exit_code == 1 and "(pid 4242)" in result.output, result.output
+        assert cli("query", "doc 1", "--index", "idx").exit_code == 0
+        assert folder_bytes(folder) == before
+    finally:
+        os.close(handle)
+    assert cli("remove", "idx:1", "--index", "idx").exit_code == 0

@@ -5,7 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from faults_support import cli, folder_bytes, write_corpus
+from faults_support import (
+    cli,
+    folder_bytes,
+    workspace,  # noqa: F401 - a fixture
+    write_corpus,
+)
 
 from semsearch.encoder.store import check_model_replaceable, publish
 from semsearch.errors import ModelError
@@ -53,7 +58,7 @@ def test_index_out_refuses_a_folder_that_is_not_provably_an_index(workspace, kin
     assert result.exit_code == 1, result.output
     assert "not a semsearch index folder" in result.output and "Traceback" not in result.output
     assert folder_bytes(folder) == before and not is_index_folder(folder)
-    assert [p.name for p in workspace.iterdir() if ".tmp-" in p.name] == []
+    assert [p.name for p in workspace.iterdir() if p.name.startswith(f".{kind}")] == []
 
 
 def test_index_out_refuses_a_file_and_a_link(workspace):

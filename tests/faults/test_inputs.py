@@ -8,7 +8,10 @@ import resource
 import sys
 
 import pytest
-from faults_support import cli
+from faults_support import (
+    cli,
+    workspace,  # noqa: F401 - a fixture
+)
 
 from semsearch.corpora import CorpusReader, ReaderOptions
 from semsearch.index import SearchIndex
@@ -106,7 +109,7 @@ def limit_memory(megabytes):
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_AS is enforced on Linux")
-@pytest.mark.parametrize("kind", ["txt", "jsonl"])
+@pytest.mark.parametrize("kind", ["txt", pytest.param("jsonl", marks=pytest.mark.slow)])
 def test_a_huge_line_is_indexed_in_bounded_memory(workspace, kind):
     """A 2.5 MB line once became 41,667 chunks in 1.4 GB; a 50 MB one grew past 11 GB."""
     words = " ".join(f"w{i % 5000}" for i in range(2_500_000))  # about 17 MB on one line

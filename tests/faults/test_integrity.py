@@ -9,7 +9,12 @@ import sqlite3
 
 import numpy as np
 import pytest
-from faults_support import cli, folder_bytes, write_corpus
+from faults_support import (
+    cli,
+    folder_bytes,
+    workspace,  # noqa: F401 - a fixture
+    write_corpus,
+)
 
 from semsearch.encoder.numpy_encoder import NumpyEncoder
 from semsearch.encoder.store import model_fingerprints
