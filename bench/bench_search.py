@@ -29,6 +29,8 @@ def main() -> None:
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--limit", type=int, default=None, help="first N queries of each set")
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--collections", default=None,
+                        help="comma-separated names to run (default: every shared one)")
     parser.add_argument("--json", default=None, help="also write the results here")
     parser.add_argument("--approximate", default=None, metavar="TYPE",
                         help="also index each collection with this --type (e.g. ivfpq) and report "
@@ -39,6 +41,8 @@ def main() -> None:
 
     collections = []
     for folder, split in shared_collections(resolve_data_dir(args.data_dir)):
+        if args.collections and folder.name not in args.collections.split(","):
+            continue
         collection = read_beir(folder, split)
         if args.limit:
             collection = limit_retrieval_set(collection, args.limit)
