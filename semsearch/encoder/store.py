@@ -178,7 +178,8 @@ def write_json(path: Path, payload: Any) -> None:
 def is_model_folder(folder: Path) -> bool:
     """Whether `folder` is provably a semsearch model: a config.json of this format with a model
     section, the weights, and nothing a model folder does not hold (its own files, evaluation
-    reports eval*.json, a plots/ folder of images, exported *.onnx files)."""
+    reports eval*.json, the model card README.md, the calibrated fusion.json, a plots/ folder of
+    images, an onnx/ folder of exported graphs)."""
     folder = Path(folder)
     if folder.is_symlink() or not folder.is_dir() or not (folder / WEIGHTS).is_file():
         return False
@@ -196,13 +197,15 @@ def is_model_folder(folder: Path) -> bool:
         if entry.is_symlink():
             return False
         if entry.is_dir():
-            if name != "plots" or any(
-                p.is_dir() or p.suffix.lower() not in {".png", ".svg", ".pdf"}
+            allowed = {"plots": {".png", ".svg", ".pdf"}, "onnx": {".onnx", ".tmp", ".json"}}
+            if name not in allowed or any(
+                p.is_dir() or p.is_symlink() or p.suffix.lower() not in allowed[name]
                 for p in entry.iterdir()
             ):
                 return False
         elif not (
             name in MODEL_FILES
+            or name in ("README.md", "fusion.json", "fusion.json.partial")
             or (name.startswith("eval") and name.endswith(".json"))
             or name.endswith((".onnx", ".json.tmp", ".safetensors.tmp"))
         ):

@@ -97,6 +97,7 @@ def test_stale_graph_is_never_run(exported, tiny_model_dir, tmp_path):
 
 def test_missing_graph_without_export_names_the_command(tiny_model_dir, tmp_path):
     shutil.copytree(tiny_model_dir, tmp_path / "m")
+    shutil.rmtree(tmp_path / "m" / "onnx", ignore_errors=True)  # another test may have exported
     with pytest.raises(ModelError, match="missing; export it with `semsearch export"):
         OnnxEncoder.load(tmp_path / "m", export=False)
 
