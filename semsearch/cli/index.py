@@ -12,6 +12,7 @@ from semsearch.cli.common import (
     json_option,
     precision_option,
 )
+from semsearch.cli.engine import ENGINE_EXAMPLES, engine_options
 
 EXAMPLES = """\b
 Examples:
@@ -20,7 +21,7 @@ Examples:
   semsearch index articles.jsonl.gz --text-field text --id-field id --max-memory 2G
   semsearch index more.txt --append --out indexes/docs
   semsearch index reviews.csv --text-field review --errors skip --json
-"""
+""" + ENGINE_EXAMPLES
 
 
 @click.command(epilog=EXAMPLES)
@@ -109,6 +110,7 @@ Examples:
 @device_option
 @precision_option
 @json_option
+@engine_options
 def index(
     corpus,
     model,
@@ -125,6 +127,7 @@ def index(
     device,
     precision,
     as_json,
+    engine,
 ):
     """Embed CORPUS and build a search index.
 
@@ -158,9 +161,17 @@ def index(
                              precision=precision)
     info(f"{'appending' if append else 'indexing'} {corpus} with model {embedder.name}"
          + (f" ({precision})" if precision != "fp32" else ""))
-    report = index_corpus(
-        Path(corpus), embedder, folder, options, append=append, progress=is_tty() and not as_json
-    )
+    if engine is not None:  # --engine ray
+        if append:
+            raise click.UsageError("--append runs locally; leave out --engine ray")
+        from semsearch.distributed import index_corpus_ray
+
+        report = index_corpus_ray(Path(corpus), embedder, folder, options, engine, log=info)
+    else:
+        report = index_corpus(
+            Path(corpus), embedder, folder, options, append=append,
+            progress=is_tty() and not as_json,
+        )
     for line, reason in report.lines_skipped[:5]:
         info(f"skipped line {line}: {reason}")
     if len(report.lines_skipped) > 5:

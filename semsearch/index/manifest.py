@@ -32,6 +32,8 @@ class Manifest:
     # part of the model check: int8 vectors of the same weights stay close to fp32 ones, so
     # queries in either precision search the index
     precision: str = "fp32"
+    engine: str = "local"  # how the vectors were made: local, or ray (in shards on a cluster)
+    shards: int = 0  # shards a ray build embedded the corpus in (0: local)
     created: str = ""
     updated: str = ""
     format: str = FORMAT
