@@ -13,7 +13,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
 	$(BIN)/python -m pip install "$(TORCH)"
-	$(BIN)/python -m pip install -e '.[dev,plot]'
+	$(BIN)/python -m pip install -e '.[dev,plot,mine]'
 	touch $@
 
 install: $(VENV)/.installed

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from semsearch.data import sources
+from semsearch.data.negatives import mine_negatives
 from semsearch.data.records import ScoredPair, TrainingPair
 from semsearch.errors import ConfigError, DataError
 
@@ -49,6 +50,10 @@ class MixtureConfig:
     # passage sources (wikititle, wikiict, ..., corpus:PATH) cut their document side to this
     # many characters at a word boundary (0 = whole paragraphs); ~4.5 characters a token here
     passage_chars: int = 600
+    # mine a hard negative for each pair without one: "" (none) or "bm25" (see negatives.py)
+    hard_negatives: str = ""
+    # ... skipping candidates scoring above (1 - this) x the positive's score (false negatives)
+    negative_margin: float = 0.05
 
 
 @dataclass(frozen=True)
@@ -127,6 +132,11 @@ def build_mixture(
         raise DataError("the training mixture is empty; check --data-dir and the data sources")
     if config.max_pairs and len(pairs) > config.max_pairs:
         pairs = [pairs[i] for i in sorted(rng.choice(len(pairs), config.max_pairs, replace=False))]
+    if config.hard_negatives:
+        without = sum(pair.negative is None for pair in pairs)
+        pairs, mined = mine_negatives(pairs, config.hard_negatives, config.negative_margin)
+        report[f"negatives:{config.hard_negatives}"] = {"pairs_without": without, "mined": mined,
+                                                        "margin": config.negative_margin}
     return pairs, report
 
 

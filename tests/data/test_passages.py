@@ -97,3 +97,25 @@ def test_wikipedia_passage_sources_on_real_articles(data_dir):
         assert report[f"{name}:all"]["loaded"] >= 6000  # one title pair per article and more
     titles = [p for p in pairs if p.source == "wikititle"]
     assert all(len(p.anchor) < 100 and len(p.positive) <= 600 for p in titles)
+
+
+def test_bm25_negatives_respect_group_and_margin():
+    from semsearch.data.negatives import mine_bm25_negatives
+    from semsearch.data.records import TrainingPair
+
+    pairs = [
+        TrainingPair("tea history china", "Tea history began in China long ago.", group="a"),
+        TrainingPair("tea leaves", "Tea history in China and its leaves.", group="a"),
+        TrainingPair("coffee history", "Coffee history began in Ethiopia.", group="b"),
+        TrainingPair("ocean waves", "Waves roll over the ocean.", group="c"),
+    ]
+    mined, count = mine_bm25_negatives(pairs, margin=0.05)
+    # never the pair's own positive, nor a positive of the same group (a likely false negative):
+    # the tea pair's best other candidate is the coffee passage
+    assert mined[0].negative == "Coffee history began in Ethiopia."
+    assert mined[1].negative is None  # its only lexical match is its own group's passage
+    assert mined[3].negative is None  # nothing else shares a term with "ocean waves"
+    assert count == sum(p.negative is not None for p in mined) >= 2
+    assert mined == mine_bm25_negatives(pairs, margin=0.05)[0]  # deterministic
+    # a margin of 0.99 keeps only candidates scoring under 1% of the positive: fewer or none
+    assert mine_bm25_negatives(pairs, margin=0.99)[1] < count
