@@ -39,18 +39,21 @@ from semsearch.cli.common import (
 @click.option("--limit", default=None, type=click.IntRange(min=1), metavar="N",
               help="Use only the first N pairs or queries of each set: a quick check, saved as "
               "eval-limitN.json so the full eval.json stays.")
+@click.option("--clustering/--no-clustering", default=True, show_default=True,
+              help="Also score k-means on Wikipedia sentences grouped by article (V-measure).")
 @device_option
 @precision_option
 @json_option
-def evaluate(model, data_dir, retrieval_dirs, pairs_file, batch_size, limit, device, precision,
-             as_json):
+def evaluate(model, data_dir, retrieval_dirs, pairs_file, batch_size, limit, clustering, device,
+             precision, as_json):
     """Score a model: STS-B, retrieval, vs TF-IDF.
 
     Reports STS-B test and dev Spearman and Pearson (x100) of cosine against gold; the mean
     cosine of clearly similar (gold >= 4) and dissimilar (gold <= 1) STS-B test pairs against
     the targets 0.7 / 0.5 / gap 0.2; recall@1, recall@10, MRR@10 and nDCG@10 on SNLI test
     (each premise a query over all entailed hypotheses) and on any --retrieval folder; each
-    beside a TF-IDF cosine baseline. The report is saved as eval.json in the model folder.
+    beside a TF-IDF cosine baseline; and the V-measure of k-means on Wikipedia sentences grouped
+    by their article (clustering; skipped when the articles are not in the data folder). The report is saved as eval.json in the model folder.
 
     \b
     Examples:
@@ -76,6 +79,7 @@ def evaluate(model, data_dir, retrieval_dirs, pairs_file, batch_size, limit, dev
         pairs_file=pairs_file,
         batch_size=batch_size,
         limit=limit,
+        clustering=clustering,
         progress=is_tty() and not as_json,
         log=info,
     )

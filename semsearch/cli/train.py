@@ -21,6 +21,11 @@ PRESET_NAMES = ("production", "fastest", "max-quality", "quick", "tiny")  # see 
 @click.option("--mixture", default=None, metavar="NAME|SPECS",
               help="Training data: reference (SNLI train + STS-B train), local (every set in the "
                    "data folder), small, or comma-separated specs like snli:dev+test,quora@5000.")
+@click.option("--corpus", "corpora", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              metavar="FILE",
+              help="Also train on query/passage pairs mined from your documents (any file "
+                   "`semsearch index` reads): title -> lead paragraph, heading -> paragraph, "
+                   "sentence -> rest of its paragraph, neighbouring paragraphs (repeatable).")
 @data_dir_option
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Model folder to write (default: models/<preset>).")
@@ -30,9 +35,10 @@ PRESET_NAMES = ("production", "fastest", "max-quality", "quick", "tiny")  # see 
 @click.option("--show-config", is_flag=True, help="Print the resolved config as JSON and exit.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or per-epoch lines.")
 @json_option
-def train(preset_name, settings, config_file, mixture, data_dir, out, device, resume, overwrite,
-          show_config, quiet, as_json):
-    """Train a sentence encoder from scratch with InfoNCE on human-annotated pairs.
+def train(preset_name, settings, config_file, mixture, corpora, data_dir, out, device, resume,
+          overwrite, show_config, quiet, as_json):
+    """Train a sentence encoder from scratch with InfoNCE on human-annotated pairs and passage
+    pairs mined from unlabelled text (and, with --corpus, from your own documents).
 
     The model folder (weights, config.json, tokenizer.json, history.json) is written under
     models/<preset> unless --out says otherwise. Ctrl-C saves a checkpoint; --resume continues.
@@ -43,6 +49,7 @@ def train(preset_name, settings, config_file, mixture, data_dir, out, device, re
       semsearch train --preset quick
       semsearch train --preset production --set train.epochs=3 --set train.lr=3e-4
       semsearch train --preset production --mixture reference --data-dir ~/data
+      semsearch train --preset quick --corpus docs.jsonl --out models/mine
       semsearch train --out models/quick --resume
     """
     from semsearch.encoder.presets import (
@@ -50,6 +57,7 @@ def train(preset_name, settings, config_file, mixture, data_dir, out, device, re
         load_config_file,
         parse_set_options,
         preset,
+        with_corpora,
     )
     from semsearch.encoder.store import models_dir
 
@@ -60,6 +68,8 @@ def train(preset_name, settings, config_file, mixture, data_dir, out, device, re
         overrides["train.device"] = device
     overrides.update(parse_set_options(settings))
     config = apply_overrides(preset(preset_name), overrides)
+    if corpora:
+        config = with_corpora(config, corpora)
     if show_config:
         echo_json(config.to_dict())
         return

@@ -95,6 +95,12 @@ def preset(name: str) -> RunConfig:
     return PRESETS[name]
 
 
+def with_corpora(config: RunConfig, corpora: tuple[str, ...] | list[str]) -> RunConfig:
+    """`config` with a `corpus:PATH` passage source added for each corpus file."""
+    specs = tuple(f"corpus:{Path(path).expanduser().resolve()}" for path in corpora)
+    return replace(config, data=replace(config.data, sources=config.data.sources + specs))
+
+
 def settable_keys() -> list[str]:
     return [f"{s}.{f.name}" for s in SECTIONS for f in fields(getattr(RunConfig(), s))
             if f"{s}.{f.name}" not in DERIVED]

@@ -63,8 +63,11 @@ def train_model(
     progress: bool = True,
     log: Log = print,
     on_step: Callable[[int], bool] | None = None,
+    init: Path | None = None,
 ) -> dict[str, Any]:
-    """Train a sentence encoder from scratch and save it as the model folder `out`.
+    """Train a sentence encoder and save it as the model folder `out`: from scratch, or, with
+    `init` (a model folder whose model config `config.model` must match), continuing from its
+    tokenizer and best weights (`semsearch adapt`).
 
     Returns a summary (best epoch and its STS-B dev Spearman, steps, seconds, paths). Raises
     ConfigError / DataError for bad input before any work, and TrainingInterrupted after saving a
@@ -74,7 +77,8 @@ def train_model(
     partial = out.with_name(out.name + ".partial")
     config, state = _prepare_folder(config, out, partial, resume, overwrite)
     try:
-        return _run(config, state, out, partial, data_dir, progress, log, on_step)
+        return _run(config, state, out, partial, data_dir, progress, log, on_step,
+                    None if state is not None or init is None else Path(init))
     except BaseException:
         # a run that never reached a checkpoint leaves nothing behind to resume or to block
         # the next run; one that did keeps its partial folder for --resume
@@ -84,7 +88,7 @@ def train_model(
 
 
 def _run(config, state, out: Path, partial: Path, data_dir, progress: bool, log: Log,
-         on_step) -> dict[str, Any]:
+         on_step, init: Path | None = None) -> dict[str, Any]:
     """The body of `train_model`, once the output folder is settled."""
     cfg = config.train
     torch.manual_seed(cfg.seed)
@@ -99,8 +103,11 @@ def _run(config, state, out: Path, partial: Path, data_dir, progress: bool, log:
     stsb_dev = _stsb_dev(data_dir, cfg.eval_limit, log)
     graded_rows = _graded_rows(data_dir, val_pairs, cfg.sts_batch, log) if cfg.sts_epochs else []
 
-    # tokenizer: learned from the training sentences (kept as-is on resume)
-    if state is None:
+    # tokenizer: learned from the training sentences (kept as-is on resume; the init model's)
+    if init is not None:
+        tokenizer = Tokenizer.load(init / TOKENIZER)
+        tokenizer.save(partial / TOKENIZER)
+    elif state is None:
         texts = [t for p in train_pairs for t in (p.anchor, p.positive, p.negative) if t]
         tokenizer = Tokenizer.train(texts, config.tokenizer.vocab_size, config.tokenizer.lowercase)
         tokenizer.save(partial / TOKENIZER)
@@ -109,6 +116,8 @@ def _run(config, state, out: Path, partial: Path, data_dir, progress: bool, log:
         tokenizer = Tokenizer.load(partial / TOKENIZER)
 
     model = Encoder(config.model).to(device)
+    if init is not None:  # resume reloads the checkpoint instead, below
+        model.load_state_dict(load_weights(init / WEIGHTS))
     counts = model.parameter_counts()
     examples = _tokenize(train_pairs, tokenizer, config.model.max_seq_len)
     graded = _tokenize_graded(graded_rows, tokenizer, config.model.max_seq_len)
@@ -125,7 +134,8 @@ def _run(config, state, out: Path, partial: Path, data_dir, progress: bool, log:
 
     meta = {"format_version": FORMAT_VERSION, "package_version": __version__, "name": out.name,
             **config.to_dict(), "parameters": counts, "data_report": report,
-            "train_pairs": len(train_pairs), "val_pairs": len(val_pairs)}
+            "train_pairs": len(train_pairs), "val_pairs": len(val_pairs),
+            **({"init_from": str(init)} if init is not None else {})}
     history: list[dict[str, Any]] = []
     losses: list[float] = []  # this epoch's step losses (kept across a resume)
     routing: list[dict[str, Any]] = []  # this epoch's MoE routing per step (ditto; MoE only)

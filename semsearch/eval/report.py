@@ -93,6 +93,12 @@ def format_report(report: dict[str, Any]) -> str:
             rows.append([f"  {metric}"] + [_number(result[m].get(metric), 3) for m, _ in METHODS])
         lines += ["", *_table(rows)]
 
+    for name, result in (report.get("clustering") or {}).items():
+        rows = [[f"Clustering {name} ({result['texts']:,} sentences, {result['clusters']} "
+                 "articles; k-means)", "model", "TF-IDF"],
+                ["  V-measure"] + [_number(result[m]["v_measure"], 3) for m, _ in METHODS]]
+        lines += ["", *_table(rows)]
+
     for warning in report.get("warnings", []):
         lines += ["", f"warning: {warning}"]
     return "\n".join(lines)

@@ -174,6 +174,7 @@ def evaluate(
     limit: int | None = None,
     progress: bool = False,
     log: Callable[[str], None] = lambda message: None,
+    clustering: bool = True,
 ) -> dict[str, Any]:
     """Evaluate `encoder` (a loaded SentenceEncoder) and the TF-IDF baseline, returning the report.
 
@@ -243,8 +244,33 @@ def evaluate(
             "corpus": results["model"]["corpus"],
         } | {m: {key: scores[key] for key in RETRIEVAL_METRICS} for m, scores in results.items()}
 
+    if clustering:
+        report["clustering"] = clustering_report(embeds, data_dir, limit, log)
+
     report["seconds"] = round(time.perf_counter() - started, 1)
     return clean_floats(report)
+
+
+def clustering_report(embeds: dict[str, Embed], data_dir, limit: int | None,
+                      log: Callable[[str], None]) -> dict[str, Any]:
+    """V-measure of k-means on Wikipedia sentences grouped by article (eval/clustering.py), or
+    {} with a message when the articles file is not in the data folder."""
+    from semsearch.data.sources import resolve_data_dir
+    from semsearch.errors import DataError
+    from semsearch.eval.clustering import evaluate_clustering, wikipedia_clustering_set
+
+    folder = resolve_data_dir(data_dir)
+    articles = 100 if limit is None else max(2, min(100, limit // 20))
+    try:
+        if folder is None:
+            raise DataError("no local data folder")
+        cluster_set = wikipedia_clustering_set(folder, articles=articles)
+    except DataError as error:
+        log(f"clustering skipped: Wikipedia articles not found ({error})")
+        return {}
+    log(f"clustering {cluster_set.name}: {len(cluster_set.texts):,} sentences of {articles} "
+        "articles")
+    return {cluster_set.name: evaluate_clustering(cluster_set, embeds)}
 
 
 def clean_floats(value: Any) -> Any:
