@@ -23,6 +23,7 @@ index folder is written, and kept after a failure so the rerun resumes.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import time
@@ -217,6 +218,10 @@ def _write_partitions(reader: CorpusReader, embedder: Embedder, work: Path,
     return shards, pending
 
 
+class ShardFailed(RuntimeError):
+    """Embedding one shard failed (raised in a Ray worker, reported by the driver)."""
+
+
 class ShardEncoder:
     """A Ray Data actor: loads the encoder once, then embeds whole partitions into shards.
 
@@ -232,10 +237,14 @@ class ShardEncoder:
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         counts = []
         for shard in batch["shard"]:
-            records = list(read_records(self.work, int(shard)))
-            texts, rows = chunk_rows(records)
-            vectors = embed_texts(self.embedder, texts, self.batch_size)
-            counts.append(write_shard(self.work, int(shard), len(records), rows, vectors).chunks)
+            try:
+                records = list(read_records(self.work, int(shard)))
+                texts, rows = chunk_rows(records)
+                vectors = embed_texts(self.embedder, texts, self.batch_size)
+                info = write_shard(self.work, int(shard), len(records), rows, vectors)
+            except Exception as error:  # name the shard; Ray wraps this in its own error
+                raise ShardFailed(f"shard {int(shard)}: {type(error).__name__}: {error}") from None
+            counts.append(info.chunks)
         return {"shard": np.asarray(batch["shard"]), "chunks": np.asarray(counts)}
 
 
@@ -290,10 +299,13 @@ def _embed_shards(ray, pending: list[int], work: Path, load, batch_size: int,
 
 def _ray_failure(stage: str, error: BaseException, work: Path) -> str:
     """One line for a failed Ray stage: the innermost error's last line, and how to resume."""
+    named = re.findall(r"ShardFailed: (shard \d+: .*)", str(error))
     cause = error
     while getattr(cause, "cause", None) is not None and cause.cause is not cause:
         cause = cause.cause
-    if isinstance(cause, SemsearchError):
+    if named:  # the worker's own exception, with its shard
+        detail = named[-1].strip()[:200]
+    elif isinstance(cause, SemsearchError):
         detail = str(cause)
     else:
         lines = [line for line in str(cause).strip().splitlines() if line.strip()]

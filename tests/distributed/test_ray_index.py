@@ -216,13 +216,17 @@ def test_a_failed_shard_is_named_leaves_the_old_index_and_the_rerun_resumes(
     run("index", "pets.txt", "--model", tiny_model_dir, "--out", out)  # the old index
     before = (out / "manifest.json").read_text()
     poison = workspace / "poison"
-    poison.write_text(corpus.read_text().splitlines()[250].split()[0] + "\n")
+    lines = corpus.read_text().splitlines()
+    lines[250] = "zzpoison marks this sentence"  # in shard 2 (documents 200-299)
+    corpus.write_text("\n".join(lines) + "\n")
+    poison.write_text("zzpoison\n")
     ray_options = RayOptions(concurrency=2, partition_documents=100)
     load = partial(_Sabotaged, tiny_model_dir, None, poison)
     with pytest.raises(IndexError_) as failure:
         index_corpus_ray(corpus, embedder, out, options, ray_options, load=load)
     message = str(failure.value)
-    assert "poisoned text" in message and "rerun the same command" in message
+    assert "shard 2: RuntimeError: poisoned text" in message, message
+    assert "rerun the same command" in message
     assert "\n" not in message
     assert (out / "manifest.json").read_text() == before  # the old index, untouched
     assert not list(out.parent.glob(".wiki.tmp-*"))  # no half-written folder
