@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -81,6 +82,8 @@ def train(preset_name, settings, config_file, mixture, corpora, data_dir, out, d
 
     summary = train_model(config, folder, data_dir=data_dir, resume=resume, overwrite=overwrite,
                           progress=not quiet, log=(lambda _m: None) if quiet else info)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 alone reports
+        return
     if as_json:
         echo_json(summary)
     else:
