@@ -111,6 +111,8 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--data-dir", default=os.environ.get("SEMSEARCH_DATA"))
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch threads a process (default: the cores / processes)")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out-json", help=argparse.SUPPRESS)
@@ -132,7 +134,7 @@ def main() -> None:
             if args.data_dir:
                 command += ["--data-dir", args.data_dir]
             # each rank gets an equal share of the cores (torchrun would give 1 thread each)
-            threads = max(1, (os.cpu_count() or 1) // count)
+            threads = args.threads or max(1, (os.cpu_count() or 1) // count)
             env = {**os.environ, "OMP_NUM_THREADS": str(threads),
                    "PYTHONPATH": os.pathsep.join(p for p in (str(REPO),
                                                              os.environ.get("PYTHONPATH")) if p)}

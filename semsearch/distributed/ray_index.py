@@ -63,7 +63,13 @@ from semsearch.index import (
     training_sample,
     write_index,
 )
-from semsearch.index.folder import INDEX_FILE, MANIFEST, STORE_FILE, VECTORS_FILE
+from semsearch.index.folder import (
+    INDEX_FILE,
+    MANIFEST,
+    STORE_FILE,
+    VECTORS_FILE,
+    check_replaceable,
+)
 from semsearch.index.manifest import now
 from semsearch.index.tuning import tune_recipe
 from semsearch.search import Embedder, IndexOptions, IndexReport, load_embedder
@@ -121,6 +127,7 @@ def index_corpus_ray(
     log = log or (lambda _line: None)
     ray = require_ray()
     out = Path(out)
+    check_replaceable(out)  # before any work, not after the embedding
     reader = CorpusReader(corpus, options.reader)
     chunking = ChunkConfig(max_tokens=embedder.max_seq_len, overlap=options.overlap)
     key = {
