@@ -28,6 +28,7 @@ from semsearch.data import build_mixture, load_stsb, normalise, scored_training_
 from semsearch.data.records import ScoredPair, TrainingPair
 from semsearch.encoder.batching import plan_batches
 from semsearch.encoder.device import autocast, pick_device
+from semsearch.encoder.distill import TeacherTargets, distill_loss, teacher_targets
 from semsearch.encoder.inference import embed
 from semsearch.encoder.loss import cosent, cosine_regression, info_nce
 from semsearch.encoder.model import Encoder
@@ -122,6 +123,9 @@ def _run(config, state, out: Path, partial: Path, data_dir, progress: bool, log:
     examples = _tokenize(train_pairs, tokenizer, config.model.max_seq_len)
     graded = _tokenize_graded(graded_rows, tokenizer, config.model.max_seq_len)
     val_examples = _tokenize(val_pairs, tokenizer, config.model.max_seq_len)
+    # distillation: the teacher's vector of every training text (computed once, cached)
+    targets = (teacher_targets(cfg.teacher, train_pairs, config.model.hidden, log)
+               if cfg.teacher else None)
     keys = _batch_keys(train_pairs)
     first_plan = plan_batches(keys, cfg.batch_size, np.random.default_rng(cfg.seed))
     total_steps = len(first_plan) * cfg.epochs + len(graded[2]) // cfg.sts_batch * cfg.sts_epochs
@@ -196,7 +200,7 @@ def _run(config, state, out: Path, partial: Path, data_dir, progress: bool, log:
                     losses.append(sts_step(model, optimizer, scheduler, graded, batch, cfg, device))
                 else:
                     losses.append(train_step(model, optimizer, scheduler, examples, batch, cfg,
-                                             device, routing))
+                                             device, routing, targets))
                 step, step_in_epoch = step + 1, step_in_epoch + 1
                 if bar is not None:
                     bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}",
@@ -272,8 +276,10 @@ def _run(config, state, out: Path, partial: Path, data_dir, progress: bool, log:
 
 
 def train_step(model, optimizer, scheduler, examples, batch: list[int], cfg, device,
-               routing_log: list[dict[str, Any]] | None = None) -> float:
-    """One optimiser step on one batch; returns its InfoNCE loss.
+               routing_log: list[dict[str, Any]] | None = None,
+               targets: TeacherTargets | None = None) -> float:
+    """One optimiser step on one batch; returns its InfoNCE loss (plus cfg.distill_weight x the
+    distillation loss when `targets` holds a teacher's vectors).
 
     A mixture-of-experts model also minimises its balance loss (summed over layers, times
     cfg.balance_loss_weight); that loss and the per-layer expert counts go to `routing_log`.
@@ -281,11 +287,13 @@ def train_step(model, optimizer, scheduler, examples, batch: list[int], cfg, dev
     take_routing(model)  # drop what validation and STS-B scoring routed since the last step
     optimizer.zero_grad(set_to_none=True)
     sequences = _batch_sequences(examples, batch)
+    target = targets.batch(batch, device) if targets is not None else None
     if cfg.grad_cache_chunk and len(sequences) > cfg.grad_cache_chunk:
-        loss = _grad_cache_backward(model, sequences, len(batch), device, cfg, routing_log)
+        loss = _grad_cache_backward(model, sequences, len(batch), device, cfg, routing_log,
+                                    target)
     else:
         with autocast(device, cfg.amp):
-            loss = _sequences_loss(model, sequences, len(batch), cfg)
+            loss = _sequences_loss(model, sequences, len(batch), cfg, target)
         _backward(model, loss, cfg, routing_log)
     _optimise(model, optimizer, scheduler, cfg)
     return loss.item()
@@ -433,16 +441,23 @@ def _batch_sequences(examples, batch: list[int]) -> list[list[int]]:
     return [anchors[i] for i in batch] + [positives[i] for i in batch] + hard
 
 
-def _info_nce(vectors: torch.Tensor, pairs: int, cfg) -> torch.Tensor:
+def _info_nce(vectors: torch.Tensor, pairs: int, cfg,
+              target: torch.Tensor | None = None) -> torch.Tensor:
+    """InfoNCE over a batch's vectors, plus cfg.distill_weight x the distance to the teacher's
+    vectors `target` (same rows) when given."""
     B = pairs
-    return info_nce(vectors[:B], vectors[B: 2 * B], vectors[2 * B:], cfg.scale, cfg.symmetric)
+    loss = info_nce(vectors[:B], vectors[B: 2 * B], vectors[2 * B:], cfg.scale, cfg.symmetric)
+    if target is not None:
+        loss = loss + cfg.distill_weight * distill_loss(vectors, target)
+    return loss
 
 
-def _sequences_loss(model, sequences: list[list[int]], pairs: int, cfg) -> torch.Tensor:
-    """One forward pass over a batch's sequences (`_batch_sequences` order) and its InfoNCE."""
+def _sequences_loss(model, sequences: list[list[int]], pairs: int, cfg,
+                    target: torch.Tensor | None = None) -> torch.Tensor:
+    """One forward pass over a batch's sequences (`_batch_sequences` order) and its loss."""
     # packed: no linear layer sees a padding row (see Encoder.encode_packed)
     vectors = model.encode_packed(sequences, cfg.length_chunks).float()
-    return _info_nce(vectors, pairs, cfg)
+    return _info_nce(vectors, pairs, cfg, target)
 
 
 def _batch_loss(model, examples, batch, device, cfg) -> torch.Tensor:
@@ -451,7 +466,8 @@ def _batch_loss(model, examples, batch, device, cfg) -> torch.Tensor:
 
 
 def _grad_cache_backward(model, sequences, pairs: int, device, cfg,
-                         routing_log: list[dict[str, Any]] | None) -> torch.Tensor:
+                         routing_log: list[dict[str, Any]] | None,
+                         target: torch.Tensor | None = None) -> torch.Tensor:
     """Accumulate the gradient of InfoNCE over the whole batch while holding the activations of
     only `cfg.grad_cache_chunk` sequences at a time (gradient caching, Gao et al. 2021).
 
@@ -476,7 +492,7 @@ def _grad_cache_backward(model, sequences, pairs: int, device, cfg,
     vectors = torch.empty(len(sequences), parts[0].shape[1], device=device)
     vectors[torch.cat(rows)] = torch.cat(parts)
     vectors.requires_grad_(True)
-    loss = _info_nce(vectors, pairs, cfg)
+    loss = _info_nce(vectors, pairs, cfg, target)
     loss.backward()
     balance, assigned = 0.0, None
     for chunk, chunk_rows, state in zip(chunks, rows, states, strict=True):
