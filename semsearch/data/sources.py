@@ -138,7 +138,8 @@ def load_training_pairs(
     if source.startswith("corpus:"):  # the user's documents: every pair kind they give
         articles = read_corpus_articles(Path(source[len("corpus:"):]).expanduser())
         return [pair for kind in passages.PAIR_KINDS
-                for pair in passages.passage_pairs(articles, kind, passage_chars, "corpus")]
+                for pair in passages.passage_pairs(articles, kind, passage_chars, "corpus",
+                                                   f"corpus:{source[len('corpus:'):]}")]
     if source == "snli":
         rows = [row for split in splits for row in load_snli(split, data_dir)]
         return loaders.nli_training_pairs(rows, source="snli")
@@ -152,7 +153,8 @@ def load_training_pairs(
                         "stsb only)")
     if source in PASSAGE_SOURCES:
         articles = read_articles(locate(source, "all", data_dir))
-        return passages.passage_pairs(articles, PASSAGE_SOURCES[source], passage_chars, source)
+        return passages.passage_pairs(articles, PASSAGE_SOURCES[source], passage_chars, source,
+                                      "wikipedia")
     if source == "wikipedia":  # unlabelled: each sentence is its own positive (SimCSE)
         return [pair for split in splits
                 for pair in loaders.read_self_pairs(locate(source, split, data_dir), source)]

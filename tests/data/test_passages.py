@@ -46,6 +46,7 @@ def test_each_kind_on_one_article():
     assert [(p.anchor, p.positive) for p in pairs["next"]] == [(LEAD, HISTORY)]
     # one article, one group: its pairs never meet as in-batch negatives
     assert {p.group for kind in pairs.values() for p in kind} == {"src:7"}
+    assert next(article_pairs(article, "ict", 0, "wikiict", "wikipedia")).group == "wikipedia:7"
 
 
 def test_pairs_are_deterministic_and_cut():
@@ -95,6 +96,8 @@ def test_wikipedia_passage_sources_on_real_articles(data_dir):
     for name in PASSAGE_SOURCES:
         assert report[f"{name}:all"]["kept"] == 300
         assert report[f"{name}:all"]["loaded"] >= 6000  # one title pair per article and more
+    # every kind groups by the article, so one article's pairs never meet in a batch
+    assert all(p.group.startswith("wikipedia:") for p in pairs)
     titles = [p for p in pairs if p.source == "wikititle"]
     assert all(len(p.anchor) < 100 and len(p.positive) <= 600 for p in titles)
 
