@@ -84,7 +84,9 @@ def test_corpus_source_in_a_mixture(tmp_path, data_dir):
     pairs, report = build_mixture(config, data_dir)
     assert {p.source for p in pairs} == {"corpus"}
     assert ("Tea", LEAD) in {(p.anchor, p.positive) for p in pairs}
-    assert report[f"corpus:{tmp_path / 'docs.jsonl'}"]["kept"] == len(pairs) == 4
+    # title, section (title -> 2nd paragraph), next, and each of the 3 history sentences -> the
+    # other two (ICT, every sentence)
+    assert report[f"corpus:{tmp_path / 'docs.jsonl'}"]["kept"] == len(pairs) == 6
 
 
 @pytest.mark.slow
