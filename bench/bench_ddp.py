@@ -70,7 +70,7 @@ def worker(args) -> None:
     for number, batch in enumerate(batches):
         distributed.barrier(ranks)
         started = time.perf_counter()
-        train_step(net, optimizer, scheduler, examples, batch, cfg, device, None, ranks)
+        train_step(net, optimizer, scheduler, examples, batch, cfg, device, None, ranks=ranks)
         if device.type == "cuda":
             torch.cuda.synchronize()
         if number >= args.warmup:

@@ -61,7 +61,7 @@ class Sampler(threading.Thread):
 def run_engine(engine: str, corpus: Path, model: str, out: Path, args) -> dict:
     command = [sys.executable, "-m", "semsearch", "index", str(corpus), "--model", model,
                "--out", str(out), "--json", "--engine", engine, "--batch-size",
-               str(args.batch_size)]
+               str(args.batch_size), "--type", args.type]
     if engine == "ray":
         command += ["--concurrency", str(args.concurrency), "--shard-size", str(args.shard_size)]
     env = {**os.environ, "SEMSEARCH_INDEXES": str(out.parent),
@@ -111,6 +111,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--shard-size", type=int, default=10_000)
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--type", default="auto", help="index type, as `semsearch index --type`")
     parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: temp)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()

@@ -9,7 +9,7 @@ import click
 
 from semsearch.cli.common import data_dir_option, echo_json, info, json_option
 
-PRESET_NAMES = ("production", "fastest", "max-quality", "quick", "tiny")  # see encoder/presets.py
+PRESET_NAMES = ("production", "fastest", "max-quality", "quick", "distilled", "tiny")  # see encoder/presets.py
 
 
 @click.command()
@@ -27,6 +27,9 @@ PRESET_NAMES = ("production", "fastest", "max-quality", "quick", "tiny")  # see 
               help="Also train on query/passage pairs mined from your documents (any file "
                    "`semsearch index` reads): title -> lead paragraph, heading -> paragraph, "
                    "sentence -> rest of its paragraph, neighbouring paragraphs (repeatable).")
+@click.option("--teacher", default=None, metavar="MODEL_DIR",
+              help="Distil from this model folder too: the student also learns its vectors "
+                   "(needed by --preset distilled; import one with `semsearch import-model`).")
 @data_dir_option
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Model folder to write (default: models/<preset>).")
@@ -36,8 +39,8 @@ PRESET_NAMES = ("production", "fastest", "max-quality", "quick", "tiny")  # see 
 @click.option("--show-config", is_flag=True, help="Print the resolved config as JSON and exit.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or per-epoch lines.")
 @json_option
-def train(preset_name, settings, config_file, mixture, corpora, data_dir, out, device, resume,
-          overwrite, show_config, quiet, as_json):
+def train(preset_name, settings, config_file, mixture, corpora, teacher, data_dir, out, device,
+          resume, overwrite, show_config, quiet, as_json):
     """Train a sentence encoder from scratch with InfoNCE on human-annotated pairs and passage
     pairs mined from unlabelled text (and, with --corpus, from your own documents).
 
@@ -51,6 +54,7 @@ def train(preset_name, settings, config_file, mixture, corpora, data_dir, out, d
       semsearch train --preset production --set train.epochs=3 --set train.lr=3e-4
       semsearch train --preset production --mixture reference --data-dir ~/data
       semsearch train --preset quick --corpus docs.jsonl --out models/mine
+      semsearch train --preset distilled --teacher models/minilm --out models/distilled
       semsearch train --out models/quick --resume
     """
     from semsearch.encoder.presets import (
@@ -61,14 +65,22 @@ def train(preset_name, settings, config_file, mixture, corpora, data_dir, out, d
         with_corpora,
     )
     from semsearch.encoder.store import models_dir
+    from semsearch.errors import ConfigError
 
     overrides = load_config_file(Path(config_file)) if config_file else {}
     if mixture:
         overrides["data.sources"] = mixture
     if device:
         overrides["train.device"] = device
+    if teacher:
+        from semsearch.encoder.store import resolve_model
+
+        overrides["train.teacher"] = str(resolve_model(teacher).resolve())
     overrides.update(parse_set_options(settings))
     config = apply_overrides(preset(preset_name), overrides)
+    if preset_name == "distilled" and not config.train.teacher and not resume:
+        raise ConfigError("--preset distilled learns from a teacher; pass --teacher MODEL_DIR "
+                          "(e.g. all-MiniLM-L6-v2 imported with `semsearch import-model`)")
     if corpora:
         config = with_corpora(config, corpora)
     if show_config:

@@ -30,6 +30,11 @@ MIXTURES: dict[str, tuple[str, ...]] = {
     # every human-annotated positive in ../shared/data (no SNLI train there)
     # (SNLI test stays out: it is the retrieval evaluation set)
     "local": ("snli:dev", "stsb:train", "flickr30k", "flickr8k", "coco", "quora", "mrpc"),
+    # for search: fewer captions, and query -> passage pairs mined from Wikipedia articles (title
+    # -> lead, title -> paragraph, sentence -> rest of its paragraph, paragraph -> next); the
+    # issue-14 calibration's caption caps with its title + ICT pairs and two more kinds
+    "search": ("snli:dev", "stsb:train", "flickr30k@5000", "coco@3000", "quora", "mrpc",
+               "wikititle", "wikisection@5000", "wikiict@12000", "wikinext@3000"),
     # fast to load; for tests and smoke runs
     "small": ("stsb:train", "snli:dev"),
 }

@@ -11,10 +11,10 @@ headings). Four pair kinds, each a mixture source (see `sources.PASSAGE_SOURCES`
 - `next`: a paragraph -> the paragraph after it in the same article.
 
 The document side is cut to `passage_chars` characters at a word boundary (the encoder's token
-window cuts again). Every pair of one article shares a group key, so two pairs of the same
-article never meet in a batch as each other's in-batch negatives. Choices (which sentence of a
-paragraph) come from a hash of the article and paragraph, so the pairs are the same on every run
-and every machine.
+window cuts again). Every pair of one article, of any kind, shares a group key, so two pairs of
+the same article never meet in a batch as each other's in-batch negatives, and a mined negative
+never comes from the pair's own article. Choices (which sentence of a paragraph) come from a
+hash of the article and paragraph, so the pairs are the same on every run and every machine.
 """
 
 from __future__ import annotations
@@ -92,10 +92,13 @@ def cut(text: str, max_chars: int) -> str:
     return head[:space].rstrip() if space > 0 else text[:max_chars]
 
 
-def article_pairs(article: Article, kind: str, passage_chars: int, source: str) -> Iterator[
-        TrainingPair]:
-    """The pairs of one `kind` (see PAIR_KINDS) that `article` gives."""
-    group = f"{source}:{article.id}"
+def article_pairs(article: Article, kind: str, passage_chars: int, source: str,
+                  origin: str = "", every_sentence: bool = False) -> Iterator[TrainingPair]:
+    """The pairs of one `kind` (see PAIR_KINDS) that `article` gives; their group is the article
+    (`origin:id`), the same for every kind, so pairs of one article never meet in a batch and a
+    mined negative never comes from the article itself. `every_sentence`: ICT takes each
+    sentence of a paragraph of 2+ sentences as a query, not one of 3+ (for a small corpus)."""
+    group = f"{origin or source}:{article.id}"
     headings = article.headings or ("",) * len(article.paragraphs)
     kept = [(p, h) for p, h in zip(article.paragraphs, headings, strict=True)
             if _words(p) >= _MIN_WORDS]
@@ -116,13 +119,14 @@ def article_pairs(article: Article, kind: str, passage_chars: int, source: str) 
     elif kind == "ict":
         for index, paragraph in enumerate(paragraphs):
             sentences = split_sentences(paragraph)
-            if len(sentences) < 3:  # the rest must still be a passage
+            if len(sentences) < (2 if every_sentence else 3):  # the rest must stay a passage
                 continue
-            chosen = _choice(f"{article.id}/{index}", len(sentences))
-            if _words(sentences[chosen]) < _MIN_WORDS:
-                continue
-            rest = " ".join(sentences[:chosen] + sentences[chosen + 1:])
-            yield pair(sentences[chosen], rest)
+            choices = (range(len(sentences)) if every_sentence
+                       else [_choice(f"{article.id}/{index}", len(sentences))])
+            for chosen in choices:
+                if _words(sentences[chosen]) >= _MIN_WORDS:
+                    yield pair(sentences[chosen],
+                               " ".join(sentences[:chosen] + sentences[chosen + 1:]))
     elif kind == "next":
         for first, second in zip(paragraphs, paragraphs[1:], strict=False):
             yield TrainingPair(cut(first, passage_chars), cut(second, passage_chars),
@@ -132,9 +136,10 @@ def article_pairs(article: Article, kind: str, passage_chars: int, source: str) 
 
 
 def passage_pairs(articles: Iterable[Article], kind: str, passage_chars: int,
-                  source: str) -> list[TrainingPair]:
-    """The pairs of one kind from every article, in article order."""
-    return [p for article in articles for p in article_pairs(article, kind, passage_chars, source)]
+                  source: str, origin: str = "", every_sentence: bool = False) -> list[TrainingPair]:
+    """The pairs of one kind from every article, in article order (see article_pairs)."""
+    return [p for article in articles
+            for p in article_pairs(article, kind, passage_chars, source, origin, every_sentence)]
 
 
 def _choice(key: str, count: int) -> int:

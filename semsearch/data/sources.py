@@ -135,10 +135,13 @@ def load_training_pairs(
     """The training pairs that one source contributes (see `mixture.py` for the whole mix)."""
     if source.startswith("file:"):
         return loaders.read_pair_file(Path(source[len("file:"):]).expanduser())
-    if source.startswith("corpus:"):  # the user's documents: every pair kind they give
+    if source.startswith("corpus:"):  # the user's documents: every pair kind they give, and
+        # every sentence as an ICT query (a user's corpus is small; cap with corpus:PATH@N)
         articles = read_corpus_articles(Path(source[len("corpus:"):]).expanduser())
         return [pair for kind in passages.PAIR_KINDS
-                for pair in passages.passage_pairs(articles, kind, passage_chars, "corpus")]
+                for pair in passages.passage_pairs(articles, kind, passage_chars, "corpus",
+                                                   f"corpus:{source[len('corpus:'):]}",
+                                                   every_sentence=True)]
     if source == "snli":
         rows = [row for split in splits for row in load_snli(split, data_dir)]
         return loaders.nli_training_pairs(rows, source="snli")
@@ -152,7 +155,8 @@ def load_training_pairs(
                         "stsb only)")
     if source in PASSAGE_SOURCES:
         articles = read_articles(locate(source, "all", data_dir))
-        return passages.passage_pairs(articles, PASSAGE_SOURCES[source], passage_chars, source)
+        return passages.passage_pairs(articles, PASSAGE_SOURCES[source], passage_chars, source,
+                                      "wikipedia")
     if source == "wikipedia":  # unlabelled: each sentence is its own positive (SimCSE)
         return [pair for split in splits
                 for pair in loaders.read_self_pairs(locate(source, split, data_dir), source)]

@@ -31,6 +31,7 @@ from semsearch.data.records import ScoredPair, TrainingPair
 from semsearch.encoder import distributed
 from semsearch.encoder.batching import plan_batches
 from semsearch.encoder.device import autocast, pick_device
+from semsearch.encoder.distill import TeacherTargets, distill_loss, teacher_targets
 from semsearch.encoder.distributed import SINGLE, RankLost, Ranks
 from semsearch.encoder.inference import embed
 from semsearch.encoder.loss import cosent, cosine_regression, info_nce
@@ -173,6 +174,15 @@ def _run(config, state, out: Path, partial: Path, data_dir, progress: bool, log:
     examples = _tokenize(train_pairs, tokenizer, config.model.max_seq_len)
     graded = _tokenize_graded(graded_rows, tokenizer, config.model.max_seq_len)
     val_examples = _tokenize(val_pairs, tokenizer, config.model.max_seq_len)
+    # distillation: the teacher's vector of every training text (computed once, cached; under
+    # torchrun rank 0 fills the cache while the others wait, then they read it)
+    targets = None
+    if cfg.teacher:
+        if not ranks.main:
+            distributed.barrier(ranks)
+        targets = teacher_targets(cfg.teacher, train_pairs, config.model.hidden, log)
+        if ranks.main:
+            distributed.barrier(ranks)
     keys = _batch_keys(train_pairs)
     first_plan = plan_batches(keys, cfg.batch_size, np.random.default_rng(cfg.seed))
     total_steps = len(first_plan) * cfg.epochs + len(graded[2]) // cfg.sts_batch * cfg.sts_epochs
@@ -236,7 +246,7 @@ def _run(config, state, out: Path, partial: Path, data_dir, progress: bool, log:
                     loss = sts_step(net, optimizer, scheduler, graded, batch, cfg, device, ranks)
                 else:
                     loss = train_step(net, optimizer, scheduler, examples, batch, cfg, device,
-                                      loop.routing, ranks)
+                                      loop.routing, targets, ranks)
                 loop.end_step(loss)
                 if bar is not None:
                     bar.set_postfix(loss=f"{np.mean(loop.losses[-50:]):.4f}",
@@ -384,8 +394,10 @@ def _selection_score(record: dict[str, Any]) -> float:
 
 
 def train_step(model, optimizer, scheduler, examples, batch: list[int], cfg, device,
-               routing_log: list[dict[str, Any]] | None = None, ranks: Ranks = SINGLE) -> float:
-    """One optimiser step on one (global) batch; returns its InfoNCE loss.
+               routing_log: list[dict[str, Any]] | None = None,
+               targets: TeacherTargets | None = None, ranks: Ranks = SINGLE) -> float:
+    """One optimiser step on one (global) batch; returns its InfoNCE loss (plus
+    cfg.distill_weight x the distillation loss when `targets` holds a teacher's vectors).
 
     Under torchrun each rank embeds its slice of the batch (`Ranks.local`) and scores its anchors
     against the positives and hard negatives of every rank; `model` is then the DDP-wrapped
@@ -399,13 +411,14 @@ def train_step(model, optimizer, scheduler, examples, batch: list[int], cfg, dev
     local = ranks.local(batch)
     sequences = _batch_sequences(examples, local)
     counts = _negative_counts(examples, batch, ranks)
+    target = targets.batch(local, device) if targets is not None else None  # this rank's rows
     # the same choice on every rank (their collectives must match): by the largest slice
     if cfg.grad_cache_chunk and 2 * len(local) + max(counts) > cfg.grad_cache_chunk:
         loss = _grad_cache_backward(model, sequences, len(local), device, cfg, routing_log,
-                                    ranks, counts)
+                                    target, ranks, counts)
     else:
         with autocast(device, cfg.amp):
-            loss = _sequences_loss(model, sequences, len(local), cfg, ranks, counts)
+            loss = _sequences_loss(model, sequences, len(local), cfg, target, ranks, counts)
         _backward(model, loss, cfg, routing_log)
     _optimise(model, optimizer, scheduler, cfg)
     return distributed.mean_over_ranks(loss.item(), ranks)
@@ -558,20 +571,25 @@ def _batch_sequences(examples, batch: list[int]) -> list[list[int]]:
     return [anchors[i] for i in batch] + [positives[i] for i in batch] + hard
 
 
-def _info_nce(vectors: torch.Tensor, pairs: int, cfg, ranks: Ranks = SINGLE,
-              negative_counts: list[int] | None = None) -> torch.Tensor:
-    """InfoNCE of (anchors, positives, hard negatives) rows; under torchrun, of this rank's
-    anchors against the whole global batch's candidates (distributed.contrastive_logits)."""
+def _info_nce(vectors: torch.Tensor, pairs: int, cfg, target: torch.Tensor | None = None,
+              ranks: Ranks = SINGLE, negative_counts: list[int] | None = None) -> torch.Tensor:
+    """InfoNCE over a batch's (anchors, positives, hard negatives) rows — under torchrun, of
+    this rank's anchors against the whole global batch's candidates
+    (distributed.contrastive_logits) — plus cfg.distill_weight x the distance to the teacher's
+    vectors `target` (same rows) when given."""
     B = pairs
     anchors, positives, negatives = vectors[:B], vectors[B: 2 * B], vectors[2 * B:]
     if not ranks.distributed:
-        return info_nce(anchors, positives, negatives, cfg.scale, cfg.symmetric)
-    logits, labels = distributed.contrastive_logits(anchors, positives, negatives,
-                                                    negative_counts, cfg.scale, ranks)
-    loss = F.cross_entropy(logits, labels)
-    if cfg.symmetric:  # each positive picks its anchor among every rank's anchors
-        back = cfg.scale * positives @ distributed.gather(anchors, ranks).T
-        loss = (loss + F.cross_entropy(back, labels)) / 2
+        loss = info_nce(anchors, positives, negatives, cfg.scale, cfg.symmetric)
+    else:
+        logits, labels = distributed.contrastive_logits(anchors, positives, negatives,
+                                                        negative_counts, cfg.scale, ranks)
+        loss = F.cross_entropy(logits, labels)
+        if cfg.symmetric:  # each positive picks its anchor among every rank's anchors
+            back = cfg.scale * positives @ distributed.gather(anchors, ranks).T
+            loss = (loss + F.cross_entropy(back, labels)) / 2
+    if target is not None:
+        loss = loss + cfg.distill_weight * distill_loss(vectors, target)
     return loss
 
 
@@ -582,12 +600,13 @@ def _negative_counts(examples, batch: list[int], ranks: Ranks) -> list[int]:
             for r in range(ranks.world)]
 
 
-def _sequences_loss(model, sequences: list[list[int]], pairs: int, cfg, ranks: Ranks = SINGLE,
+def _sequences_loss(model, sequences: list[list[int]], pairs: int, cfg,
+                    target: torch.Tensor | None = None, ranks: Ranks = SINGLE,
                     negative_counts: list[int] | None = None) -> torch.Tensor:
-    """One forward pass over a batch's sequences (`_batch_sequences` order) and its InfoNCE."""
+    """One forward pass over a batch's sequences (`_batch_sequences` order) and its loss."""
     # packed: no linear layer sees a padding row (see Encoder.encode_packed)
     vectors = _encode(model, sequences, cfg.length_chunks).float()
-    return _info_nce(vectors, pairs, cfg, ranks, negative_counts)
+    return _info_nce(vectors, pairs, cfg, target, ranks, negative_counts)
 
 
 class _Packed(torch.nn.Module):
@@ -665,7 +684,8 @@ def _batch_loss(model, examples, batch, device, cfg) -> torch.Tensor:
 
 
 def _grad_cache_backward(model, sequences, pairs: int, device, cfg,
-                         routing_log: list[dict[str, Any]] | None, ranks: Ranks = SINGLE,
+                         routing_log: list[dict[str, Any]] | None,
+                         target: torch.Tensor | None = None, ranks: Ranks = SINGLE,
                          negative_counts: list[int] | None = None) -> torch.Tensor:
     """Accumulate the gradient of InfoNCE over the whole batch while holding the activations of
     only `cfg.grad_cache_chunk` sequences at a time (gradient caching, Gao et al. 2021).
@@ -693,7 +713,7 @@ def _grad_cache_backward(model, sequences, pairs: int, device, cfg,
     vectors = torch.empty(len(sequences), parts[0].shape[1], device=device)
     vectors[torch.cat(rows)] = torch.cat(parts)
     vectors.requires_grad_(True)
-    loss = _info_nce(vectors, pairs, cfg, ranks, negative_counts)
+    loss = _info_nce(vectors, pairs, cfg, target, ranks, negative_counts)
     loss.backward()
     balance, assigned = 0.0, None
     for number, (chunk, chunk_rows, state) in enumerate(zip(chunks, rows, states, strict=True)):

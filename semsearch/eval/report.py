@@ -49,6 +49,8 @@ def format_report(report: dict[str, Any]) -> str:
         f"{'' if precision == 'fp32' else ', ' + precision}) · {report['date']} · "
         f"semsearch {report['semsearch_version']}"
     ]
+    if model.get("kind"):
+        lines.append(f"model kind: {model['kind']}")
     if report.get("limit") is not None:
         lines.append(
             f"quick check: the first {report['limit']:,} pairs or queries of each set only; "

@@ -120,6 +120,21 @@ def pairs_report(embeds: dict[str, Embed], pairs: Sequence[LabelledPair]) -> dic
     return report
 
 
+def model_kind(config: dict | None) -> str:
+    """How the model was made, from its config.json: imported, distilled from a teacher, adapted
+    from another model, or trained from scratch.
+
+    >>> model_kind({"train": {"teacher": "models/minilm"}})
+    'distilled from models/minilm'
+    """
+    config = config or {}
+    if config.get("imported_from"):
+        return f"imported ({config['imported_from']})"
+    teacher = (config.get("train") or {}).get("teacher")
+    kind = f"distilled from {teacher}" if teacher else "from scratch"
+    return kind + (f", adapted from {config['init_from']}" if config.get("init_from") else "")
+
+
 def contamination_warnings(config: dict | None) -> list[str]:
     """Warnings for evaluation sets that the model's training mixture names (config "data"
     "sources", a mixture name expanded, and the keys of "data_report"), since a score on data
@@ -205,6 +220,7 @@ def evaluate(
             "fingerprint": encoder.fingerprint,
             "dim": encoder.dim,
             "precision": getattr(encoder, "precision", "fp32"),
+            "kind": model_kind(getattr(encoder, "config", None)),
         },
         "limit": limit,
         "thresholds": dict(THRESHOLDS),

@@ -46,6 +46,7 @@ def test_each_kind_on_one_article():
     assert [(p.anchor, p.positive) for p in pairs["next"]] == [(LEAD, HISTORY)]
     # one article, one group: its pairs never meet as in-batch negatives
     assert {p.group for kind in pairs.values() for p in kind} == {"src:7"}
+    assert next(article_pairs(article, "ict", 0, "wikiict", "wikipedia")).group == "wikipedia:7"
 
 
 def test_pairs_are_deterministic_and_cut():
@@ -83,7 +84,9 @@ def test_corpus_source_in_a_mixture(tmp_path, data_dir):
     pairs, report = build_mixture(config, data_dir)
     assert {p.source for p in pairs} == {"corpus"}
     assert ("Tea", LEAD) in {(p.anchor, p.positive) for p in pairs}
-    assert report[f"corpus:{tmp_path / 'docs.jsonl'}"]["kept"] == len(pairs) == 4
+    # title, section (title -> 2nd paragraph), next, and each of the 3 history sentences -> the
+    # other two (ICT, every sentence)
+    assert report[f"corpus:{tmp_path / 'docs.jsonl'}"]["kept"] == len(pairs) == 6
 
 
 @pytest.mark.slow
@@ -95,6 +98,8 @@ def test_wikipedia_passage_sources_on_real_articles(data_dir):
     for name in PASSAGE_SOURCES:
         assert report[f"{name}:all"]["kept"] == 300
         assert report[f"{name}:all"]["loaded"] >= 6000  # one title pair per article and more
+    # every kind groups by the article, so one article's pairs never meet in a batch
+    assert all(p.group.startswith("wikipedia:") for p in pairs)
     titles = [p for p in pairs if p.source == "wikititle"]
     assert all(len(p.anchor) < 100 and len(p.positive) <= 600 for p in titles)
 

@@ -61,6 +61,17 @@ def test_unreachable_address_is_one_line_and_leaves_the_old_index(workspace, tin
     assert sorted(p.name for p in (workspace / "indexes").iterdir()) == ["LATEST", "pets"]
 
 
+def test_an_out_folder_that_is_not_an_index_is_refused_before_any_work(workspace,
+                                                                      tiny_model_dir):
+    (workspace / "notes").mkdir()
+    (workspace / "notes" / "mine.txt").write_text("keep me")
+    result = run("index", "pets.txt", "--model", tiny_model_dir, "--engine", "ray",
+                 "--out", "notes")
+    assert result.exit_code == 1 and "is not a semsearch index folder" in result.output
+    assert (workspace / "notes" / "mine.txt").read_text() == "keep me"
+    assert not list(workspace.glob(".notes.*"))  # no work folder either
+
+
 def test_ray_flags_are_refused_with_the_local_engine(workspace):
     result = run("index", "pets.txt", "--concurrency", "4")
     assert result.exit_code == 2 and "only apply with --engine ray" in result.output

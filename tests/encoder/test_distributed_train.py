@@ -107,7 +107,7 @@ def _run_steps(ranks: Ranks, grad_cache: int) -> tuple[list[float], dict]:
     for step in range(STEPS):
         batch = list(range(step * GLOBAL_BATCH, (step + 1) * GLOBAL_BATCH))
         losses.append(train_step(net, optimizer, scheduler, examples, batch, cfg,
-                                 torch.device("cpu"), None, ranks))
+                                 torch.device("cpu"), None, ranks=ranks))
     losses.append(sts_step(net, optimizer, scheduler, graded, [0, 1, 2, 3], cfg,
                            torch.device("cpu"), ranks))
     return losses, {k: v.detach().clone() for k, v in model.state_dict().items()}
