@@ -51,6 +51,7 @@ def _gathered_logits_worker(rank: int, folder: str) -> None:
     torch.distributed.destroy_process_group()
 
 
+@pytest.mark.slow  # two processes start torch
 def test_gathered_logits_put_rank_r_positive_i_at_column_r_times_l_plus_i(tmp_path):
     mp.spawn(_gathered_logits_worker, args=(str(tmp_path),), nprocs=WORLD)
     L = 3
