@@ -77,6 +77,7 @@ def test_ray_flags_are_refused_with_the_local_engine(workspace):
     assert result.exit_code == 2 and "only apply with --engine ray" in result.output
 
 
+@pytest.mark.slow  # trains a PQ fast-scan index
 def test_shard_indexes_merged_in_rounds_equal_one_index(tmp_path):
     """The Ray tasks' work without Ray: a trained IVF-PQ fast-scan index filled shard by shard
     and merged pairwise finds what one index filled with everything finds."""
