@@ -22,7 +22,8 @@ from pathlib import Path
 SETS = {"mlquestions": "dev", "arguana": "test"}
 
 
-def score_model(model_dir: str, data_dir: Path, limit: int | None, batch_size: int) -> dict:
+def score_model(model_dir: str, data_dir: Path, limit: int | None, batch_size: int,
+                sets: tuple[str, ...] = tuple(SETS)) -> dict:
     from semsearch.data import load_stsb
     from semsearch.encoder import SentenceEncoder
     from semsearch.eval.beir import read_beir
@@ -34,11 +35,11 @@ def score_model(model_dir: str, data_dir: Path, limit: int | None, batch_size: i
     a = encoder.encode([r.sentence1 for r in rows], batch_size=batch_size)
     b = encoder.encode([r.sentence2 for r in rows], batch_size=batch_size)
     result = {"model": str(model_dir),
-              "stsb_dev": 100 * spearman((a * b).sum(1), [r.score for r in rows])}
+              "stsb_dev": spearman((a * b).sum(1), [r.score for r in rows])}
     pair = encoder.encode(["I love programming", "I enjoy coding"])
     result["programming_pair"] = float(pair[0] @ pair[1])
-    for name, split in SETS.items():
-        data = read_beir(data_dir / "beir" / name, split)
+    for name in sets:
+        data = read_beir(data_dir / "beir" / name, SETS[name])
         query_ids = [q for q in data.queries if q in data.qrels][:limit]
         doc_ids = list(data.corpus)
         queries = encoder.encode([data.queries[q] for q in query_ids], batch_size=batch_size)
@@ -60,14 +61,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", default=os.environ.get("SEMSEARCH_DATA", "../shared/data"))
     parser.add_argument("--limit", type=int, default=None, help="first N pairs / queries only")
     parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--sets", default=",".join(SETS), help="comma-separated: " + ", ".join(SETS))
     args = parser.parse_args(argv)
-    results = [score_model(m, Path(args.data_dir), args.limit, args.batch_size)
+    sets = tuple(s for s in args.sets.split(",") if s)
+    results = [score_model(m, Path(args.data_dir), args.limit, args.batch_size, sets)
                for m in args.models]
     header = ("model", "STS-B dev", "MLQ dev nDCG@10", "ArguAna nDCG@10", "prog. pair", "s")
     print(" | ".join(header))
     for r in results:
         print(" | ".join([Path(r["model"]).name, f"{r['stsb_dev']:.2f}",
-                          f"{r['mlquestions_ndcg@10']:.3f}", f"{r['arguana_ndcg@10']:.3f}",
+                          f"{r.get('mlquestions_ndcg@10', float('nan')):.3f}",
+                          f"{r.get('arguana_ndcg@10', float('nan')):.3f}",
                           f"{r['programming_pair']:.2f}", f"{r['seconds']:.0f}"]))
     for r in results:
         print(json.dumps(r | {"limit": args.limit, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ",
