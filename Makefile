@@ -13,7 +13,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
 	$(BIN)/python -m pip install "$(TORCH)"
-	$(BIN)/python -m pip install -e '.[dev,plot,bench,serve,notebook,onnx]'
+	$(BIN)/python -m pip install -e '.[dev,plot,bench,serve,notebook,onnx,distributed]'
 	touch $@
 
 install: $(VENV)/.installed

@@ -47,22 +47,26 @@ from semsearch.cli.common import (
 @click.option("--limit", default=None, type=click.IntRange(min=1), metavar="N",
               help="Use only the first N pairs or queries of each set: a quick check, saved as "
               "eval-limitN.json so the full eval.json stays.")
+@click.option("--clustering/--no-clustering", default=True, show_default=True,
+              help="Also score k-means on Wikipedia sentences grouped by article (V-measure).")
 @device_option
 @precision_option
 @backend_option
 @json_option
 def evaluate(model, data_dir, retrieval_dirs, split, run_search, pairs_file, batch_size, limit,
-             device, precision, backend, as_json):
+             clustering, device, precision, backend, as_json):
     """Score a model: STS-B, retrieval, vs TF-IDF.
 
     Reports STS-B test and dev Spearman and Pearson (x100) of cosine against gold; the mean
     cosine of clearly similar (gold >= 4) and dissimilar (gold <= 1) STS-B test pairs against
     the targets 0.7 / 0.5 / gap 0.2; recall@1, recall@10, MRR@10 and nDCG@10 on SNLI test
-    (each premise a query over all entailed hypotheses), beside a TF-IDF cosine baseline; and
-    on MLQuestions dev and ArguAna (or each --retrieval folder), through the real index and
-    search path, nDCG@10, recall@100 and MRR@10 of BM25, dense and hybrid search, with the
-    hybrid fusion calibrated for the model over those collections (saved as fusion.json in
-    the model folder, where `semsearch index` picks it up). The report is saved as eval.json.
+    (each premise a query over all entailed hypotheses), beside a TF-IDF cosine baseline; the
+    V-measure of k-means on Wikipedia sentences grouped by their article (clustering; skipped
+    when the articles are not in the data folder); and on MLQuestions dev and ArguAna (or each
+    --retrieval folder), through the real index and search path, nDCG@10, recall@100 and
+    MRR@10 of BM25, dense and hybrid search, with the hybrid fusion calibrated for the model
+    over those collections (saved as fusion.json in the model folder, where `semsearch index`
+    picks it up). The report is saved as eval.json.
 
     \b
     Examples:
@@ -100,6 +104,7 @@ def evaluate(model, data_dir, retrieval_dirs, split, run_search, pairs_file, bat
         pairs_file=pairs_file,
         batch_size=batch_size,
         limit=limit,
+        clustering=clustering,
         progress=is_tty() and not as_json,
         log=info,
     )

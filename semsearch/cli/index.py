@@ -15,6 +15,7 @@ from semsearch.cli.common import (
     precision_option,
     wait_option,
 )
+from semsearch.cli.engine import ENGINE_EXAMPLES, engine_options
 from semsearch.corpora.chunking import MAX_CHUNKS
 
 EXAMPLES = """\b
@@ -27,7 +28,7 @@ Examples:
   semsearch index --add-lexical --out indexes/old   # BM25 for an index built before it had one
   semsearch index book.txt --max-chunks 5000 --wait 60
   semsearch index corpora/docs.txt --backend onnx --precision int8   # fastest on a CPU
-"""
+""" + ENGINE_EXAMPLES
 
 
 @click.command(epilog=EXAMPLES)
@@ -133,6 +134,7 @@ Examples:
 @precision_option
 @backend_option
 @json_option
+@engine_options
 def index(
     corpus,
     model,
@@ -153,6 +155,7 @@ def index(
     precision,
     backend,
     as_json,
+    engine,
 ):
     """Embed CORPUS and build a search index.
 
@@ -202,9 +205,17 @@ def index(
     info(f"{'appending' if append else 'indexing'} {corpus} with model {embedder.name}"
          + (f" ({precision})" if precision != "fp32" else "")
          + f" on {getattr(embedder, 'backend', 'torch')}")
-    report = index_corpus(
-        Path(corpus), embedder, folder, options, append=append, progress=is_tty() and not as_json
-    )
+    if engine is not None:  # --engine ray
+        if append:
+            raise click.UsageError("--append runs locally; leave out --engine ray")
+        from semsearch.distributed import index_corpus_ray
+
+        report = index_corpus_ray(Path(corpus), embedder, folder, options, engine, log=info)
+    else:
+        report = index_corpus(
+            Path(corpus), embedder, folder, options, append=append,
+            progress=is_tty() and not as_json,
+        )
     for line, reason in report.lines_skipped[:5]:
         info(f"skipped line {line}: {printable(reason)}")
     if len(report.lines_skipped) > 5:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -14,7 +15,7 @@ from semsearch.cli.common import (
     progress_enabled,
 )
 
-PRESET_NAMES = ("production", "fastest", "max-quality", "quick", "tiny")  # see encoder/presets.py
+PRESET_NAMES = ("production", "fastest", "max-quality", "quick", "distilled", "tiny")  # see encoder/presets.py
 
 
 @click.command()
@@ -27,6 +28,14 @@ PRESET_NAMES = ("production", "fastest", "max-quality", "quick", "tiny")  # see 
 @click.option("--mixture", default=None, metavar="NAME|SPECS",
               help="Training data: reference (SNLI train + STS-B train), local (every set in the "
                    "data folder), small, or comma-separated specs like snli:dev+test,quora@5000.")
+@click.option("--corpus", "corpora", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              metavar="FILE",
+              help="Also train on query/passage pairs mined from your documents (any file "
+                   "`semsearch index` reads): title -> lead paragraph, heading -> paragraph, "
+                   "sentence -> rest of its paragraph, neighbouring paragraphs (repeatable).")
+@click.option("--teacher", default=None, metavar="MODEL_DIR",
+              help="Distil from this model folder too: the student also learns its vectors "
+                   "(needed by --preset distilled; import one with `semsearch import-model`).")
 @data_dir_option
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Model folder to write (default: models/<preset>).")
@@ -36,9 +45,10 @@ PRESET_NAMES = ("production", "fastest", "max-quality", "quick", "tiny")  # see 
 @click.option("--show-config", is_flag=True, help="Print the resolved config as JSON and exit.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or per-epoch lines.")
 @json_option
-def train(preset_name, settings, config_file, mixture, data_dir, out, device, resume, overwrite,
-          show_config, quiet, as_json):
-    """Train a sentence encoder from scratch with InfoNCE on human-annotated pairs.
+def train(preset_name, settings, config_file, mixture, corpora, teacher, data_dir, out, device,
+          resume, overwrite, show_config, quiet, as_json):
+    """Train a sentence encoder from scratch with InfoNCE on human-annotated pairs and passage
+    pairs mined from unlabelled text (and, with --corpus, from your own documents).
 
     The model folder (weights, config.json, tokenizer.json, history.json) is written under
     models/<preset> unless --out says otherwise. Ctrl-C saves a checkpoint; --resume continues.
@@ -49,6 +59,8 @@ def train(preset_name, settings, config_file, mixture, data_dir, out, device, re
       semsearch train --preset quick
       semsearch train --preset production --set train.epochs=3 --set train.lr=3e-4
       semsearch train --preset production --mixture reference --data-dir ~/data
+      semsearch train --preset quick --corpus docs.jsonl --out models/mine
+      semsearch train --preset distilled --teacher models/minilm --out models/distilled
       semsearch train --out models/quick --resume
     """
     from semsearch.encoder.presets import (
@@ -56,16 +68,27 @@ def train(preset_name, settings, config_file, mixture, data_dir, out, device, re
         load_config_file,
         parse_set_options,
         preset,
+        with_corpora,
     )
     from semsearch.encoder.store import models_dir
+    from semsearch.errors import ConfigError
 
     overrides = load_config_file(Path(config_file)) if config_file else {}
     if mixture:
         overrides["data.sources"] = mixture
     if device:
         overrides["train.device"] = device
+    if teacher:
+        from semsearch.encoder.store import resolve_model
+
+        overrides["train.teacher"] = str(resolve_model(teacher).resolve())
     overrides.update(parse_set_options(settings))
     config = apply_overrides(preset(preset_name), overrides)
+    if preset_name == "distilled" and not config.train.teacher and not resume:
+        raise ConfigError("--preset distilled learns from a teacher; pass --teacher MODEL_DIR "
+                          "(e.g. all-MiniLM-L6-v2 imported with `semsearch import-model`)")
+    if corpora:
+        config = with_corpora(config, corpora)
     if show_config:
         echo_json(config.to_dict())
         return
@@ -78,6 +101,8 @@ def train(preset_name, settings, config_file, mixture, data_dir, out, device, re
     summary = train_model(config, folder, data_dir=data_dir, resume=resume, overwrite=overwrite,
                           progress=not quiet and progress_enabled(),
                           log=(lambda _m: None) if quiet else info)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 alone reports
+        return
     if as_json:
         echo_json(summary)
     else:

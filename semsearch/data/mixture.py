@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from semsearch.data import sources
+from semsearch.data.negatives import mine_negatives
 from semsearch.data.records import ScoredPair, TrainingPair
 from semsearch.errors import ConfigError, DataError
 
@@ -29,6 +30,11 @@ MIXTURES: dict[str, tuple[str, ...]] = {
     # every human-annotated positive in ../shared/data (no SNLI train there)
     # (SNLI test stays out: it is the retrieval evaluation set)
     "local": ("snli:dev", "stsb:train", "flickr30k", "flickr8k", "coco", "quora", "mrpc"),
+    # for search: fewer captions, and query -> passage pairs mined from Wikipedia articles (title
+    # -> lead, title -> paragraph, sentence -> rest of its paragraph, paragraph -> next); the
+    # issue-14 calibration's caption caps with its title + ICT pairs and two more kinds
+    "search": ("snli:dev", "stsb:train", "flickr30k@5000", "coco@3000", "quora", "mrpc",
+               "wikititle", "wikisection@5000", "wikiict@12000", "wikinext@3000"),
     # fast to load; for tests and smoke runs
     "small": ("stsb:train", "snli:dev"),
 }
@@ -46,6 +52,13 @@ class MixtureConfig:
     caption_pairs_per_image: int = 5
     # pairs held out for validation loss
     val_pairs: int = 1000
+    # passage sources (wikititle, wikiict, ..., corpus:PATH) cut their document side to this
+    # many characters at a word boundary (0 = whole paragraphs); ~4.5 characters a token here
+    passage_chars: int = 600
+    # mine a hard negative for each pair without one: "" (none) or "bm25" (see negatives.py)
+    hard_negatives: str = ""
+    # ... skipping candidates scoring above (1 - this) x the positive's score (false negatives)
+    negative_margin: float = 0.05
 
 
 @dataclass(frozen=True)
@@ -61,13 +74,13 @@ def parse_source(spec: str) -> SourceSpec:
     >>> parse_source("snli:dev+test@5000")
     SourceSpec(name='snli', splits=('dev', 'test'), limit=5000)
     """
-    if spec.startswith("file:"):
+    if spec.startswith(("file:", "corpus:")):
         body, _, limit = spec.rpartition("@") if re.search(r"@\d+$", spec) else (spec, "", "0")
         return SourceSpec(body, ("all",), int(limit or 0))
     match = re.fullmatch(r"([a-z0-9]+)(?::([a-z0-9_+]+))?(?:@(\d+))?", spec.strip())
     if not match or match.group(1) not in sources.LAYOUT:
         raise ConfigError(f"unknown data source {spec!r}; use name[:split+split][@N] with name in "
-                          f"{', '.join(sources.LAYOUT)} or file:PATH, or a mixture name "
+                          f"{', '.join(sources.LAYOUT)}, file:PATH (pairs) or corpus:PATH (documents), or a mixture name "
                           f"({', '.join(MIXTURES)})")
     name, splits, limit = match.group(1), match.group(2), match.group(3)
     split_tuple = tuple(splits.split("+")) if splits else sources.DEFAULT_SPLITS[name]
@@ -112,11 +125,11 @@ def build_mixture(
     report: dict[str, dict] = {}
     for spec in map(parse_source, expand_sources(config.sources)):
         raw = sources.load_training_pairs(spec.name, spec.splits, folder, config.stsb_min_score,
-                                          config.caption_pairs_per_image)
+                                          config.caption_pairs_per_image, config.passage_chars)
         kept, dropped_eval, dropped_dup = _filter(raw, spec.name, blocked, seen_pairs, seen_captions)
         if spec.limit and len(kept) > spec.limit:
             kept = _sample(kept, spec.limit, rng)
-        label = spec.name if spec.name.startswith("file:") else f"{spec.name}:{'+'.join(spec.splits)}"
+        label = spec.name if spec.name.startswith(("file:", "corpus:")) else f"{spec.name}:{'+'.join(spec.splits)}"
         report[label] = {"loaded": len(raw), "kept": len(kept), "dropped_eval_overlap": dropped_eval,
                          "dropped_duplicates": dropped_dup}
         pairs.extend(kept)
@@ -124,6 +137,11 @@ def build_mixture(
         raise DataError("the training mixture is empty; check --data-dir and the data sources")
     if config.max_pairs and len(pairs) > config.max_pairs:
         pairs = [pairs[i] for i in sorted(rng.choice(len(pairs), config.max_pairs, replace=False))]
+    if config.hard_negatives:
+        without = sum(pair.negative is None for pair in pairs)
+        pairs, mined = mine_negatives(pairs, config.hard_negatives, config.negative_margin)
+        report[f"negatives:{config.hard_negatives}"] = {"pairs_without": without, "mined": mined,
+                                                        "margin": config.negative_margin}
     return pairs, report
 
 

@@ -9,13 +9,14 @@ through `datasets` (cached in the user's cache dir) when a network is there.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import socket
 import urllib.parse
 from pathlib import Path
 
-from semsearch.data import loaders
-from semsearch.data.files import find_file, read_lines
+from semsearch.data import loaders, passages
+from semsearch.data.files import BadLines, find_file, read_lines
 from semsearch.data.records import Caption, NliPair, ScoredPair, TrainingPair
 from semsearch.errors import DataError
 
@@ -42,7 +43,12 @@ LAYOUT: dict[str, dict[str, list[str]]] = {
     "quora": {"all": ["quora/quora_duplicate_pairs.tsv"]},
     "mrpc": {"train": ["mrpc/msr_paraphrase_train.txt"]},
     "wikipedia": {"all": ["wikipedia/sentences.txt"]},
+    **{name: {"all": ["wikipedia/articles.jsonl"]} for name in (
+        "wikititle", "wikisection", "wikiict", "wikinext")},
 }
+# passage sources: unlabelled articles -> query/passage pairs of one kind (see passages.py)
+PASSAGE_SOURCES = {"wikititle": "title", "wikisection": "section", "wikiict": "ict",
+                   "wikinext": "next"}
 DEFAULT_SPLITS = {
     "snli": ("train",),
     "stsb": ("train",),
@@ -52,6 +58,7 @@ DEFAULT_SPLITS = {
     "quora": ("all",),
     "mrpc": ("train",),
     "wikipedia": ("all",),
+    **{name: ("all",) for name in PASSAGE_SOURCES},
 }
 HUB = {"snli": "stanfordnlp/snli", "stsb": "sentence-transformers/stsb"}
 HUB_SPLITS = {"train": "train", "dev": "validation", "test": "test"}
@@ -123,11 +130,18 @@ def locate_any(data_dir: Path, names: list[str]) -> Path:
 
 def load_training_pairs(
     source: str, splits: tuple[str, ...], data_dir: Path | None, stsb_min_score: float,
-    caption_pairs_per_image: int,
+    caption_pairs_per_image: int, passage_chars: int = 0,
 ) -> list[TrainingPair]:
     """The training pairs that one source contributes (see `mixture.py` for the whole mix)."""
     if source.startswith("file:"):
         return loaders.read_pair_file(Path(source[len("file:"):]).expanduser())
+    if source.startswith("corpus:"):  # the user's documents: every pair kind they give, and
+        # every sentence as an ICT query (a user's corpus is small; cap with corpus:PATH@N)
+        articles = read_corpus_articles(Path(source[len("corpus:"):]).expanduser())
+        return [pair for kind in passages.PAIR_KINDS
+                for pair in passages.passage_pairs(articles, kind, passage_chars, "corpus",
+                                                   f"corpus:{source[len('corpus:'):]}",
+                                                   every_sentence=True)]
     if source == "snli":
         rows = [row for split in splits for row in load_snli(split, data_dir)]
         return loaders.nli_training_pairs(rows, source="snli")
@@ -139,6 +153,10 @@ def load_training_pairs(
         raise DataError(f"{source}: no local data folder; set --data-dir or ${DATA_ENV} to a folder "
                         f"with {LAYOUT[source][splits[0]][0]} (the hub fallback covers snli and "
                         "stsb only)")
+    if source in PASSAGE_SOURCES:
+        articles = read_articles(locate(source, "all", data_dir))
+        return passages.passage_pairs(articles, PASSAGE_SOURCES[source], passage_chars, source,
+                                      "wikipedia")
     if source == "wikipedia":  # unlabelled: each sentence is its own positive (SimCSE)
         return [pair for split in splits
                 for pair in loaders.read_self_pairs(locate(source, split, data_dir), source)]
@@ -153,6 +171,40 @@ def load_training_pairs(
         else:
             captions += load_captions(source, split, data_dir)
     return loaders.caption_training_pairs(captions, source, caption_pairs_per_image)
+
+
+@functools.lru_cache(maxsize=2)
+def read_articles(path: Path) -> tuple[passages.Article, ...]:
+    """Articles of a WikiExtractor JSONL file (`id`, `title`, `text` with one paragraph a line);
+    read once per process, since several passage sources share the file."""
+    articles, bad = [], BadLines(path)
+    for number, line in read_lines(path):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            article = passages.parse_article(str(record["id"]), str(record.get("title") or ""),
+                                             record["text"])
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as error:
+            bad.add(number, f"not an article record ({type(error).__name__}: {error})")
+            continue
+        articles.append(article)
+    bad.check(len(articles))
+    return tuple(articles)
+
+
+def read_corpus_articles(path: Path) -> list[passages.Article]:
+    """The documents of a corpus file in any format `semsearch index` reads (text, JSONL, CSV,
+    TSV, gzipped or not), as articles: a `title` field when the format has one, paragraphs one
+    a line, Markdown headings as sections."""
+    from semsearch.corpora import CorpusReader
+
+    articles = [passages.parse_article(doc.id, str(doc.metadata.get("title") or ""), doc.text)
+                for doc in CorpusReader(path)]
+    if not articles:
+        raise DataError(f"corpus {path} holds no documents; give a file that `semsearch index` "
+                        "reads (text, JSONL, CSV or TSV)")
+    return articles
 
 
 def _hub_rows(name: str, split: str) -> list[dict]:

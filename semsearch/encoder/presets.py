@@ -78,6 +78,17 @@ PRESETS: dict[str, RunConfig] = {
                           sts_lr=1e-4),
         data=MixtureConfig(max_pairs=30_000, val_pairs=500),
     ),
+    # a student of a teacher model (`--teacher DIR`, e.g. all-MiniLM-L6-v2 imported): the
+    # teacher's width (384) at half its depth, so it encodes about twice as fast; InfoNCE plus
+    # the squared distance to the teacher's vectors on every pair text, on the quick schedule.
+    # Not from scratch in spirit: config.json's train.teacher names the teacher
+    "distilled": RunConfig(
+        model=EncoderConfig(hidden=384, layers=3, heads=12, ff=1536, max_seq_len=128),
+        tokenizer=TokenizerConfig(vocab_size=8_000),
+        train=TrainConfig(batch_size=512, epochs=2, lr=2e-3, warmup_ratio=0.1, sts_epochs=3,
+                          sts_lr=1e-4, distill_weight=1.0),
+        data=MixtureConfig(max_pairs=0, val_pairs=500),
+    ),
     # seconds; for tests and smoke runs
     "tiny": RunConfig(
         model=EncoderConfig(hidden=32, layers=2, heads=2, ff=64, max_seq_len=32, dropout=0.0),
@@ -93,6 +104,12 @@ def preset(name: str) -> RunConfig:
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
     return PRESETS[name]
+
+
+def with_corpora(config: RunConfig, corpora: tuple[str, ...] | list[str]) -> RunConfig:
+    """`config` with a `corpus:PATH` passage source added for each corpus file."""
+    specs = tuple(f"corpus:{Path(path).expanduser().resolve()}" for path in corpora)
+    return replace(config, data=replace(config.data, sources=config.data.sources + specs))
 
 
 def settable_keys() -> list[str]:

@@ -9,25 +9,30 @@ epoch — and on Ctrl-C, at the next step boundary — it saves a resumable chec
 
 from __future__ import annotations
 
+import contextlib
 import math
 import shutil
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from scipy.stats import spearmanr
 
 from semsearch import __version__
 from semsearch.data import build_mixture, load_stsb, normalise, scored_training_pairs
 from semsearch.data.records import ScoredPair, TrainingPair
+from semsearch.encoder import distributed
 from semsearch.encoder.batching import plan_batches
 from semsearch.encoder.device import autocast, pick_device
+from semsearch.encoder.distill import TeacherTargets, distill_loss, teacher_targets
+from semsearch.encoder.distributed import SINGLE, RankLost, Ranks
 from semsearch.encoder.inference import embed
 from semsearch.encoder.loss import cosent, cosine_regression, info_nce
 from semsearch.encoder.model import Encoder
@@ -65,8 +70,11 @@ def train_model(
     progress: bool = True,
     log: Log = print,
     on_step: Callable[[int], bool] | None = None,
+    init: Path | None = None,
 ) -> dict[str, Any]:
-    """Train a sentence encoder from scratch and save it as the model folder `out`.
+    """Train a sentence encoder and save it as the model folder `out`: from scratch, or, with
+    `init` (a model folder whose model config `config.model` must match), continuing from its
+    tokenizer and best weights (`semsearch adapt`).
 
     Returns a summary (best epoch and its STS-B dev Spearman, steps, seconds, paths). Raises
     ConfigError / DataError for bad input before any work, and TrainingInterrupted after saving a
@@ -74,23 +82,67 @@ def train_model(
     """
     out = Path(out)
     partial = out.with_name(out.name + ".partial")
-    config, state = _prepare_folder(config, out, partial, resume, overwrite)
+    # under torchrun: one process of several (rank 0 logs and writes; see encoder/distributed.py)
+    ranks = distributed.ranks_from_environment()
+    device = distributed.start(ranks, pick_device(config.train.device))
     try:
-        return _run(config, state, out, partial, data_dir, progress, log, on_step)
-    except BaseException:
-        # a run that never reached a checkpoint leaves nothing behind to resume or to block
-        # the next run; one that did keeps its partial folder for --resume
-        if not (partial / CHECKPOINT / "state.pt").exists():
-            shutil.rmtree(partial, ignore_errors=True)
-        raise
+        config, state = _prepare_on_main(config, out, partial, resume, overwrite, ranks)
+        try:
+            return _run(config, state, out, partial, data_dir, progress and ranks.main,
+                        log if ranks.main else _silent, on_step,
+                        None if state is not None or init is None else Path(init), ranks, device)
+        except BaseException as error:
+            # a run that never reached a checkpoint leaves nothing behind to resume or to block
+            # the next run; one that did keeps its partial folder for --resume
+            if ranks.main and not (partial / CHECKPOINT / "state.pt").exists():
+                shutil.rmtree(partial, ignore_errors=True)
+            if ranks.distributed and distributed.is_collective_failure(error):
+                detail = str(error).strip().splitlines()[0][:160] if str(error).strip() else ""
+                raise RankLost(
+                    f"rank {ranks.rank}: another training process died or stopped answering "
+                    f"({detail}); continue from the last checkpoint with the same torchrun "
+                    f"command plus --resume (the checkpoint is in {partial})") from None
+            raise
+    finally:
+        distributed.stop(ranks)
+
+
+def _silent(_message: str) -> None:
+    """The log of ranks other than 0."""
+
+
+def _prepare_on_main(config, out: Path, partial: Path, resume: bool, overwrite: bool,
+                     ranks: Ranks):
+    """`_prepare_folder` on rank 0 alone (it may delete and create folders); its verdict, and on
+    resume the saved config and state (read from the shared folder), on every rank."""
+    if not ranks.distributed:
+        return _prepare_folder(config, out, partial, resume, overwrite)
+    message, prepared = None, (config, None)
+    if ranks.main:
+        try:
+            prepared = _prepare_folder(config, out, partial, resume, overwrite)
+        except ConfigError as error:
+            message = str(error)
+    message = distributed.error_from_main(message, ranks)
+    if message is not None:
+        raise ConfigError(message)
+    if resume and not ranks.main:
+        state_path = partial / CHECKPOINT / "state.pt"
+        state = torch.load(state_path, map_location="cpu", weights_only=True)
+        prepared = (RunConfig.from_dict(read_config(partial)), state)
+    return prepared
 
 
 def _run(config, state, out: Path, partial: Path, data_dir, progress: bool, log: Log,
-         on_step) -> dict[str, Any]:
+         on_step, init: Path | None = None, ranks: Ranks = SINGLE,
+         device: torch.device | None = None) -> dict[str, Any]:
     """The body of `train_model`, once the output folder is settled."""
     cfg = config.train
-    torch.manual_seed(cfg.seed)
-    device = pick_device(cfg.device)
+    torch.manual_seed(cfg.seed)  # the same on every rank: the same initial weights
+    device = device or pick_device(cfg.device)
+    ranks.check_divides("train.batch_size", cfg.batch_size)
+    if cfg.sts_epochs:
+        ranks.check_divides("train.sts_batch", cfg.sts_batch)
 
     # data: the mixture, a group-disjoint validation split, STS-B dev for model selection
     pairs, report = build_mixture(config.data, data_dir, seed=cfg.seed)
@@ -101,20 +153,38 @@ def _run(config, state, out: Path, partial: Path, data_dir, progress: bool, log:
     stsb_dev = _stsb_dev(data_dir, cfg.eval_limit, log)
     graded_rows = _graded_rows(data_dir, val_pairs, cfg.sts_batch, log) if cfg.sts_epochs else []
 
-    # tokenizer: learned from the training sentences (kept as-is on resume)
-    if state is None:
-        texts = [t for p in train_pairs for t in (p.anchor, p.positive, p.negative) if t]
-        tokenizer = Tokenizer.train(texts, config.tokenizer.vocab_size, config.tokenizer.lowercase)
+    # tokenizer: learned from the training sentences (kept as-is on resume; the init model's)
+    if init is not None:
+        tokenizer = Tokenizer.load(init / TOKENIZER)
         tokenizer.save(partial / TOKENIZER)
+    elif state is None:  # trained once, on rank 0, and handed to the other ranks
+        tokenizer = None
+        if ranks.main:
+            texts = [t for p in train_pairs for t in (p.anchor, p.positive, p.negative) if t]
+            tokenizer = Tokenizer.train(texts, config.tokenizer.vocab_size,
+                                        config.tokenizer.lowercase)
+            tokenizer.save(partial / TOKENIZER)
+        tokenizer = _tokenizer_from_main(tokenizer, ranks)
         config = replace(config, model=replace(config.model, vocab_size=tokenizer.vocab_size))
     else:
         tokenizer = Tokenizer.load(partial / TOKENIZER)
 
     model = Encoder(config.model).to(device)
+    if init is not None:  # resume reloads the checkpoint instead, below
+        model.load_state_dict(load_weights(init / WEIGHTS))
     counts = model.parameter_counts()
     examples = _tokenize(train_pairs, tokenizer, config.model.max_seq_len)
     graded = _tokenize_graded(graded_rows, tokenizer, config.model.max_seq_len)
     val_examples = _tokenize(val_pairs, tokenizer, config.model.max_seq_len)
+    # distillation: the teacher's vector of every training text (computed once, cached; under
+    # torchrun rank 0 fills the cache while the others wait, then they read it)
+    targets = None
+    if cfg.teacher:
+        if not ranks.main:
+            distributed.barrier(ranks)
+        targets = teacher_targets(cfg.teacher, train_pairs, config.model.hidden, log)
+        if ranks.main:
+            distributed.barrier(ranks)
     keys = _batch_keys(train_pairs)
     first_plan = plan_batches(keys, cfg.batch_size, np.random.default_rng(cfg.seed))
     total_steps = len(first_plan) * cfg.epochs + len(graded[2]) // cfg.sts_batch * cfg.sts_epochs
@@ -125,176 +195,254 @@ def _run(config, state, out: Path, partial: Path, data_dir, progress: bool, log:
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: _lr_factor(s, stage_one, total_steps, cfg))
 
+    if ranks.rank:  # dropout draws differ between ranks (rank 0 keeps a single run's stream)
+        torch.manual_seed(cfg.seed + ranks.rank)
+    net = _distributed_model(model, ranks, device)  # the model as the steps call it
     meta = {"format_version": FORMAT_VERSION, "package_version": __version__, "name": out.name,
             **config.to_dict(), "parameters": counts, "data_report": report,
-            "train_pairs": len(train_pairs), "val_pairs": len(val_pairs)}
-    history: list[dict[str, Any]] = []
-    losses: list[float] = []  # this epoch's step losses (kept across a resume)
-    routing: list[dict[str, Any]] = []  # this epoch's MoE routing per step (ditto; MoE only)
-    epoch, step_in_epoch, step, best, stale = 0, 0, 0, -math.inf, 0
-    elapsed_before = 0.0
+            "train_pairs": len(train_pairs), "val_pairs": len(val_pairs),
+            **({"init_from": str(init)} if init is not None else {})}
+    loop = LoopState()
     if state is None:
-        write_json(partial / CONFIG, meta)
+        if ranks.main:
+            write_json(partial / CONFIG, meta)
     else:
         model.load_state_dict(load_weights(partial / CHECKPOINT / WEIGHTS))
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["torch_rng"])
-        history = list(state["history"])
-        epoch, step_in_epoch, step = state["epoch"], state["step_in_epoch"], state["step"]
-        best, stale, elapsed_before = state["best"], state["stale"], state["elapsed"]
-        losses = list(state["epoch_losses"])
-        routing = list(state.get("epoch_routing", []))
-        log(f"resuming at epoch {epoch + 1}, step {step} of {total_steps}")
+        loop = LoopState.from_checkpoint(state)
+        log(f"resuming at epoch {loop.epoch + 1}, step {loop.step} of {total_steps}")
 
     log(f"training {out.name}: {len(train_pairs):,} pairs ({len(val_pairs):,} held out), "
         f"{_human(counts['total'])} parameters ({_human(counts['embedding'])} embedding, "
-        f"{_human(counts['other'])} other), {total_steps} steps on {device.type}")
+        f"{_human(counts['other'])} other), {total_steps} steps on {device.type}"
+        + (f", {ranks.world} processes" if ranks.distributed else ""))
 
     stop_requested = _StopFlag()
-    started = last_save = time.perf_counter()
+    clock = _Clock(loop.elapsed)
+    last_save = time.perf_counter()
 
     def checkpoint() -> None:
-        folder = partial / CHECKPOINT
-        folder.mkdir(exist_ok=True)
-        save_weights(model, folder / WEIGHTS)
-        payload = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                   "torch_rng": torch.get_rng_state(), "history": history, "epoch": epoch,
-                   "step_in_epoch": step_in_epoch, "step": step, "best": best, "stale": stale,
-                   "epoch_losses": losses, "epoch_routing": routing,
-                   "elapsed": elapsed_before + time.perf_counter() - started}
-        tmp = folder / "state.pt.tmp"
-        torch.save(payload, tmp)
-        tmp.replace(folder / "state.pt")
+        loop.elapsed = clock.elapsed()
+        if ranks.main:
+            save_checkpoint(partial / CHECKPOINT, model, optimizer, scheduler, loop)
 
     with stop_requested.installed():
-        while epoch < cfg.epochs + cfg.sts_epochs and step < total_steps:
-            sts_stage = epoch >= cfg.epochs
+        while loop.epoch < cfg.epochs + cfg.sts_epochs and loop.step < total_steps:
+            sts_stage = loop.epoch >= cfg.epochs
             if sts_stage:
-                batches = _graded_batches(len(graded[2]), cfg.sts_batch, cfg.seed + epoch)
+                batches = _graded_batches(len(graded[2]), cfg.sts_batch, cfg.seed + loop.epoch)
             else:
-                batches = first_plan if epoch == 0 else plan_batches(
-                    keys, cfg.batch_size, np.random.default_rng(cfg.seed + epoch))
-            batches = batches[: total_steps - (step - step_in_epoch)]
+                batches = first_plan if loop.epoch == 0 else plan_batches(
+                    keys, cfg.batch_size, np.random.default_rng(cfg.seed + loop.epoch))
+            batches = batches[: total_steps - (loop.step - loop.step_in_epoch)]
             model.train()
-            losses = losses if step_in_epoch else []
-            routing = routing if step_in_epoch else []
-            epoch_start, steps_before = time.perf_counter(), step
-            label = (f"STS-B epoch {epoch + 1 - cfg.epochs}/{cfg.sts_epochs}" if sts_stage
-                     else f"epoch {epoch + 1}/{cfg.epochs}")
-            bar = _progress(len(batches), step_in_epoch, label, progress)
-            for batch in batches[step_in_epoch:]:
+            loop.start_epoch()
+            epoch_start, steps_before = time.perf_counter(), loop.step
+            label = (f"STS-B epoch {loop.epoch + 1 - cfg.epochs}/{cfg.sts_epochs}" if sts_stage
+                     else f"epoch {loop.epoch + 1}/{cfg.epochs}")
+            bar = _progress(len(batches), loop.step_in_epoch, label, progress)
+            for batch in batches[loop.step_in_epoch:]:
                 if sts_stage:
-                    losses.append(sts_step(model, optimizer, scheduler, graded, batch, cfg, device))
+                    loss = sts_step(net, optimizer, scheduler, graded, batch, cfg, device, ranks)
                 else:
-                    losses.append(train_step(model, optimizer, scheduler, examples, batch, cfg,
-                                             device, routing))
-                step, step_in_epoch = step + 1, step_in_epoch + 1
+                    loss = train_step(net, optimizer, scheduler, examples, batch, cfg, device,
+                                      loop.routing, targets, ranks)
+                loop.end_step(loss)
                 if bar is not None:
-                    bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}",
+                    bar.set_postfix(loss=f"{np.mean(loop.losses[-50:]):.4f}",
                                     lr=f"{scheduler.get_last_lr()[0]:.2e}", refresh=False)
                     bar.update(1)
                 since_save = time.perf_counter() - last_save
                 if cfg.checkpoint_minutes and since_save > 60 * cfg.checkpoint_minutes:
                     checkpoint()  # a killed run (session end, OOM) loses at most this much
                     last_save = time.perf_counter()
-                if (on_step and on_step(step)) or stop_requested.value:
+                stop = bool(on_step and on_step(loop.step)) or stop_requested.value
+                if distributed.any_rank(stop, ranks):  # every rank stops at the same step
                     if bar is not None:
                         bar.close()
                     checkpoint()
                     raise TrainingInterrupted(
-                        f"stopped at step {step}; checkpoint saved in {partial}; continue with "
-                        f"`semsearch train --out {out} --resume`"
+                        f"stopped at step {loop.step}; checkpoint saved in {partial}; continue "
+                        f"with `semsearch train --out {out} --resume`"
                     )
             if bar is not None:
                 bar.close()
 
             # end of epoch: validate, select, checkpoint
             seconds = time.perf_counter() - epoch_start
-            mean_loss = float(np.mean(losses)) if losses else None
+            mean_loss = float(np.mean(loop.losses)) if loop.losses else None
             record = {
-                "epoch": epoch + 1, "step": step,
+                "epoch": loop.epoch + 1, "step": loop.step,
                 "train_loss": None if sts_stage else mean_loss,
                 **({"sts_loss": mean_loss} if sts_stage else {}),
-                "val_loss": _validation_loss(model, val_examples, cfg, device),
-                "stsb_dev_spearman": _stsb_spearman(model, tokenizer, stsb_dev, device),
+                **_evaluate(model, tokenizer, val_examples, stsb_dev, cfg, device, ranks),
                 "lr": scheduler.get_last_lr()[0],
-                "steps_per_s": (step - steps_before) / seconds if seconds else None,
-                "elapsed_s": elapsed_before + time.perf_counter() - started,
-                **_routing_summary(routing),
+                "steps_per_s": (loop.step - steps_before) / seconds if seconds else None,
+                "elapsed_s": clock.elapsed(),
+                **_routing_summary(loop.routing),
             }
-            history.append(record)
+            loop.history.append(record)
             log(_describe(record))
-            _warn_if_overfitting(history, log)
-            score = (record["stsb_dev_spearman"] if record["stsb_dev_spearman"] is not None
-                     else -(record["val_loss"] or 0.0))
-            if score > best:
-                best, stale = score, 0
+            _warn_if_overfitting(loop.history, log)
+            if loop.end_epoch(_selection_score(record)) and ranks.main:
                 save_weights(model, partial / WEIGHTS)
-            else:
-                stale += 1
-            epoch, step_in_epoch = epoch + 1, 0
-            write_json(partial / HISTORY, history)
+            if ranks.main:
+                write_json(partial / HISTORY, loop.history)
             checkpoint()
-            if cfg.patience and stale >= cfg.patience:
-                log(f"early stop: no better STS-B dev Spearman for {stale} epochs")
-                if epoch >= cfg.epochs or not cfg.sts_epochs:
+            if cfg.patience and loop.stale >= cfg.patience:
+                log(f"early stop: no better STS-B dev Spearman for {loop.stale} epochs")
+                if loop.epoch >= cfg.epochs or not cfg.sts_epochs:
                     break
                 # on to the STS-B stage: its schedule starts where it would have
-                epoch, step, stale = cfg.epochs, stage_one, 0
-                scheduler.last_epoch = step - 1
+                loop.epoch, loop.step, loop.stale = cfg.epochs, stage_one, 0
+                scheduler.last_epoch = loop.step - 1
                 scheduler.step()
                 checkpoint()
-            elif epoch == cfg.epochs:
-                stale = 0  # the STS-B stage gets its own patience
+            elif loop.epoch == cfg.epochs:
+                loop.stale = 0  # the STS-B stage gets its own patience
 
-    save_weights(model, partial / FINAL)
-    best_record = max(history, key=lambda r: (r["stsb_dev_spearman"] if r["stsb_dev_spearman"]
-                                              is not None else -(r["val_loss"] or 0.0)))
-    meta["best"] = {"epoch": best_record["epoch"],
-                    "stsb_dev_spearman": best_record["stsb_dev_spearman"]}
-    meta["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    write_json(partial / CONFIG, meta)
-    write_model_card(partial)  # README.md: data mixture, licences, recipe (eval.json: later)
-    shutil.rmtree(partial / CHECKPOINT, ignore_errors=True)
-    publish(partial, out, overwrite=True)
-    return {"model": str(out), "steps": step, "epochs": len(history),
+    history = loop.history
+    best_record = max(history, key=_selection_score)
+    if ranks.main:
+        save_weights(model, partial / FINAL)
+        meta["best"] = {"epoch": best_record["epoch"],
+                        "stsb_dev_spearman": best_record["stsb_dev_spearman"]}
+        meta["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        write_json(partial / CONFIG, meta)
+        write_model_card(partial)  # README.md: data mixture, licences, recipe (eval.json: later)
+        shutil.rmtree(partial / CHECKPOINT, ignore_errors=True)
+        publish(partial, out, overwrite=True)
+    distributed.barrier(ranks)  # every rank returns once the model folder is in place
+    return {"model": str(out), "steps": loop.step, "epochs": len(history),
             "best_epoch": best_record["epoch"],
             "stsb_dev_spearman": best_record["stsb_dev_spearman"],
             "seconds": round(history[-1]["elapsed_s"], 1), "parameters": counts}
 
 
-def train_step(model, optimizer, scheduler, examples, batch: list[int], cfg, device,
-               routing_log: list[dict[str, Any]] | None = None) -> float:
-    """One optimiser step on one batch; returns its InfoNCE loss.
+@dataclass
+class LoopState:
+    """Where the training loop is: everything it changes as it runs, in one object that is
+    checkpointed and resumed whole (print it to see the run at a glance)."""
 
-    A mixture-of-experts model also minimises its balance loss (summed over layers, times
-    cfg.balance_loss_weight); that loss and the per-layer expert counts go to `routing_log`.
+    epoch: int = 0  # epochs finished: the InfoNCE ones, then the STS-B stage's
+    step_in_epoch: int = 0  # optimiser steps done in the current epoch
+    step: int = 0  # optimiser steps done in all (the schedule's position)
+    best: float = -math.inf  # best selection score so far (STS-B dev Spearman, else -val loss)
+    stale: int = 0  # epochs since `best` last improved (early stopping's patience)
+    history: list[dict[str, Any]] = field(default_factory=list)  # one record an epoch
+    losses: list[float] = field(default_factory=list)  # this epoch's step losses
+    routing: list[dict[str, Any]] = field(default_factory=list)  # this epoch's MoE routing a step
+    elapsed: float = 0.0  # training seconds as of the last checkpoint (resumes add up)
+
+    def start_epoch(self) -> None:
+        """Begin an epoch: its losses and routing start empty unless resuming inside it."""
+        if self.step_in_epoch == 0:
+            self.losses, self.routing = [], []
+
+    def end_step(self, loss: float) -> None:
+        self.losses.append(loss)
+        self.step, self.step_in_epoch = self.step + 1, self.step_in_epoch + 1
+
+    def end_epoch(self, score: float) -> bool:
+        """Close the epoch with its selection score; True when it is the best so far."""
+        improved = score > self.best
+        self.best, self.stale = (score, 0) if improved else (self.best, self.stale + 1)
+        self.epoch, self.step_in_epoch = self.epoch + 1, 0
+        return improved
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_checkpoint(cls, state: dict[str, Any]) -> LoopState:
+        """The loop state saved in a checkpoint (its "loop" entry; or, in a checkpoint from
+        before the state object, the same values at the top level)."""
+        if "loop" in state:
+            return cls(**state["loop"])
+        return cls(epoch=state["epoch"], step_in_epoch=state["step_in_epoch"], step=state["step"],
+                   best=state["best"], stale=state["stale"], history=list(state["history"]),
+                   losses=list(state["epoch_losses"]),
+                   routing=list(state.get("epoch_routing", [])), elapsed=state["elapsed"])
+
+
+def save_checkpoint(folder: Path, model, optimizer, scheduler, loop: LoopState) -> None:
+    """Write a resumable checkpoint: the weights, then (atomically) the optimiser, schedule,
+    RNG and loop state."""
+    folder.mkdir(exist_ok=True)
+    save_weights(model, folder / WEIGHTS)
+    payload = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+               "torch_rng": torch.get_rng_state(), "loop": loop.to_dict()}
+    tmp = folder / "state.pt.tmp"
+    torch.save(payload, tmp)
+    tmp.replace(folder / "state.pt")
+
+
+class _Clock:
+    """Training seconds: those before this process (from the checkpoint) plus this run's."""
+
+    def __init__(self, before: float) -> None:
+        self.before, self.started = before, time.perf_counter()
+
+    def elapsed(self) -> float:
+        return self.before + time.perf_counter() - self.started
+
+
+def _selection_score(record: dict[str, Any]) -> float:
+    """What picks the best epoch: STS-B dev Spearman, else minus the validation loss."""
+    if record["stsb_dev_spearman"] is not None:
+        return record["stsb_dev_spearman"]
+    return -(record["val_loss"] or 0.0)
+
+
+def train_step(model, optimizer, scheduler, examples, batch: list[int], cfg, device,
+               routing_log: list[dict[str, Any]] | None = None,
+               targets: TeacherTargets | None = None, ranks: Ranks = SINGLE) -> float:
+    """One optimiser step on one (global) batch; returns its InfoNCE loss (plus
+    cfg.distill_weight x the distillation loss when `targets` holds a teacher's vectors).
+
+    Under torchrun each rank embeds its slice of the batch (`Ranks.local`) and scores its anchors
+    against the positives and hard negatives of every rank; `model` is then the DDP-wrapped
+    model (`_distributed_model`) and the returned loss is the mean over ranks, which is the
+    loss of the whole batch. A mixture-of-experts model also minimises its balance loss (summed
+    over layers, times cfg.balance_loss_weight); that loss and the per-layer expert counts go to
+    `routing_log`.
     """
-    take_routing(model)  # drop what validation and STS-B scoring routed since the last step
+    take_routing(_inner(model))  # drop what validation and STS-B scoring routed since the last step
     optimizer.zero_grad(set_to_none=True)
-    sequences = _batch_sequences(examples, batch)
-    if cfg.grad_cache_chunk and len(sequences) > cfg.grad_cache_chunk:
-        loss = _grad_cache_backward(model, sequences, len(batch), device, cfg, routing_log)
+    local = ranks.local(batch)
+    sequences = _batch_sequences(examples, local)
+    counts = _negative_counts(examples, batch, ranks)
+    target = targets.batch(local, device) if targets is not None else None  # this rank's rows
+    # the same choice on every rank (their collectives must match): by the largest slice
+    if cfg.grad_cache_chunk and 2 * len(local) + max(counts) > cfg.grad_cache_chunk:
+        loss = _grad_cache_backward(model, sequences, len(local), device, cfg, routing_log,
+                                    target, ranks, counts)
     else:
         with autocast(device, cfg.amp):
-            loss = _sequences_loss(model, sequences, len(batch), cfg)
+            loss = _sequences_loss(model, sequences, len(local), cfg, target, ranks, counts)
         _backward(model, loss, cfg, routing_log)
     _optimise(model, optimizer, scheduler, cfg)
-    return loss.item()
+    return distributed.mean_over_ranks(loss.item(), ranks)
 
 
-def sts_step(model, optimizer, scheduler, graded, batch: list[int], cfg, device) -> float:
+def sts_step(model, optimizer, scheduler, graded, batch: list[int], cfg, device,
+             ranks: Ranks = SINGLE) -> float:
     """One optimiser step of the STS-B stage's loss (cfg.sts_loss) on a batch of graded pairs
-    (`_tokenize_graded` rows); returns the loss. CoSENT's scale is InfoNCE's `cfg.scale`."""
-    take_routing(model)
+    (`_tokenize_graded` rows); returns the loss. CoSENT's scale is InfoNCE's `cfg.scale`.
+
+    Under torchrun each rank embeds its slice and the cosines are gathered, so every rank
+    computes the loss of the whole batch (CoSENT compares every two pairs of it)."""
+    take_routing(_inner(model))
     optimizer.zero_grad(set_to_none=True)
     first, second, scores = graded
+    local = ranks.local(batch)
     with autocast(device, cfg.amp):
-        vectors = model.encode_packed([first[i] for i in batch] + [second[i] for i in batch],
-                                      cfg.length_chunks).float()
+        vectors = _encode(model, [first[i] for i in local] + [second[i] for i in local],
+                          cfg.length_chunks).float()
     gold = torch.tensor([scores[i] for i in batch], device=device)
-    cosines = (vectors[: len(batch)] * vectors[len(batch):]).sum(-1)
+    cosines = distributed.gather((vectors[: len(local)] * vectors[len(local):]).sum(-1), ranks)
     loss = (cosent(cosines, gold, cfg.scale) if cfg.sts_loss == "cosent"
             else cosine_regression(cosines, gold))
     _backward(model, loss, cfg)
@@ -307,7 +455,7 @@ def _backward(model, loss: torch.Tensor, cfg,
     """Backpropagate `loss`, plus cfg.balance_loss_weight x the balance loss of a
     mixture-of-experts model's routing since the last `take_routing` (logged to `routing_log`)."""
     objective = loss
-    routing = take_routing(model)
+    routing = take_routing(_inner(model))
     if routing is not None:
         objective = loss + cfg.balance_loss_weight * routing.balance_loss
         _log_routing(routing_log, routing.balance_loss.item(), routing.assigned)
@@ -427,16 +575,111 @@ def _batch_sequences(examples, batch: list[int]) -> list[list[int]]:
     return [anchors[i] for i in batch] + [positives[i] for i in batch] + hard
 
 
-def _info_nce(vectors: torch.Tensor, pairs: int, cfg) -> torch.Tensor:
+def _info_nce(vectors: torch.Tensor, pairs: int, cfg, target: torch.Tensor | None = None,
+              ranks: Ranks = SINGLE, negative_counts: list[int] | None = None) -> torch.Tensor:
+    """InfoNCE over a batch's (anchors, positives, hard negatives) rows — under torchrun, of
+    this rank's anchors against the whole global batch's candidates
+    (distributed.contrastive_logits) — plus cfg.distill_weight x the distance to the teacher's
+    vectors `target` (same rows) when given."""
     B = pairs
-    return info_nce(vectors[:B], vectors[B: 2 * B], vectors[2 * B:], cfg.scale, cfg.symmetric)
+    anchors, positives, negatives = vectors[:B], vectors[B: 2 * B], vectors[2 * B:]
+    if not ranks.distributed:
+        loss = info_nce(anchors, positives, negatives, cfg.scale, cfg.symmetric)
+    else:
+        logits, labels = distributed.contrastive_logits(anchors, positives, negatives,
+                                                        negative_counts, cfg.scale, ranks)
+        loss = F.cross_entropy(logits, labels)
+        if cfg.symmetric:  # each positive picks its anchor among every rank's anchors
+            back = cfg.scale * positives @ distributed.gather(anchors, ranks).T
+            loss = (loss + F.cross_entropy(back, labels)) / 2
+    if target is not None:
+        loss = loss + cfg.distill_weight * distill_loss(vectors, target)
+    return loss
 
 
-def _sequences_loss(model, sequences: list[list[int]], pairs: int, cfg) -> torch.Tensor:
-    """One forward pass over a batch's sequences (`_batch_sequences` order) and its InfoNCE."""
+def _negative_counts(examples, batch: list[int], ranks: Ranks) -> list[int]:
+    """Hard negatives in each rank's slice of the batch (every rank knows the whole batch)."""
+    negatives = examples[2]
+    return [sum(negatives[i] is not None for i in Ranks(r, ranks.world).local(batch))
+            for r in range(ranks.world)]
+
+
+def _sequences_loss(model, sequences: list[list[int]], pairs: int, cfg,
+                    target: torch.Tensor | None = None, ranks: Ranks = SINGLE,
+                    negative_counts: list[int] | None = None) -> torch.Tensor:
+    """One forward pass over a batch's sequences (`_batch_sequences` order) and its loss."""
     # packed: no linear layer sees a padding row (see Encoder.encode_packed)
-    vectors = model.encode_packed(sequences, cfg.length_chunks).float()
-    return _info_nce(vectors, pairs, cfg)
+    vectors = _encode(model, sequences, cfg.length_chunks).float()
+    return _info_nce(vectors, pairs, cfg, target, ranks, negative_counts)
+
+
+class _Packed(torch.nn.Module):
+    """The encoder's packed forward pass as a module's `forward`, which is what DDP wraps."""
+
+    def __init__(self, encoder: Encoder) -> None:
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, sequences: list[list[int]], chunks: int) -> torch.Tensor:
+        return self.encoder.encode_packed(sequences, chunks)
+
+
+def _distributed_model(model: Encoder, ranks: Ranks, device: torch.device):
+    """The model as the training steps call it: itself, or under torchrun wrapped in
+    DistributedDataParallel, which averages the gradients over the ranks during backward (and
+    starts every rank from rank 0's weights)."""
+    if not ranks.distributed:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(
+        _Packed(model), device_ids=[device.index] if device.type == "cuda" else None,
+        find_unused_parameters=bool(model.config.experts),  # unrouted experts get no gradient
+    )  # the encoder has no buffers, so the forward pass syncs nothing but the gradients
+
+
+def _encode(model, sequences: list[list[int]], chunks: int) -> torch.Tensor:
+    """Sentence vectors through the DDP wrapper when there is one (its hooks sync gradients)."""
+    if isinstance(model, torch.nn.parallel.DistributedDataParallel):
+        return model(sequences, chunks)
+    return model.encode_packed(sequences, chunks)
+
+
+def _inner(model) -> Encoder:
+    """The Encoder inside a DDP wrapper, or the model itself."""
+    if isinstance(model, torch.nn.parallel.DistributedDataParallel):
+        return model.module.encoder
+    return model
+
+
+def _no_sync(model, last: bool):
+    """DDP's no_sync for all but the last of several backward passes in one step: the
+    gradients add up locally and are averaged over the ranks once."""
+    if last or not isinstance(model, torch.nn.parallel.DistributedDataParallel):
+        return contextlib.nullcontext()
+    return model.no_sync()
+
+
+def _tokenizer_from_main(tokenizer: Tokenizer | None, ranks: Ranks) -> Tokenizer:
+    """Rank 0's tokenizer on every rank (sent as its JSON)."""
+    if not ranks.distributed:
+        return tokenizer
+    from tokenizers import Tokenizer as HFTokenizer
+
+    text = distributed.text_from_main(tokenizer.inner.to_str() if ranks.main else None, ranks)
+    return tokenizer if ranks.main else Tokenizer(HFTokenizer.from_str(text))
+
+
+def _evaluate(model: Encoder, tokenizer, val_examples, stsb_dev, cfg, device,
+              ranks: Ranks) -> dict[str, float | None]:
+    """The epoch's validation loss and STS-B dev Spearman, computed on rank 0 and shared, so
+    that every rank makes the same model-selection and early-stopping decisions."""
+    values: list[float | None] = [None, None]
+    if ranks.main:
+        values = [_validation_loss(model, val_examples, cfg, device),
+                  _stsb_spearman(model, tokenizer, stsb_dev, device)]
+    val_loss, spearman = distributed.from_main(values, ranks)
+    return {"val_loss": val_loss, "stsb_dev_spearman": spearman}
 
 
 def _batch_loss(model, examples, batch, device, cfg) -> torch.Tensor:
@@ -445,7 +688,9 @@ def _batch_loss(model, examples, batch, device, cfg) -> torch.Tensor:
 
 
 def _grad_cache_backward(model, sequences, pairs: int, device, cfg,
-                         routing_log: list[dict[str, Any]] | None) -> torch.Tensor:
+                         routing_log: list[dict[str, Any]] | None,
+                         target: torch.Tensor | None = None, ranks: Ranks = SINGLE,
+                         negative_counts: list[int] | None = None) -> torch.Tensor:
     """Accumulate the gradient of InfoNCE over the whole batch while holding the activations of
     only `cfg.grad_cache_chunk` sequences at a time (gradient caching, Gao et al. 2021).
 
@@ -454,6 +699,8 @@ def _grad_cache_backward(model, sequences, pairs: int, device, cfg,
     with a graph and backpropagate its slice of that gradient. Each chunk replays the random
     state of its first pass, so dropout draws the same masks and the result is the gradient of
     one big batch (to float rounding) at about 4/3 of its compute and a fraction of its memory.
+    Under torchrun step 2 gathers across ranks, and step 3's backward passes add up locally
+    (DDP no_sync) until the last, which averages the gradients over the ranks.
     """
     order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))  # similar lengths
     chunks = [order[s: s + cfg.grad_cache_chunk]
@@ -464,21 +711,22 @@ def _grad_cache_backward(model, sequences, pairs: int, device, cfg,
         for chunk in chunks:
             states.append(_rng_state(device))
             with autocast(device, cfg.amp):
-                parts.append(model.encode_packed([sequences[i] for i in chunk],
-                                                 cfg.length_chunks).float())
-    take_routing(model)  # the graph-free pass routes again below
+                parts.append(_encode(model, [sequences[i] for i in chunk],
+                                     cfg.length_chunks).float())
+    take_routing(_inner(model))  # the graph-free pass routes again below
     vectors = torch.empty(len(sequences), parts[0].shape[1], device=device)
     vectors[torch.cat(rows)] = torch.cat(parts)
     vectors.requires_grad_(True)
-    loss = _info_nce(vectors, pairs, cfg)
+    loss = _info_nce(vectors, pairs, cfg, target, ranks, negative_counts)
     loss.backward()
     balance, assigned = 0.0, None
-    for chunk, chunk_rows, state in zip(chunks, rows, states, strict=True):
+    for number, (chunk, chunk_rows, state) in enumerate(zip(chunks, rows, states, strict=True)):
         _set_rng_state(device, state)
-        with autocast(device, cfg.amp):
-            part = model.encode_packed([sequences[i] for i in chunk], cfg.length_chunks).float()
+        last = number == len(chunks) - 1
+        with _no_sync(model, last), autocast(device, cfg.amp):
+            part = _encode(model, [sequences[i] for i in chunk], cfg.length_chunks).float()
         surrogate = (part * vectors.grad[chunk_rows]).sum()
-        routing = take_routing(model)
+        routing = take_routing(_inner(model))
         if routing is not None:  # the balance loss is a mean: weight each chunk by its share
             surrogate = surrogate + (cfg.balance_loss_weight * len(chunk) / len(sequences)
                                      * routing.balance_loss)
@@ -486,7 +734,8 @@ def _grad_cache_backward(model, sequences, pairs: int, device, cfg,
             assigned = routing.assigned if assigned is None else [
                 [a + b for a, b in zip(x, y, strict=True)]
                 for x, y in zip(assigned, routing.assigned, strict=True)]
-        surrogate.backward()
+        with _no_sync(model, last):
+            surrogate.backward()
     if assigned is not None:
         _log_routing(routing_log, balance, assigned)
     return loss.detach()

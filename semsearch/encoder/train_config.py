@@ -56,6 +56,11 @@ class TrainConfig:
     grad_cache_chunk: int = 0
     # also save a resumable checkpoint mid-epoch this often (0 = only at epoch ends)
     checkpoint_minutes: float = 10.0
+    # distillation: a teacher model folder whose vectors the student also learns (mean squared
+    # error, beside InfoNCE); "" = none, a from-scratch model (`semsearch train --teacher`)
+    teacher: str = ""
+    # weight of that loss (per row it is 2 - 2cos to the teacher's vector, 0..4)
+    distill_weight: float = 1.0
     # seed for data order, initialisation and dropout
     seed: int = 0
     # cuda, mps, cpu or auto (cuda, then mps, then cpu)

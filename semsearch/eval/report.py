@@ -49,6 +49,8 @@ def format_report(report: dict[str, Any]) -> str:
         f"{'' if precision == 'fp32' else ', ' + precision}) · {report['date']} · "
         f"semsearch {report['semsearch_version']}"
     ]
+    if model.get("kind"):
+        lines.append(f"model kind: {model['kind']}")
     if report.get("limit") is not None:
         lines.append(
             f"quick check: the first {report['limit']:,} pairs or queries of each set only; "
@@ -93,6 +95,11 @@ def format_report(report: dict[str, Any]) -> str:
             rows.append([f"  {metric}"] + [_number(result[m].get(metric), 3) for m, _ in METHODS])
         lines += ["", *_table(rows)]
 
+    for name, result in (report.get("clustering") or {}).items():
+        rows = [[f"Clustering {name} ({result['texts']:,} sentences, {result['clusters']} "
+                 "articles; k-means)", "model", "TF-IDF"],
+                ["  V-measure"] + [_number(result[m]["v_measure"], 3) for m, _ in METHODS]]
+        lines += ["", *_table(rows)]
     search = report.get("search") or {}
     for name, result in search.get("collections", {}).items():
         rows = [[f"Search {name} ({result['queries']:,} queries, {result['corpus']:,} documents)",

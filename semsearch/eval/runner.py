@@ -120,6 +120,21 @@ def pairs_report(embeds: dict[str, Embed], pairs: Sequence[LabelledPair]) -> dic
     return report
 
 
+def model_kind(config: dict | None) -> str:
+    """How the model was made, from its config.json: imported, distilled from a teacher, adapted
+    from another model, or trained from scratch.
+
+    >>> model_kind({"train": {"teacher": "models/minilm"}})
+    'distilled from models/minilm'
+    """
+    config = config or {}
+    if config.get("imported_from"):
+        return f"imported ({config['imported_from']})"
+    teacher = (config.get("train") or {}).get("teacher")
+    kind = f"distilled from {teacher}" if teacher else "from scratch"
+    return kind + (f", adapted from {config['init_from']}" if config.get("init_from") else "")
+
+
 def contamination_warnings(config: dict | None) -> list[str]:
     """Warnings for evaluation sets that the model's training mixture names (config "data"
     "sources", a mixture name expanded, and the keys of "data_report"), since a score on data
@@ -175,6 +190,7 @@ def evaluate(
     limit: int | None = None,
     progress: bool = False,
     log: Callable[[str], None] = lambda message: None,
+    clustering: bool = True,
 ) -> dict[str, Any]:
     """Evaluate `encoder` (a loaded SentenceEncoder) and the TF-IDF baseline, returning the report.
 
@@ -207,6 +223,7 @@ def evaluate(
             "fingerprint": encoder.fingerprint,
             "dim": encoder.dim,
             "precision": getattr(encoder, "precision", "fp32"),
+            "kind": model_kind(getattr(encoder, "config", None)),
         },
         "limit": limit,
         "thresholds": dict(THRESHOLDS),
@@ -246,6 +263,8 @@ def evaluate(
             "corpus": results["model"]["corpus"],
         } | {m: {key: scores[key] for key in RETRIEVAL_METRICS} for m, scores in results.items()}
 
+    if clustering:
+        report["clustering"] = clustering_report(embeds, data_dir, limit, log)
     collections = []
     for folder, split in search_sets:
         collection = read_beir(folder, split)
@@ -259,6 +278,28 @@ def evaluate(
 
     report["seconds"] = round(time.perf_counter() - started, 1)
     return clean_floats(report)
+
+
+def clustering_report(embeds: dict[str, Embed], data_dir, limit: int | None,
+                      log: Callable[[str], None]) -> dict[str, Any]:
+    """V-measure of k-means on Wikipedia sentences grouped by article (eval/clustering.py), or
+    {} with a message when the articles file is not in the data folder."""
+    from semsearch.data.sources import resolve_data_dir
+    from semsearch.errors import DataError
+    from semsearch.eval.clustering import evaluate_clustering, wikipedia_clustering_set
+
+    folder = resolve_data_dir(data_dir)
+    articles = 100 if limit is None else max(2, min(100, limit // 20))
+    try:
+        if folder is None:
+            raise DataError("no local data folder")
+        cluster_set = wikipedia_clustering_set(folder, articles=articles)
+    except DataError as error:
+        log(f"clustering skipped: Wikipedia articles not found ({error})")
+        return {}
+    log(f"clustering {cluster_set.name}: {len(cluster_set.texts):,} sentences of {articles} "
+        "articles")
+    return {cluster_set.name: evaluate_clustering(cluster_set, embeds)}
 
 
 def clean_floats(value: Any) -> Any:

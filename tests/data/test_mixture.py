@@ -20,6 +20,7 @@ def test_bad_specs_are_refused(spec):
 
 def test_named_mixture_expands():
     assert expand_sources(["reference"]) == ("snli:train", "stsb:train")
+    assert "wikiict@12000" in expand_sources(["search"])
 
 
 def test_normalise():

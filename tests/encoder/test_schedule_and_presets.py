@@ -36,7 +36,8 @@ def test_reference_shape_presets():
             production.tokenizer.vocab_size) == (0, 2, 8_000)
     assert (preset("fastest").model.hidden, preset("fastest").train.batch_size) == (256, 128)
     assert preset("max-quality").model.layers == 12
-    assert set(PRESETS) == {"production", "fastest", "max-quality", "quick", "tiny"}
+    assert set(PRESETS) == {"production", "fastest", "max-quality", "quick", "distilled", "tiny"}
+    assert preset("distilled").model.hidden == 384  # all-MiniLM-L6-v2's width, half its depth
 
 
 def test_overrides_coerce_types_and_accept_bare_keys():

@@ -1,0 +1,150 @@
+"""`semsearch index` with --engine local and --engine ray on the same corpus: wall time,
+sentences/s, peak RSS of the driver and of each Ray worker, and whether the two folders hold
+the same chunks under the same ids.
+
+Each engine runs as its own `python -m semsearch index ... --json` process; a sampler reads the
+resident memory of that process and of every Ray worker (processes named `ray::...`) every
+0.5 s. The first --limit lines of the corpus are indexed (0: all of it).
+
+    python bench/bench_ray_index.py --model models/quick --limit 50000 --concurrency 2
+    python bench/bench_ray_index.py --model models/quick --limit 5000 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import platform
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_CORPUS = Path(os.environ.get("SEMSEARCH_DATA", REPO.parent / "shared" / "data")) / \
+    "wikipedia" / "sentences.txt.gz"
+
+
+class Sampler(threading.Thread):
+    """Peak RSS of one process, and of each Ray worker process seen, sampled every 0.5 s."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.done = pid, threading.Event()
+        self.driver_peak = 0
+        self.workers: dict[int, tuple[str, int]] = {}  # pid -> (name, peak bytes)
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            try:
+                self.driver_peak = max(self.driver_peak, psutil.Process(self.pid).memory_info().rss)
+            except psutil.Error:
+                pass
+            for process in psutil.process_iter(["pid", "name", "cmdline", "memory_info"]):
+                line = " ".join(process.info["cmdline"] or [])
+                if not line.startswith("ray::") or process.info["memory_info"] is None:
+                    continue
+                name = line.split()[0]
+                _, peak = self.workers.get(process.info["pid"], (name, 0))
+                rss = process.info["memory_info"].rss
+                self.workers[process.info["pid"]] = (name, max(peak, rss))
+            self.done.wait(0.5)
+
+
+def run_engine(engine: str, corpus: Path, model: str, out: Path, args) -> dict:
+    command = [sys.executable, "-m", "semsearch", "index", str(corpus), "--model", model,
+               "--out", str(out), "--json", "--engine", engine, "--batch-size",
+               str(args.batch_size), "--type", args.type]
+    if engine == "ray":
+        command += ["--concurrency", str(args.concurrency), "--shard-size", str(args.shard_size)]
+    env = {**os.environ, "SEMSEARCH_INDEXES": str(out.parent),
+           "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH"))
+                                         if p)}
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=env)
+    sampler = Sampler(process.pid)
+    sampler.start()
+    stdout, stderr = process.communicate()
+    wall = time.perf_counter() - started
+    sampler.done.set()
+    sampler.join()
+    if process.returncode:
+        raise SystemExit(f"{engine} failed:\n{stderr[-2000:]}")
+    report = json.loads(stdout.strip().splitlines()[-1])
+    encoders = [peak for name, peak in sampler.workers.values() if "MapWorker" in name]
+    return {
+        "engine": engine, "wall_s": wall, "documents": report["documents"],
+        "vectors": report["vectors"], "factory": report["factory"],
+        "sentences_per_s": report["documents"] / wall,
+        "driver_peak_rss_mib": sampler.driver_peak / 2**20,
+        "encoder_workers": len(encoders),
+        "encoder_peak_rss_mib": [round(p / 2**20) for p in sorted(encoders)],
+        "other_ray_processes_peak_rss_mib": round(sum(
+            peak for name, peak in sampler.workers.values() if "MapWorker" not in name) / 2**20),
+        "index_bytes": sum(f.stat().st_size for f in out.iterdir()),
+    }
+
+
+def same_chunks(first: Path, second: Path) -> bool:
+    rows = []
+    for folder in (first, second):
+        with sqlite3.connect(folder / "documents.sqlite") as connection:
+            rows.append(connection.execute(
+                "SELECT row, doc_id, chunk, text FROM chunks ORDER BY row").fetchall())
+    return rows[0] == rows[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
+    parser.add_argument("--limit", type=int, default=50_000, help="first N lines (0: all)")
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--engines", nargs="+", default=["local", "ray"])
+    parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--shard-size", type=int, default=10_000)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--type", default="auto", help="index type, as `semsearch index --type`")
+    parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: temp)")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    work = Path(args.work or tempfile.mkdtemp(prefix="bench-ray-index-"))
+    work.mkdir(parents=True, exist_ok=True)
+    corpus = work / "corpus.txt"
+    opener = gzip.open if args.corpus.name.endswith(".gz") else open
+    with opener(args.corpus, "rt", encoding="utf-8") as source, open(corpus, "w") as target:
+        for number, line in enumerate(source):
+            if args.limit and number >= args.limit:
+                break
+            target.write(line)
+    rows = [run_engine(engine, corpus, args.model, work / f"index-{engine}", args)
+            for engine in args.engines]
+    if len(rows) == 2:
+        rows[1]["same_chunks_as_first"] = same_chunks(work / f"index-{args.engines[0]}",
+                                                      work / f"index-{args.engines[1]}")
+        rows[1]["speed_vs_first"] = rows[1]["sentences_per_s"] / rows[0]["sentences_per_s"]
+    if args.json:
+        print(json.dumps({"machine": platform.processor() or platform.machine(),
+                          "cpus": os.cpu_count(), "limit": args.limit, "rows": rows}))
+        return
+    print(f"{'engine':7} {'docs':>8} {'vectors':>8} {'wall s':>8} {'sent/s':>8} "
+          f"{'driver MiB':>10} {'encoder MiB (each)':>20} {'factory':>20}")
+    for row in rows:
+        each = "/".join(str(x) for x in row["encoder_peak_rss_mib"]) or "-"
+        print(f"{row['engine']:7} {row['documents']:>8} {row['vectors']:>8} {row['wall_s']:>8.1f} "
+              f"{row['sentences_per_s']:>8.0f} {row['driver_peak_rss_mib']:>10.0f} {each:>20} "
+              f"{row['factory']:>20}")
+    if len(rows) == 2:
+        print(f"ray / local speed: {rows[1]['speed_vs_first']:.2f}x; same chunks and ids: "
+              f"{rows[1]['same_chunks_as_first']}")
+
+
+if __name__ == "__main__":
+    main()
