@@ -3,7 +3,7 @@
 __version__ = "0.1.0"
 
 # The Python API (semsearch/api.py), imported on first use so `import semsearch` stays light.
-_API = ("load", "encode", "similarity", "top_k")
+_API = ("load", "encode", "similarity", "top_k", "query")
 
 
 def __getattr__(name: str):

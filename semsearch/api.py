@@ -1,4 +1,5 @@
-"""The Python API in four names: load a model, encode texts, compare two, rank candidates.
+"""The Python API in five names: load a model, encode texts, compare two, rank candidates, and
+search an index folder (`semsearch.query("ocean tides", index="indexes/docs")`).
 
     >>> import semsearch
     >>> semsearch.similarity("I love programming", "I enjoy coding")        # doctest: +SKIP
@@ -66,6 +67,45 @@ def top_k(query: str, candidates: Sequence[str], k: int = 5, model=None) -> list
     vectors = _encoder(model).encode([query, *candidates])
     scores = vectors[1:] @ vectors[0]  # (candidates,)
     return [(candidates[i], float(scores[i])) for i in top_k_indices(scores[None, :], k)[0]]
+
+
+def query(
+    queries: str | Sequence[str],
+    index: str | Path | None = None,
+    k: int = 5,
+    mode: str | None = None,
+    fusion: str | None = None,
+    dense_weight: float | None = None,
+    where: dict[str, str] | None = None,
+    model=None,
+) -> list[dict] | list[list[dict]]:
+    """Search an index folder (default: the latest written) as `semsearch query --json` does.
+
+    `mode` hybrid, dense or lexical (default: hybrid where the index has a lexical part);
+    `fusion` weighted or rrf and `dense_weight` override the index's calibrated fusion; `where`
+    keeps documents whose metadata has every field = value. One query gives a list of hits (dicts
+    with rank, score, id, chunk, chunks, text, metadata and each side's score and rank), a list
+    of queries a list of such lists.
+    """
+    from semsearch.index import SearchIndex, resolve_index_dir
+    from semsearch.search import SearchOptions, model_for_index, resolve_mode
+    from semsearch.search import search as run_search
+
+    single = isinstance(queries, str)
+    texts = [queries] if single else list(queries)
+    options = SearchOptions(mode=mode, fusion=fusion, dense_weight=dense_weight,
+                            where=tuple((str(f), str(v)) for f, v in (where or {}).items()))
+    opened = SearchIndex.open(resolve_index_dir(index))
+    try:
+        encoder = None
+        if resolve_mode(opened, mode) != "lexical":
+            encoder = _encoder(model if model is not None
+                               else model_for_index(opened.manifest, None))
+        results = run_search(opened, encoder, texts, k, options=options)
+    finally:
+        opened.close()
+    found = [[hit.to_dict() for hit in hits] for hits in results]
+    return found[0] if single else found
 
 
 def _encoder(model) -> SentenceEncoder:

@@ -8,6 +8,7 @@ index commands can be driven by a trained `SentenceEncoder` (or, in tests, any o
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -16,9 +17,17 @@ from typing import Protocol
 
 import numpy as np
 
-from semsearch.corpora import ChunkConfig, CorpusReader, Document, ReaderOptions, chunk_documents
+from semsearch.corpora import (
+    ChunkConfig,
+    CorpusReader,
+    Document,
+    ReaderOptions,
+    chunk_documents,
+    detect_format,
+)
+from semsearch.corpora.chunking import MAX_CHUNKS
 from semsearch.encoder.store import sha256_file
-from semsearch.errors import DataError, IndexError_
+from semsearch.errors import ConfigError, DataError, IndexError_
 from semsearch.index import (
     DocumentStore,
     Hit,
@@ -34,13 +43,22 @@ from semsearch.index import (
     staged_folder,
     write_index,
 )
-from semsearch.index.folder import INDEX_FILE, MANIFEST, STORE_FILE, VECTORS_FILE
+from semsearch.index.folder import INDEX_FILE, MANIFEST, STORE_FILE, VECTORS_FILE, clean_stale
+from semsearch.index.fusion import FusionConfig, fuse, read_model_fusion
+from semsearch.index.lexical import LexicalConfig
+from semsearch.index.lock import MAX_WAIT_SECONDS, index_writer
 from semsearch.index.manifest import now
+from semsearch.index.search_index import write_lexical
 from semsearch.index.store import text_hash
-from semsearch.index.tuning import TARGET_RECALL, tune_recipe
+from semsearch.index.tuning import TARGET_RECALL, retune, stored_vectors, tune_recipe
 
 # chunks embedded and written at a time; bounds memory whatever the corpus size
 WINDOW_BATCHES = 32
+# the largest --batch-size and --max-chunks taken (beyond them memory, not speed, grows)
+MAX_BATCH_SIZE = 65_536
+MAX_CHUNKS_LIMIT = 1_000_000
+# characters of documents held at a time before they are embedded and written
+WINDOW_CHARS = 8 * 1024 * 1024
 
 
 class Embedder(Protocol):
@@ -90,6 +108,10 @@ class IndexOptions:
     batch_size: int = 64  # texts a forward pass
     overlap: float = 0.2  # fraction of the window repeated between chunks of a long document
     reader: ReaderOptions = field(default_factory=ReaderOptions)
+    # chunks kept of one document (the rest is not indexed, and the cut is reported)
+    max_chunks: int = MAX_CHUNKS
+    # seconds to wait for another process writing the same index folder (0: refuse at once)
+    wait: float = 0
 
 
 @dataclass
@@ -106,6 +128,12 @@ class IndexReport:
     vectors_total: int = 0
     seconds: float = 0.0
     appended: bool = False
+    # (line, what happened) of documents cut short: a text line past the byte limit, or a
+    # document past max_chunks chunks
+    documents_cut: list[tuple[int, str]] = field(default_factory=list)
+    stale_removed: int = 0  # temporary folders of dead writers removed before writing
+    # --append on an approximate index: (setting, old value, new value, recall before, after)
+    recall_change: tuple[str, int | None, int | None, float, float] | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -116,10 +144,15 @@ class IndexReport:
             "chunks_added": self.chunks_added,
             "duplicates_skipped": self.duplicates_skipped,
             "lines_skipped": len(self.lines_skipped),
+            "documents_cut": len(self.documents_cut),
             "documents": self.documents_total,
             "vectors": self.vectors_total,
             "seconds": round(self.seconds, 3),
             "appended": self.appended,
+            "recall_change": dict(
+                zip(("setting", "old", "new", "recall_before", "recall_after"),
+                    self.recall_change, strict=True)
+            ) if self.recall_change else None,
         }
 
 
@@ -134,6 +167,7 @@ def index_corpus(
     options: IndexOptions = IndexOptions(),
     append: bool = False,
     progress: bool | None = None,
+    latest: bool = True,
 ) -> IndexReport:
     """Embed a corpus file and write (or, with append, extend) the index folder `out`.
 
@@ -141,22 +175,58 @@ def index_corpus(
     embedded a window of chunks at a time (sorted by length to waste less padding), streaming
     vectors to a file on disk; the FAISS index is then trained on a sample and filled from that
     file. Everything happens in a temporary sibling folder that replaces `out` only at the end.
-    `progress`: None shows bars when stderr is a terminal.
+    `progress`: None shows bars when stderr is a terminal. `latest`: record the folder as the
+    default index for `semsearch query` (indexes/LATEST).
     """
     import time
 
     started = time.perf_counter()
-    reader = CorpusReader(corpus, options.reader)
-    chunking = ChunkConfig(max_tokens=embedder.max_seq_len, overlap=options.overlap)
-    report = (
-        _append(reader, embedder, Path(out), options, chunking, progress)
-        if append
-        else _build(reader, embedder, Path(out), options, chunking, progress)
+    _check_options(options)
+    out = Path(out)
+    chunking = ChunkConfig(
+        max_tokens=embedder.max_seq_len, overlap=options.overlap, max_chunks=options.max_chunks
+    )
+    reader_options = options.reader
+    if (reader_options.format or detect_format(Path(corpus))) == "txt":
+        # a text line past what max_chunks chunks can hold is read no further
+        limit = min(reader_options.max_line_bytes, max(1 << 20, chunking.max_chars))
+        reader_options = replace(reader_options, max_line_bytes=limit)
+    reader = CorpusReader(corpus, reader_options)
+    with index_writer(out, options.wait):
+        stale = clean_stale(out)
+        report = (
+            _append(reader, embedder, out, options, chunking, progress)
+            if append
+            else _build(reader, embedder, out, options, chunking, progress)
+        )
+        report.stale_removed = len(stale)
+        if latest and (report.chunks_added or not append):
+            mark_latest(out)
+    cut_lines = {line for line, _ in reader.cut}  # one report a document, the first cut
+    report.documents_cut = sorted(
+        reader.cut + [(line, why) for line, why in report.documents_cut if line not in cut_lines]
     )
     report.seconds = time.perf_counter() - started
-    if report.chunks_added or not append:
-        mark_latest(Path(out))
     return report
+
+
+def _check_options(options: IndexOptions) -> None:
+    """Bounds of the numbers the CLI and the API take (FAISS reads some as 32-bit ints)."""
+    if not isinstance(options.target_recall, (int, float)) or not (
+        math.isfinite(options.target_recall) and 0 <= options.target_recall <= 1
+    ):
+        raise ConfigError(f"target recall must be between 0 and 1, not {options.target_recall}")
+    if not 1 <= options.batch_size <= MAX_BATCH_SIZE:
+        raise ConfigError(f"batch size must be between 1 and {MAX_BATCH_SIZE}, not "
+                          f"{options.batch_size}")
+    if not 1 <= options.max_chunks <= MAX_CHUNKS_LIMIT:
+        raise ConfigError(f"max chunks must be between 1 and {MAX_CHUNKS_LIMIT:,}, not "
+                          f"{options.max_chunks}")
+    if not (math.isfinite(options.overlap) and 0 <= options.overlap < 1):
+        raise ConfigError(f"overlap must be at least 0 and below 1, not {options.overlap}")
+    if not (math.isfinite(options.wait) and 0 <= options.wait <= MAX_WAIT_SECONDS):
+        raise ConfigError(f"--wait must be between 0 and {MAX_WAIT_SECONDS} seconds, not "
+                          f"{options.wait}")
 
 
 def _build(reader, embedder, out, options, chunking, progress) -> IndexReport:
@@ -193,6 +263,8 @@ def _build(reader, embedder, out, options, chunking, progress) -> IndexReport:
                 corpora=[_corpus_entry(reader, stats, embedder)],
                 precision=_precision(embedder),
                 trained_on=trained_on,
+                lexical=write_lexical(staging, store),
+                fusion=model_fusion(embedder).to_dict(),
                 created=now(),
                 updated=now(),
             )
@@ -209,6 +281,7 @@ def _build(reader, embedder, out, options, chunking, progress) -> IndexReport:
         reader.skipped,
         manifest.documents,
         manifest.count,
+        documents_cut=stats.cut,
     )
 
 
@@ -223,11 +296,19 @@ def write_tuned_index(
     """Build the recipe's index over rows 0..count of `vectors`, tune its nprobe / efSearch to
     `target_recall` (0: keep the defaults), and write it into the staging folder; the vector
     file goes unless the recipe re-ranks with it. Returns (index, tuned recipe, trained on)."""
-    index, trained_on = build_index(recipe, vectors, count, progress)
-    if target_recall:
-        recipe, tuning = tune_recipe(index, recipe, vectors, count, target_recall)
-        if tuning is not None:
-            recipe = replace(recipe, reason=f"{recipe.reason}; tuned {tuning.describe()}")
+    try:
+        index, trained_on = build_index(recipe, vectors, count, progress)
+        if target_recall:
+            recipe, tuning = tune_recipe(index, recipe, vectors, count, target_recall)
+            if tuning is not None:
+                recipe = replace(recipe, reason=f"{recipe.reason}; tuned {tuning.describe()}")
+                recipe = replace(recipe, recall=tuning.recall, target_recall=target_recall)
+    except RuntimeError as error:  # FAISS's C++ exceptions: never a traceback
+        detail = " ".join(str(error).split())[-160:]
+        raise ConfigError(
+            f"FAISS could not build {recipe.factory!r} for {count:,} vectors ({detail}); "
+            "choose another --type, or --type auto"
+        ) from None
     write_index(index, staging / INDEX_FILE)
     if not recipe.rerank:
         vectors.path.unlink()
@@ -245,6 +326,7 @@ def _append(reader, embedder, out, options, chunking, progress) -> IndexReport:
     current.close()
     check_model(manifest, embedder, out)
     start = manifest.next_row
+    recall_change = None
     try:
         with staged_folder(out, copy_from=out) as staging:
             store = DocumentStore(staging / STORE_FILE)
@@ -271,10 +353,18 @@ def _append(reader, embedder, out, options, chunking, progress) -> IndexReport:
                 add_rows(
                     index, vectors, first_row, first_row + stats.chunks, id_offset=start - first_row
                 )
+                tuned = _retune_after_append(index, recipe, store, kept, options)
+                if tuned is not None:
+                    recipe, recall_change = tuned
+                    manifest.recipe = recipe.to_dict()
                 write_index(index, staging / INDEX_FILE)
                 if not recipe.rerank:
                     vectors.path.unlink()
                 store.commit()
+                if manifest.lexical is not None:  # BM25 has no incremental update: rebuild
+                    manifest.lexical = write_lexical(
+                        staging, store, LexicalConfig.from_dict(manifest.lexical)
+                    )
                 manifest.count = int(index.ntotal)
                 manifest.documents = store.count_documents()
                 manifest.next_row = start + stats.chunks
@@ -284,7 +374,7 @@ def _append(reader, embedder, out, options, chunking, progress) -> IndexReport:
             finally:
                 store.close()
     except _NothingNew:
-        stats = _Stats(duplicates=stats.duplicates)
+        stats = _Stats(duplicates=stats.duplicates, cut=stats.cut)
     return IndexReport(
         out,
         manifest.recipe,
@@ -295,7 +385,29 @@ def _append(reader, embedder, out, options, chunking, progress) -> IndexReport:
         manifest.documents,
         manifest.count,
         appended=True,
+        documents_cut=stats.cut,
+        recall_change=recall_change,
     )
+
+
+def _retune_after_append(index, recipe: IndexRecipe, store: DocumentStore, kept: VectorFile,
+                         options: IndexOptions):
+    """IVF lists trained on the original corpus drift as documents are appended: re-measure
+    recall@10 on a sample of all the vectors and raise nprobe / efSearch when it fell below the
+    target. Returns (recipe, (setting, old, new, recall before, after)), or None for an exact
+    index or --target-recall 0."""
+    target = recipe.target_recall if recipe.target_recall is not None else options.target_recall
+    if recipe.exact or not target or (recipe.nprobe is None and recipe.ef_search is None):
+        return None
+    rows = np.fromiter((row for (row,) in store.connection.execute(
+        "SELECT row FROM chunks ORDER BY row")), dtype=np.int64)
+    try:
+        stored = stored_vectors(index, kept if recipe.rerank else None, rows)
+    except ValueError:
+        return None
+    setting = "nprobe" if recipe.nprobe is not None else "ef_search"
+    tuned, before, after = retune(index, recipe, stored, kept if recipe.rerank else None, target)
+    return tuned, (setting, getattr(recipe, setting), getattr(tuned, setting), before, after)
 
 
 @dataclass
@@ -303,6 +415,7 @@ class _Stats:
     documents: int = 0
     chunks: int = 0
     duplicates: int = 0
+    cut: list[tuple[int, str]] = field(default_factory=list)  # (line, why) of capped documents
 
 
 def _embed_documents(
@@ -318,35 +431,37 @@ def _embed_documents(
     row_offset: int = 0,
 ) -> _Stats:
     """Store and embed every document; chunk vectors go to `vectors` rows first_row, ...
-    (their FAISS ids are row + row_offset)."""
+    (their FAISS ids are row + row_offset). Documents are taken a window at a time, a window
+    closing at `batch_size * WINDOW_BATCHES` documents or WINDOW_CHARS characters, so memory
+    stays bounded whatever the lengths of the documents."""
     stats = _Stats()
     window = max(1, batch_size) * WINDOW_BATCHES
     pending: list[Document] = []
+    pending_chars = 0
     with _bar(progress, reader.size, f"embedding {reader.path.name}", "B") as bar:
         last = 0
 
         def flush() -> None:
-            nonlocal last
+            nonlocal last, pending_chars
             _embed_window(
-                pending,
-                embedder,
-                store,
-                vectors,
-                first_row,
-                chunking,
-                batch_size,
-                skip_duplicates,
-                stats,
-                row_offset,
+                pending, embedder, store, vectors, first_row, chunking, batch_size,
+                skip_duplicates, stats, row_offset, reader,
             )
             pending.clear()
+            pending_chars = 0
             bar.update(reader.position - last)
             last = reader.position
             bar.set_postfix(docs=stats.documents, refresh=False)
 
         for document in reader:
+            if len(document.text) > chunking.max_chars:  # never held past what can be indexed
+                document = replace(document, text=document.text[: chunking.max_chars])
+                stats.cut.append((document.line, f"document {document.id} cut at "
+                                  f"{chunking.max_chunks:,} chunks (--max-chunks; text past "
+                                  f"{chunking.max_chars:,} characters is not read)"))
             pending.append(document)
-            if len(pending) >= window:
+            pending_chars += len(document.text)
+            if len(pending) >= window or pending_chars >= WINDOW_CHARS:
                 flush()
         flush()
     return stats
@@ -363,6 +478,7 @@ def _embed_window(
     skip_duplicates: bool,
     stats: _Stats,
     row_offset: int,
+    reader: CorpusReader,
 ) -> None:
     if not documents:
         return
@@ -376,31 +492,43 @@ def _embed_window(
                 seen.add(digest)
                 kept.append(document)
         documents = kept
+    cut: list[int] = []
+    chunked = chunk_documents([d.text for d in documents], embedder.count_tokens, chunking, cut)
+    for position in cut:
+        document = documents[position]
+        if not any(line == document.line for line, _ in stats.cut):
+            stats.cut.append((document.line, f"document {document.id} cut at "
+                              f"{chunking.max_chunks:,} chunks (--max-chunks)"))
     texts: list[str] = []
-    for document, chunks in zip(
-        documents,
-        chunk_documents([d.text for d in documents], embedder.count_tokens, chunking),
-        strict=True,
-    ):
+    added = 0
+    for document, chunks in zip(documents, chunked, strict=True):
+        if store.has_document(document.id):
+            # a repeated id: the first document keeps it (--errors strict stops here instead)
+            reader.bad_line(document.line, f"document id {document.id!r} appears again (the "
+                             "first one is kept; ids must be unique: check --id-field)")
+            continue
         row = first_row + stats.chunks + len(texts)
         store.add_document(document.id, document.text, chunks, row + row_offset, document.metadata)
         texts.extend(chunks)
-    if not texts:
-        return
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths batch together
-    embedded = embedder.encode([texts[i] for i in order], batch_size=batch_size, progress=False)
-    embedded = np.asarray(embedded, dtype=np.float32)
-    if embedded.shape != (len(texts), embedder.dim):
-        raise IndexError_(
-            f"the encoder returned vectors of shape {embedded.shape} for {len(texts)} texts of "
-            f"dimension {embedder.dim}; the model folder may be damaged"
-        )
-    in_row_order = np.empty_like(embedded)
-    in_row_order[order] = embedded
-    # the hand-off promises unit vectors; normalising again costs nothing and guards the maths
-    in_row_order /= np.maximum(np.linalg.norm(in_row_order, axis=1, keepdims=True), 1e-12)
-    vectors.write_rows(first_row + stats.chunks, in_row_order)
-    stats.documents += len(documents)
+        added += 1
+    # embed a window of chunks at a time (a window of documents can hold many more chunks)
+    window = max(1, batch_size) * WINDOW_BATCHES
+    for begin in range(0, len(texts), window):
+        part = texts[begin : begin + window]
+        order = sorted(range(len(part)), key=lambda i: len(part[i]))  # like lengths batch together
+        embedded = embedder.encode([part[i] for i in order], batch_size=batch_size, progress=False)
+        embedded = np.asarray(embedded, dtype=np.float32)
+        if embedded.shape != (len(part), embedder.dim):
+            raise IndexError_(
+                f"the encoder returned vectors of shape {embedded.shape} for {len(part)} texts "
+                f"of dimension {embedder.dim}; the model folder may be damaged"
+            )
+        in_row_order = np.empty_like(embedded)
+        in_row_order[order] = embedded
+        # the hand-off promises unit vectors; normalising again costs nothing, guards the maths
+        in_row_order /= np.maximum(np.linalg.norm(in_row_order, axis=1, keepdims=True), 1e-12)
+        vectors.write_rows(first_row + stats.chunks + begin, in_row_order)
+    stats.documents += added
     stats.chunks += len(texts)
 
 
@@ -447,8 +575,14 @@ class _bar:
 
 
 def check_model(manifest: Manifest, embedder: Embedder, folder: Path) -> None:
-    """Refuse an encoder other than the one the index was built with, saying how to fix it."""
-    if embedder.fingerprint == manifest.model_fingerprint and embedder.dim == manifest.dim:
+    """Refuse an encoder other than the one the index was built with, saying how to fix it.
+
+    An index built before the fingerprint covered the tokenizer and config recorded the
+    weights' fingerprint alone: it matches an encoder with the same weights (a changed tokenizer
+    or config cannot be told apart for it; `semsearch check` says so and suggests a rebuild)."""
+    if embedder.dim == manifest.dim and manifest.model_fingerprint in (
+        embedder.fingerprint, getattr(embedder, "weights_fingerprint", None)
+    ):
         return
     given = getattr(embedder, "path", embedder.name)
     raise IndexError_(
@@ -477,18 +611,133 @@ def read_queries(lines: Iterable[str]) -> list[str]:
     return [line.strip() for line in lines if line.strip()]
 
 
+MODES = ("hybrid", "dense", "lexical")
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """How `search` ranks: `semsearch query`'s --mode, --fusion, --dense-weight, --where, ..."""
+
+    mode: str | None = None  # hybrid, dense or lexical; None: hybrid where the index can
+    fusion: str | None = None  # rrf or weighted; None: the index's (from the model's calibration)
+    dense_weight: float | None = None  # weighted fusion's dense share; None: the index's
+    depth: int | None = None  # candidates each side gives fusion; None: the index's (100)
+    where: tuple[tuple[str, str], ...] = ()  # metadata FIELD = VALUE, all must hold
+    nprobe: int | None = None
+    ef_search: int | None = None
+
+
+def resolve_mode(index: SearchIndex, mode: str | None) -> str:
+    """The mode a search runs in: the one asked for, checked against what the index holds."""
+    if mode is None:
+        return "hybrid" if index.lexical is not None else "dense"
+    if mode not in MODES:
+        raise DataError(f"search mode {mode!r} is unknown; use one of {', '.join(MODES)}")
+    if mode != "dense" and index.lexical is None:
+        raise IndexError_(
+            f"index {index.folder} has no lexical part (built before semsearch had one), so it "
+            f"cannot search in {mode} mode; add it with `semsearch index --add-lexical --out "
+            f"{index.folder}`, or use --mode dense"
+        )
+    return mode
+
+
+def fusion_for(index: SearchIndex, options: SearchOptions) -> FusionConfig:
+    """The index's fusion settings with the query's overrides applied."""
+    base = FusionConfig.from_dict(index.manifest.fusion)
+    return FusionConfig(
+        method=options.fusion or base.method,
+        dense_weight=base.dense_weight if options.dense_weight is None else options.dense_weight,
+        depth=options.depth or base.depth,
+        calibrated=base.calibrated and options.fusion is None and options.dense_weight is None,
+    )
+def report_truncated(embedder: Embedder, queries: Sequence[str]) -> int:
+    """Say once on stderr how many queries are longer than the encoder's window (their end is
+    not searched for); returns that number."""
+    window = embedder.max_seq_len
+    longer = [count for count in embedder.count_tokens(list(queries)) if count > window]
+    if longer:
+        which = "the query is" if len(queries) == 1 else f"{len(longer)} of {len(queries)} queries are"
+        print(
+            f"note: {which} longer than the model's window of {window} tokens (up to "
+            f"{max(longer)}); only the first {window} tokens are searched for",
+            file=sys.stderr,
+        )
+    return len(longer)
+
+
 def search(
     index: SearchIndex,
-    embedder: Embedder,
+    embedder: Embedder | None,
     queries: Sequence[str],
     k: int,
     nprobe: int | None = None,
     ef_search: int | None = None,
     batch_size: int = 64,
+    options: SearchOptions | None = None,
 ) -> list[list[Hit]]:
-    """The top-k documents for each query text, checking the encoder against the index first."""
-    check_model(index.manifest, embedder, index.folder)
+    """The top-k documents for each query text, checking the encoder against the index first.
+
+    Dense mode ranks by cosine; lexical by BM25 (needs no encoder: `embedder` may be None);
+    hybrid fuses the top `depth` documents of each side (see semsearch.index.fusion). Each hit
+    carries the score and rank it had on each side beside the one it is ranked by."""
+    options = options or SearchOptions()
+    nprobe = options.nprobe if nprobe is None else nprobe
+    ef_search = options.ef_search if ef_search is None else ef_search
     if not queries or any(not query.strip() for query in queries):
         raise DataError('empty query; give some text, e.g. semsearch query "ocean tides" -k 5')
+    mode = resolve_mode(index, options.mode)
+    allowed = index.store.rows_where(options.where) if options.where else None
+    if mode == "lexical":
+        results = index.search_lexical(queries, k, allowed)
+        if not any(results) and not any(index.lexical.query_tokens(q) for q in queries):
+            raise DataError(
+                "the query has no searchable words (only stopwords or punctuation); use other "
+                "words, or --mode dense"
+            )
+        return [[replace(hit, lexical_score=hit.score, lexical_rank=hit.rank) for hit in hits]
+                for hits in results]
+    if embedder is None:
+        raise DataError(f"{mode} search needs the model; give --model")
+    check_model(index.manifest, embedder, index.folder)
     vectors = np.asarray(embedder.encode(list(queries), batch_size=batch_size), dtype=np.float32)
-    return index.search(vectors, k, nprobe=nprobe, ef_search=ef_search)
+    if mode == "dense":
+        results = index.search(vectors, k, nprobe=nprobe, ef_search=ef_search,
+                               allowed_rows=allowed)
+        return [[replace(hit, dense_score=hit.score, dense_rank=hit.rank) for hit in hits]
+                for hits in results]
+    fusion = fusion_for(index, options)
+    depth = max(k, fusion.depth)
+    dense = index.search(vectors, depth, nprobe=nprobe, ef_search=ef_search, allowed_rows=allowed)
+    lexical = index.search_lexical(queries, depth, allowed)
+    return [
+        fuse_hits(dense_hits, lexical_hits, fusion, k)
+        for dense_hits, lexical_hits in zip(dense, lexical, strict=True)
+    ]
+
+
+def fuse_hits(dense: list[Hit], lexical: list[Hit], fusion: FusionConfig, k: int) -> list[Hit]:
+    """One query's fused top-k, each hit with both sides' scores and ranks; the chunk shown is
+    the dense side's best where the document has one there."""
+    by_id = {hit.id: hit for hit in lexical}
+    by_id.update({hit.id: hit for hit in dense})
+    fused = fuse([(h.id, h.score) for h in dense], [(h.id, h.score) for h in lexical],
+                 fusion.method, fusion.dense_weight)
+    return [
+        replace(
+            by_id[f.doc_id],
+            rank=rank,
+            score=float(f.score),
+            dense_score=f.dense_score,
+            dense_rank=f.dense_rank,
+            lexical_score=f.lexical_score,
+            lexical_rank=f.lexical_rank,
+        )
+        for rank, f in enumerate(fused[:k], start=1)
+    ]
+
+
+def model_fusion(embedder: Embedder) -> FusionConfig:
+    """The fusion calibrated for this model (fusion.json in its folder), else the default."""
+    folder = getattr(embedder, "path", None)
+    return read_model_fusion(folder, embedder.fingerprint) if folder else FusionConfig()

@@ -61,3 +61,22 @@ def test_model_given_as_a_string_path(tiny_model_dir):
                                             ["a cat", "a dog is running"])
     assert isinstance(semsearch.similarity("a", "b", model=str(tiny_model_dir)), float)
     assert semsearch.encode(["a"], model=str(tiny_model_dir)).shape[0] == 1
+
+
+def test_search_an_index_in_every_mode(tiny_model_dir, tmp_path, monkeypatch):
+    from pathlib import Path
+
+    import semsearch
+    from semsearch.encoder import SentenceEncoder
+    from semsearch.search import index_corpus
+
+    monkeypatch.setenv("SEMSEARCH_INDEXES", str(tmp_path / "indexes"))
+    docs = Path(__file__).resolve().parents[1] / "corpora" / "docs.txt"
+    index_corpus(docs, SentenceEncoder.load(tiny_model_dir), tmp_path / "docs")
+    lexical = semsearch.query("machine learning", index=tmp_path / "docs", k=3, mode="lexical")
+    assert "machine learning" in lexical[0]["text"].lower() and lexical[0]["lexical_rank"] == 1
+    both = semsearch.query(["machine learning", "ocean"], index=tmp_path / "docs", k=2)
+    assert [len(hits) for hits in both] == [2, 2]
+    assert all(hit["dense_rank"] or hit["lexical_rank"] for hits in both for hit in hits)
+    dense = semsearch.query("machine learning", k=4, mode="dense")  # the latest index
+    assert [hit["dense_rank"] for hit in dense] == [1, 2, 3, 4]

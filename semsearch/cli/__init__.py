@@ -61,8 +61,34 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except SemsearchError as error:
             raise click.ClickException(str(error)) from None
+        except Terminated:
+            raise _Exit("terminated (SIGTERM); nothing half-written was left", 128 + 15) from None
         except KeyboardInterrupt:
             raise click.ClickException("interrupted") from None
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so every cleanup path (temporary index folders, training
+    checkpoints) runs the same way."""
+
+
+class _Exit(click.ClickException):
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated()
+
+
+def _handle_sigterm() -> None:
+    """Turn SIGTERM into Terminated in the main thread (where Python runs signal handlers)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
 
 
 def _exists(target: str) -> bool:
@@ -89,3 +115,4 @@ def main(quiet: bool, verbose: int) -> None:
     from semsearch.cli.common import set_verbosity
 
     set_verbosity(quiet, verbose)  # each command's own -q / -v may raise it further
+    _handle_sigterm()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from typing import Any
@@ -40,6 +41,29 @@ precision_option = click.option(
     help="int8: the model's Linear layers in int8 (PyTorch dynamic quantization; CPU only), "
     "usually faster on a CPU; the vectors move a little from fp32, by how much depends on the "
     "model (`semsearch evaluate --precision int8` shows what it costs).",
+)
+
+class FiniteFloatRange(click.FloatRange):
+    """A float within bounds that is also finite: click's FloatRange lets `nan` through (every
+    comparison with nan is false), and `inf` where a side is open."""
+
+    name = "finite float range"
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
+wait_option = click.option(
+    "--wait",
+    default=0.0,
+    show_default=True,
+    type=FiniteFloatRange(0, 86_400),
+    metavar="SECONDS",
+    help="When another semsearch process is writing the same index, wait up to this long for it "
+    "(0: refuse at once and change nothing).",
 )
 
 

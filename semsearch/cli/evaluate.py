@@ -24,9 +24,16 @@ from semsearch.cli.common import (
     "retrieval_dirs",
     multiple=True,
     metavar="DIR",
-    help="Also score retrieval on a BEIR-layout folder (corpus.jsonl, queries.jsonl, "
-    "qrels/test.tsv); repeatable.",
+    help="Search a BEIR-layout folder (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv) through "
+    "the real index and query path: BM25, dense and hybrid side by side; repeatable "
+    "(default: the shared collections beir/mlquestions and beir/arguana of the data folder).",
 )
+@click.option("--split", default=None, metavar="NAME",
+              help="qrels split of the --retrieval folders (default: dev where qrels/dev.tsv "
+              "exists, else test).")
+@click.option("--search/--no-search", "run_search", default=True, show_default=True,
+              help="Run the retrieval collections through the search path and calibrate the "
+              "model's hybrid fusion (writes fusion.json in the model folder on a full run).")
 @click.option(
     "--pairs",
     "pairs_file",
@@ -42,36 +49,48 @@ from semsearch.cli.common import (
 @device_option
 @precision_option
 @json_option
-def evaluate(model, data_dir, retrieval_dirs, pairs_file, batch_size, limit, device, precision,
-             as_json):
+def evaluate(model, data_dir, retrieval_dirs, split, run_search, pairs_file, batch_size, limit,
+             device, precision, as_json):
     """Score a model: STS-B, retrieval, vs TF-IDF.
 
     Reports STS-B test and dev Spearman and Pearson (x100) of cosine against gold; the mean
     cosine of clearly similar (gold >= 4) and dissimilar (gold <= 1) STS-B test pairs against
     the targets 0.7 / 0.5 / gap 0.2; recall@1, recall@10, MRR@10 and nDCG@10 on SNLI test
-    (each premise a query over all entailed hypotheses) and on any --retrieval folder; each
-    beside a TF-IDF cosine baseline. The report is saved as eval.json in the model folder.
+    (each premise a query over all entailed hypotheses), beside a TF-IDF cosine baseline; and
+    on MLQuestions dev and ArguAna (or each --retrieval folder), through the real index and
+    search path, nDCG@10, recall@100 and MRR@10 of BM25, dense and hybrid search, with the
+    hybrid fusion calibrated for the model over those collections (saved as fusion.json in
+    the model folder, where `semsearch index` picks it up). The report is saved as eval.json.
 
     \b
     Examples:
       semsearch evaluate
       semsearch evaluate --model models/quick --pairs corpora/pairs_example.tsv
-      semsearch evaluate --retrieval data/scifact --json
+      semsearch evaluate --retrieval data/scifact --split test --json
       semsearch evaluate --limit 200      # a quick check
       semsearch evaluate --precision int8 # int8 encoding, saved as eval-int8.json
     """
     from semsearch.api import load
+    from semsearch.data.sources import resolve_data_dir
     from semsearch.eval.pairs import read_pairs
     from semsearch.eval.report import format_report, report_path, write_report
     from semsearch.eval.runner import evaluate as run_evaluation
+    from semsearch.eval.search_eval import shared_collections
+    from semsearch.index.fusion import write_model_fusion
 
     pairs = read_pairs(pairs_file) if pairs_file else None
+    search_sets = []
+    if run_search and retrieval_dirs:
+        search_sets = [(folder, split or _default_split(folder)) for folder in retrieval_dirs]
+    elif run_search:
+        search_sets = shared_collections(resolve_data_dir(data_dir))
     encoder = load(model, device=None if device == "auto" else device, precision=precision)
     info(f"evaluating {encoder.path}")
     report = run_evaluation(
         encoder,
         data_dir=data_dir,
-        retrieval_dirs=retrieval_dirs,
+        retrieval_dirs=() if run_search else retrieval_dirs,
+        search_sets=search_sets,
         pairs=pairs,
         pairs_file=pairs_file,
         batch_size=batch_size,
@@ -80,8 +99,23 @@ def evaluate(model, data_dir, retrieval_dirs, pairs_file, batch_size, limit, dev
         log=info,
     )
     path = write_report(report, report_path(encoder.path, limit, precision))
+    fusion = (report.get("search") or {}).get("fusion")
+    if fusion and limit is None and precision == "fp32":
+        from semsearch.index.fusion import FusionConfig
+
+        calibrated = FusionConfig.from_dict(fusion)
+        saved = write_model_fusion(encoder.path, encoder.fingerprint, calibrated,
+                                   report["search"]["collections"])
+        info(f"hybrid fusion calibrated: {fusion['setting']} (saved to {saved}; indexes built "
+             "from now on use it)")
     if as_json:
         echo_json(report)
     else:
         click.echo(format_report(report))
     info(f"report saved to {path}")
+
+
+def _default_split(folder) -> str:
+    from pathlib import Path
+
+    return "dev" if (Path(folder) / "qrels" / "dev.tsv").is_file() else "test"

@@ -5,13 +5,16 @@ from __future__ import annotations
 import click
 
 from semsearch.cli.common import (
+    FiniteFloatRange,
     device_option,
     echo_json,
     info,
     is_tty,
     json_option,
     precision_option,
+    wait_option,
 )
+from semsearch.corpora.chunking import MAX_CHUNKS
 
 EXAMPLES = """\b
 Examples:
@@ -20,11 +23,13 @@ Examples:
   semsearch index articles.jsonl.gz --text-field text --id-field id --max-memory 2G
   semsearch index more.txt --append --out indexes/docs
   semsearch index reviews.csv --text-field review --errors skip --json
+  semsearch index --add-lexical --out indexes/old   # BM25 for an index built before it had one
+  semsearch index book.txt --max-chunks 5000 --wait 60
 """
 
 
 @click.command(epilog=EXAMPLES)
-@click.argument("corpus", type=click.Path(dir_okay=False))
+@click.argument("corpus", type=click.Path(dir_okay=False), required=False)
 @click.option(
     "--model",
     "model",
@@ -53,7 +58,7 @@ Examples:
     "--target-recall",
     default=0.95,
     show_default=True,
-    type=click.FloatRange(0.0, 1.0),
+    type=FiniteFloatRange(0.0, 1.0),
     help="Tune an approximate index's nprobe / efSearch to the cheapest value whose recall@10 "
     "on a sample of the corpus reaches this (0: keep the recipe's default).",
 )
@@ -72,7 +77,7 @@ Examples:
     "--batch-size",
     default=64,
     show_default=True,
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, 65_536),
     help="Texts encoded per batch.",
 )
 @click.option(
@@ -103,9 +108,25 @@ Examples:
     type=click.Choice(["strict", "skip", "replace"]),
     default="strict",
     show_default=True,
-    help="A line with bytes that are not UTF-8 (or malformed JSON): stop and name it, "
-    "skip it, or replace the bytes with U+FFFD.",
+    help="A bad line (bytes that are not UTF-8, malformed JSON, a ragged or unclosed CSV "
+    "record, a null or non-text text field, a repeated id): stop and name it, skip it and "
+    "report it, or (for bytes) replace them with U+FFFD.",
 )
+@click.option(
+    "--add-lexical",
+    is_flag=True,
+    help="Give the --out index, built before semsearch had keyword search, its BM25 part from "
+    "the chunks it stores (no corpus, no re-embedding).",
+)
+@click.option(
+    "--max-chunks",
+    default=MAX_CHUNKS,
+    show_default=True,
+    type=click.IntRange(1, 1_000_000),
+    help="Chunks kept of one document (a window of the model's tokens each); the rest of a "
+    "longer document is not indexed, and every cut is reported.",
+)
+@wait_option
 @device_option
 @precision_option
 @json_option
@@ -122,6 +143,9 @@ def index(
     text_field,
     id_field,
     error_mode,
+    add_lexical,
+    max_chunks,
+    wait,
     device,
     precision,
     as_json,
@@ -133,15 +157,28 @@ def index(
     are cut into overlapping chunks. The index folder holds index.faiss, documents.sqlite and
     manifest.json (model fingerprint, index recipe, corpus hash); it is written to a temporary
     folder and renamed, so an interrupted run leaves the previous index as it was.
-    `semsearch query` uses the most recently written index (recorded in indexes/LATEST) unless
+    `semsearch query` uses the most recently written index (recorded in indexes/.semsearch-latest) unless
     given --index.
     """
     from pathlib import Path
 
+    from semsearch.cli.terminal import printable
     from semsearch.corpora import ReaderOptions
     from semsearch.index import Manifest, default_index_dir, parse_memory
     from semsearch.search import IndexOptions, index_corpus, load_embedder, model_for_index
 
+    if add_lexical:
+        from semsearch.index.search_index import add_lexical as add_lexical_part
+
+        if corpus is not None or out is None:
+            raise click.UsageError("--add-lexical takes --out INDEX and no CORPUS")
+        chunks = add_lexical_part(Path(out))
+        if as_json:
+            echo_json({"index": out, "lexical_chunks": chunks})
+        info(f"added a BM25 index of {chunks} chunks to {out}")
+        return
+    if corpus is None:
+        raise click.UsageError("give a CORPUS file to index, e.g. semsearch index corpora/docs.txt")
     folder = Path(out) if out else default_index_dir(Path(corpus))
     options = IndexOptions(
         type=index_type,
@@ -149,6 +186,8 @@ def index(
         target_recall=target_recall,
         batch_size=batch_size,
         reader=ReaderOptions(corpus_format, text_field, id_field, error_mode),
+        max_chunks=max_chunks,
+        wait=wait,
     )
     if append and index_type != "auto":
         info(f"--type {index_type} ignored: an appended index keeps the recipe it was built with")
@@ -162,9 +201,15 @@ def index(
         Path(corpus), embedder, folder, options, append=append, progress=is_tty() and not as_json
     )
     for line, reason in report.lines_skipped[:5]:
-        info(f"skipped line {line}: {reason}")
+        info(f"skipped line {line}: {printable(reason)}")
     if len(report.lines_skipped) > 5:
         info(f"... {len(report.lines_skipped) - 5} more lines skipped")
+    for line, reason in report.documents_cut[:5]:
+        info(f"line {line}: {printable(reason)}; the rest of it is not searchable")
+    if len(report.documents_cut) > 5:
+        info(f"... {len(report.documents_cut) - 5} more documents cut (raise --max-chunks)")
+    if report.stale_removed:
+        info(f"removed {report.stale_removed} temporary folders left by interrupted runs")
     if as_json:
         echo_json(report.to_dict())
         return
@@ -179,6 +224,15 @@ def index(
     )
     if append:
         info(f"index: {recipe['factory']} (as built; rebuild to re-size it for the new total)")
+        if report.recall_change:
+            setting, old, new, before, after = report.recall_change
+            target = recipe.get("target_recall")
+            if new != old:
+                info(f"recall@10 on a sample fell to {before:.3f} (target {target}): {setting} "
+                     f"{old} -> {new} gives {after:.3f}"
+                     + ("" if after >= (target or 0) else "; rebuild the index to restore it"))
+            else:
+                info(f"recall@10 on a sample: {before:.3f} (target {target}), {setting} {old}")
     else:
         info(f"index: {recipe['factory']}  ({recipe['reason']})")
     info(f"wrote {folder} ({report.documents_total} documents, {report.vectors_total} vectors)")

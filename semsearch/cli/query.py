@@ -7,6 +7,8 @@ import shutil
 import click
 
 from semsearch.cli.common import device_option, echo_json, info, json_option
+from semsearch.cli.terminal import printable
+from semsearch.limits import MAX_EF_SEARCH, MAX_K, MAX_NPROBE
 
 EXAMPLES = """\b
 Examples:
@@ -15,6 +17,10 @@ Examples:
   semsearch query --queries questions.txt -k 3
   echo "healthy breakfast ideas" | semsearch query --queries - --json
   semsearch query "football" --nprobe 64      # IVF: search more lists
+  semsearch query "transformer attention" --mode lexical     # BM25 alone
+  semsearch query "ocean tides" --mode dense                  # vectors alone
+  semsearch query "ocean tides" --fusion rrf                  # reciprocal-rank fusion
+  semsearch query "tax law" --where lang=en --where year=2015 # metadata filters
 """
 
 
@@ -25,7 +31,7 @@ Examples:
     "k",
     default=5,
     show_default=True,
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, MAX_K),
     help="Documents to return a query (fewer when the index holds fewer).",
 )
 @click.option(
@@ -34,7 +40,7 @@ Examples:
     default=None,
     metavar="DIR",
     help="Index folder, or a name under indexes/ (default: the most recently written, "
-    "recorded in indexes/LATEST).",
+    "recorded in indexes/.semsearch-latest).",
 )
 @click.option(
     "--model",
@@ -56,33 +62,84 @@ Examples:
 @click.option(
     "--nprobe",
     default=None,
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, MAX_NPROBE),
     help="IVF lists to search (more: slower, better recall; default: from the index).",
 )
 @click.option(
     "--ef",
     "ef_search",
     default=None,
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, MAX_EF_SEARCH),
     help="HNSW candidate list size (more: slower, better recall; default: from the index).",
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["hybrid", "dense", "lexical"]),
+    default=None,
+    help="hybrid: vectors and BM25 fused (the default where the index has a lexical part); "
+    "dense: vectors alone; lexical: BM25 alone (no model needed).",
+)
+@click.option(
+    "--fusion",
+    type=click.Choice(["weighted", "rrf"]),
+    default=None,
+    help="How hybrid fuses: weighted (min-max normalised scores) or rrf (reciprocal ranks) "
+    "(default: the index's, calibrated for its model by `semsearch evaluate`).",
+)
+@click.option(
+    "--dense-weight",
+    type=click.FloatRange(0.0, 1.0),
+    default=None,
+    help="Weighted fusion's share of the dense score, 0-1 (default: the index's).",
+)
+@click.option(
+    "--depth",
+    type=click.IntRange(1, 10_000),
+    default=None,
+    help="Documents each side hands to fusion (default: the index's, 100).",
+)
+@click.option(
+    "--where",
+    "where",
+    multiple=True,
+    metavar="FIELD=VALUE",
+    help="Only documents whose metadata FIELD equals VALUE (repeatable: all must hold); the "
+    "fields are the JSONL/CSV columns other than id and text.",
 )
 @device_option
 @json_option
-def query(text, k, index_dir, model, queries_file, nprobe, ef_search, device, as_json):
+def query(text, k, index_dir, model, queries_file, nprobe, ef_search, mode, fusion,
+          dense_weight, depth, where, device, as_json):
     """Search an index for TEXT.
 
-    Prints rank, score (cosine similarity), document id and text, trimmed to the terminal; a
-    document split into chunks shows its best chunk as id#chunk. With --json, one JSON object
-    a line: query, rank, score, id, chunk, chunks, text, metadata.
+    Prints rank, score, document id and text, trimmed to the terminal; a document split into
+    chunks shows its best chunk as id#chunk. The score is the cosine in dense mode, BM25 in
+    lexical mode, and the fused score in hybrid mode. With --json, one JSON object a line:
+    query, rank, score, id, chunk, chunks, text, metadata, and dense_score, dense_rank,
+    lexical_score, lexical_rank (null where the document was not among that side's candidates).
     """
     from semsearch.errors import DataError
     from semsearch.index import SearchIndex, resolve_index_dir
-    from semsearch.search import load_embedder, model_for_index, read_queries, search
+    from semsearch.search import (
+        SearchOptions,
+        load_embedder,
+        model_for_index,
+        read_queries,
+        report_truncated,
+        resolve_mode,
+        search,
+    )
 
     if queries_file is not None and text is not None:
         raise click.UsageError("give TEXT or --queries FILE, not both")
     if queries_file is not None:
-        queries = read_queries(queries_file)
+        try:
+            queries = read_queries(queries_file)
+        except UnicodeDecodeError as error:
+            raise DataError(
+                f"{queries_file.name} is not UTF-8 text (byte {error.start + 1}); give a text "
+                "file with one query a line"
+            ) from None
         if not queries:
             raise DataError(f"no queries in {queries_file.name}; write one query a line")
     elif text is None:
@@ -92,14 +149,21 @@ def query(text, k, index_dir, model, queries_file, nprobe, ef_search, device, as
     else:
         queries = [text]
 
+    options = SearchOptions(
+        mode=mode, fusion=fusion, dense_weight=dense_weight, depth=depth,
+        where=tuple(parse_where(item) for item in where), nprobe=nprobe, ef_search=ef_search,
+    )
     opened = SearchIndex.open(resolve_index_dir(index_dir))
     try:
-        embedder = load_embedder(
-            model_for_index(opened.manifest, model),
-            device=None if device == "auto" else device,
-            texts=len(queries),
-        )
-        results = search(opened, embedder, queries, k, nprobe=nprobe, ef_search=ef_search)
+        embedder = None
+        if resolve_mode(opened, mode) != "lexical":
+            embedder = load_embedder(
+                model_for_index(opened.manifest, model),
+                device=None if device == "auto" else device,
+                texts=len(queries),
+            )
+            report_truncated(embedder, queries)
+        results = search(opened, embedder, queries, k, options=options)
     finally:
         opened.close()
     total = opened.manifest.documents
@@ -112,15 +176,28 @@ def query(text, k, index_dir, model, queries_file, nprobe, ef_search, device, as
                 echo_json({"query": query_text, **hit.to_dict()})
             continue
         if len(queries) > 1:
-            click.echo(("\n" if number else "") + f"query: {query_text}")
+            click.echo(("\n" if number else "") + f"query: {printable(query_text)}")
         for hit in hits:
             click.echo(format_hit(hit, width))
 
 
+def parse_where(item: str) -> tuple[str, str]:
+    """FIELD=VALUE as (field, value); the value may itself hold '='.
+
+    >>> parse_where("lang=en")
+    ('lang', 'en')
+    """
+    name, equals, value = item.partition("=")
+    if not equals or not name.strip():
+        raise click.BadParameter(f"{item!r} is not FIELD=VALUE, e.g. --where lang=en",
+                                 param_hint="--where")
+    return name.strip(), value
+
+
 def format_hit(hit, width: int = 100) -> str:
     """One line: rank, score, id (#chunk for chunked documents), text trimmed to `width`."""
-    label = hit.id if hit.chunks <= 1 else f"{hit.id}#{hit.chunk}"
+    label = printable(hit.id if hit.chunks <= 1 else f"{hit.id}#{hit.chunk}")
     head = f"{hit.rank:>3}  {hit.score:6.3f}  {label}  "
     room = max(20, width - len(head))
-    text = " ".join(hit.text.split())
+    text = printable(" ".join(hit.text.split()))
     return head + (text if len(text) <= room else text[: room - 1] + "…")

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import click
 
-from semsearch.cli.common import echo_json, info, json_option
+from semsearch.cli.common import echo_json, info, json_option, wait_option
 
 EXAMPLES = """\b
 Examples:
   semsearch remove docs:12
   semsearch remove docs:12 docs:40 --index indexes/docs
   semsearch remove 7f3a9c --index indexes/articles --json
+  semsearch remove docs:12 --wait 30       # queue behind an index build still running
 """
 
 
@@ -23,8 +24,9 @@ Examples:
     metavar="DIR",
     help="Index folder, or a name under indexes/ (default: the most recently written).",
 )
+@wait_option
 @json_option
-def remove(ids, index_dir, as_json):
+def remove(ids, index_dir, wait, as_json):
     """Delete documents (all their chunks) from an index.
 
     IDS are document ids as `semsearch query` prints them (without any #chunk suffix). Flat and
@@ -34,7 +36,7 @@ def remove(ids, index_dir, as_json):
     from semsearch.index import remove_documents, resolve_index_dir
 
     folder = resolve_index_dir(index_dir)
-    documents, vectors = remove_documents(folder, ids)
+    documents, vectors = remove_documents(folder, ids, wait=wait)
     if as_json:
         echo_json(
             {"index": str(folder), "documents_removed": documents, "vectors_removed": vectors}

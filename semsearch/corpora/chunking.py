@@ -10,6 +10,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 CountTokens = Callable[[list[str]], list[int]]
+MAX_CHUNKS = 1000
+# upper bound on characters a token covers, for cutting text before tokenising it
+CHARS_PER_TOKEN = 16
 
 
 @dataclass(frozen=True)
@@ -18,20 +21,49 @@ class ChunkConfig:
 
     max_tokens: int  # the encoder window, including its 2 special tokens
     overlap: float = 0.2  # fraction of a window repeated at the start of the next chunk
+    # chunks kept of one document; the rest of a longer one is not indexed (and reported), so
+    # one huge line cannot take unbounded time and memory. 1,000 windows of 128 tokens is
+    # about 100,000 words, a long book
+    max_chunks: int = MAX_CHUNKS
+
+    @property
+    def max_chars(self) -> int:
+        """Characters of a document looked at: enough for max_chunks full windows (a token is
+        rarely more than CHARS_PER_TOKEN characters), so text far past the cap is never
+        tokenised."""
+        return self.max_chunks * self.max_tokens * CHARS_PER_TOKEN
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 def chunk_documents(
-    texts: Sequence[str], count_tokens: CountTokens, config: ChunkConfig
+    texts: Sequence[str],
+    count_tokens: CountTokens,
+    config: ChunkConfig,
+    cut: list[int] | None = None,
 ) -> list[list[str]]:
-    """The chunks of each text: [text] when it fits the window, else overlapping word windows."""
-    counts = count_tokens(list(texts))
-    return [
-        [text] if count <= config.max_tokens else split_text(text, count_tokens, config)
-        for text, count in zip(texts, counts, strict=True)
-    ]
+    """The chunks of each text: [text] when it fits the window, else overlapping word windows,
+    at most config.max_chunks of them; the position of each text cut short is added to `cut`.
+
+    >>> words = lambda texts: [len(t.split()) + 2 for t in texts]
+    >>> cut = []
+    >>> chunk_documents(["a b", "a b c d e f g"], words, ChunkConfig(5, 0.0, max_chunks=2), cut)
+    [['a b'], ['a b c', 'd e f']]
+    >>> cut
+    [1]
+    """
+    heads = [text[: config.max_chars] for text in texts]
+    counts = count_tokens(heads)
+    chunked = []
+    for position, (text, head, count) in enumerate(zip(texts, heads, counts, strict=True)):
+        chunks = [head] if count <= config.max_tokens else split_text(head, count_tokens, config)
+        if len(chunks) > config.max_chunks or len(head) < len(text):
+            chunks = chunks[: config.max_chunks]
+            if cut is not None:
+                cut.append(position)
+        chunked.append(chunks)
+    return chunked
 
 
 def split_text(text: str, count_tokens: CountTokens, config: ChunkConfig) -> list[str]:
@@ -47,7 +79,7 @@ def split_text(text: str, count_tokens: CountTokens, config: ChunkConfig) -> lis
     words = text.split()
     budget = max(1, config.max_tokens - 2)  # room left by the two special tokens
     for _ in range(4):
-        chunks = _windows(words, count_tokens, budget, config.overlap)
+        chunks = _windows(words, count_tokens, budget, config.overlap, config.max_chunks + 1)
         longest = max(count_tokens(chunks))
         if longest <= config.max_tokens or budget == 1:
             break
@@ -56,7 +88,11 @@ def split_text(text: str, count_tokens: CountTokens, config: ChunkConfig) -> lis
 
 
 def _windows(
-    words: list[str], count_tokens: CountTokens, budget: int, overlap_fraction: float
+    words: list[str],
+    count_tokens: CountTokens,
+    budget: int,
+    overlap_fraction: float,
+    limit: int | None = None,
 ) -> list[str]:
     # a word alone costs its tokens minus the 2 specials count_tokens adds; never less than 1
     costs = [max(1, count - 2) for count in count_tokens(words)]
@@ -77,7 +113,7 @@ def _windows(
             end += 1
         end = max(end, start + 1)
         chunks.append(" ".join(piece for piece, _ in pieces[start:end]))
-        if end >= len(pieces):
+        if end >= len(pieces) or (limit is not None and len(chunks) >= limit):
             break
         # step back over up to `overlap` tokens of the window just written
         back, carried = end, 0

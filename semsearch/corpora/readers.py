@@ -11,6 +11,8 @@ import csv
 import gzip
 import io
 import json
+import zlib
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +21,9 @@ from semsearch.errors import DataError
 
 FORMATS = ("txt", "jsonl", "csv", "tsv")
 ERROR_MODES = ("strict", "skip", "replace")
+# a quoted CSV field may run over this many lines; one still open after them is taken to be an
+# unclosed quote (so it cannot swallow the rest of the file)
+MAX_RECORD_LINES = 10_000
 _SUFFIXES = {
     ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl",
     ".csv": "csv", ".tsv": "tsv", ".tab": "tsv",
@@ -45,6 +50,9 @@ class ReaderOptions:
     # a line with undecodable bytes or malformed JSON: strict (stop), skip (leave it out), or
     # replace (undecodable bytes become U+FFFD; malformed lines are still left out)
     errors: str = "strict"
+    # longest line read: a longer text line is cut here (and reported), a longer JSONL line or
+    # CSV record is a malformed line; bounds the memory one line can take
+    max_line_bytes: int = 64 * 1024 * 1024
 
 
 def detect_format(path: Path) -> str:
@@ -87,6 +95,7 @@ class CorpusReader:
             raise DataError(f"corpus {self.path} not found; give the path of a corpus file")
         self.stem = file_stem(self.path)
         self.skipped: list[tuple[int, str]] = []  # (line, reason) of lines left out
+        self.cut: list[tuple[int, str]] = []  # (line, reason) of text lines cut short
         self._raw: io.BufferedReader | None = None
 
     @property
@@ -113,29 +122,42 @@ class CorpusReader:
                 yield from self._table(lines, "\t" if self.format == "tsv" else ",")
 
     def _decoded_lines(self, stream) -> Iterator[tuple[int, str]]:
-        """(line number, text) of each line, undecodable bytes handled per --errors."""
+        """(line number, text) of each line, undecodable bytes handled per --errors; a line
+        longer than max_line_bytes is read in bounded pieces and cut (text) or refused."""
         number = 0
+        limit = max(1, self.options.max_line_bytes)
         try:
-            for number, data in enumerate(stream, start=1):
+            while True:
+                data = stream.readline(limit + 1)
+                if not data:
+                    break
+                number += 1
+                if len(data) > limit and not data.endswith(b"\n"):
+                    _drain_line(stream)
+                    if self.format != "txt":
+                        self.bad_line(number, f"longer than {limit:,} bytes")
+                        continue
+                    data = _utf8_prefix(data[:limit])
+                    self.cut.append((number, f"cut to its first {limit:,} bytes"))
                 if number == 1 and data.startswith(b"\xef\xbb\xbf"):
                     data = data[3:]  # a UTF-8 byte-order mark
                 try:
                     text = data.decode("utf-8")
                 except UnicodeDecodeError as error:
                     if self.options.errors != "replace":
-                        self._bad_line(
+                        self.bad_line(
                             number, f"bytes that are not UTF-8 at byte {error.start + 1}"
                         )
                         continue
                     text = data.decode("utf-8", errors="replace")
                 yield number, text.rstrip("\r\n")
-        except (OSError, EOFError, gzip.BadGzipFile) as error:
+        except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as error:
             raise DataError(
                 f"{self.path} cannot be read after line {number} ({error}); check the file "
                 "(for .gz: `gzip -t`)"
             ) from None
 
-    def _bad_line(self, number: int, reason: str) -> None:
+    def bad_line(self, number: int, reason: str) -> None:
         """A line that cannot be used: raise under --errors strict, else note it as skipped."""
         if self.options.errors == "strict":
             raise DataError(
@@ -158,66 +180,158 @@ class CorpusReader:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as error:
-                self._bad_line(number, f"not valid JSON ({error.msg})")
+                self.bad_line(number, f"not valid JSON ({error.msg})")
                 continue
             if not isinstance(record, dict):
-                self._bad_line(number, "not a JSON object")
+                self.bad_line(number, "not a JSON object")
                 continue
             document = self._record(record, number, text_field, id_field, list(record))
             if document is not None:
                 yield document
 
     def _table(self, lines, delimiter: str) -> Iterator[Document]:
-        numbers: list[int] = []
+        """Records of a CSV/TSV file. A record whose field count differs from the header's, or
+        whose quote never closes (within MAX_RECORD_LINES lines), is a malformed line, named by
+        the line it starts on: --errors strict stops there, skip leaves it out and reads on from
+        the next line."""
+        csv.field_size_limit(max(csv.field_size_limit(), self.options.max_line_bytes))
+        source = iter(lines)
+        pending: deque[tuple[int, str]] = deque()  # lines to read again after a bad record
+        header: list[str] | None = None
+        while True:
+            record_lines: list[tuple[int, str]] = []
 
-        def text_lines():
-            for number, text in lines:
-                numbers.append(number)
-                yield text
+            def feed(record_lines: list = record_lines) -> Iterator[str]:
+                size = 0
+                while True:
+                    item = pending.popleft() if pending else next(source, None)
+                    if item is None:
+                        return
+                    record_lines.append(item)
+                    size += len(item[1])
+                    if len(record_lines) > MAX_RECORD_LINES or size > self.options.max_line_bytes:
+                        raise _Unclosed
+                    yield item[1] + "\n"
 
-        reader = csv.DictReader(text_lines(), delimiter=delimiter)
-        header = reader.fieldnames
-        if not header:
+            reader = csv.reader(feed(), delimiter=delimiter, strict=True)
+            try:
+                for row in reader:
+                    start = record_lines[0][0] if record_lines else 0
+                    record_lines.clear()
+                    if not row or (len(row) == 1 and not row[0].strip()):
+                        continue  # a blank line
+                    if header is None:
+                        header = self._header(row)
+                        continue
+                    if len(row) != len(header):
+                        self.bad_line(
+                            start,
+                            f"{len(row)} fields where the header has {len(header)} (check the "
+                            "quoting and delimiters of this record)",
+                        )
+                        continue
+                    document = self._record(
+                        dict(zip(header, row, strict=True)),
+                        start,
+                        self.options.text_field,
+                        self.options.id_field,
+                        header,
+                    )
+                    if document is not None:
+                        yield document
+                break
+            except (_Unclosed, csv.Error) as error:
+                if not record_lines:
+                    raise DataError(f"{self.path}: {error}; fix the file") from None
+                start = record_lines[0][0]
+                reason = (
+                    f"a quoted field opened here is not closed within {len(record_lines)} "
+                    "lines"
+                    if isinstance(error, _Unclosed) or "end of data" in str(error)
+                    else f"malformed record ({error})"
+                )
+                self.bad_line(start, reason + "; fix the quoting")
+                pending.extendleft(reversed(record_lines[1:]))  # read on from the next line
+        if header is None:
             raise DataError(
                 f"{self.path} is empty; a {self.format.upper()} corpus needs a header row"
             )
-        if self.options.text_field not in header:
+
+    def _header(self, row: list[str]) -> list[str]:
+        if self.options.text_field not in row:
             raise DataError(
                 f"{self.path} has no column {self.options.text_field!r} (columns: "
-                f"{', '.join(header)}); name the text column with --text-field"
+                f"{', '.join(row)}); name the text column with --text-field"
             )
-        try:
-            for record in reader:
-                record.pop(None, None)  # cells beyond the header
-                number = numbers[-1] if numbers else 0
-                document = self._record(
-                    record, number, self.options.text_field, self.options.id_field, header
-                )
-                if document is not None:
-                    yield document
-        except csv.Error as error:
-            raise DataError(f"{self.path} line {numbers[-1]}: {error}; fix the quoting") from None
+        return row
 
     def _record(
         self, record: dict, number: int, text_field: str, id_field: str | None, fields: list
     ) -> Document | None:
         if text_field not in record:
-            self._bad_line(
+            self.bad_line(
                 number,
                 f"no field {text_field!r} (fields: {', '.join(map(str, fields))}); "
                 "name the text field with --text-field",
             )
             return None
         text = record.pop(text_field)
-        text = "" if text is None else str(text).strip()
+        if text is None:
+            self.bad_line(number, f"field {text_field!r} is null; give the text or drop the line")
+            return None
+        if isinstance(text, (dict, list)):
+            self.bad_line(
+                number,
+                f"field {text_field!r} is a JSON {'object' if isinstance(text, dict) else 'array'}"
+                ", not text; point --text-field at a string field",
+            )
+            return None
+        text = str(text).strip()
         if not text:
             return None
         key = id_field or ("id" if "id" in record else None)
         if key is not None:
             if key not in record or record[key] in (None, ""):
-                self._bad_line(number, f"no id in field {key!r}; fix the file or drop --id-field")
+                self.bad_line(number, f"no id in field {key!r}; fix the file or drop --id-field")
                 return None
-            doc_id = str(record.pop(key))
+            value = record.pop(key)
+            if isinstance(value, (dict, list, float, bool)):
+                self.bad_line(
+                    number, f"id field {key!r} holds {json.dumps(value)[:40]}, not a string or "
+                    "whole number"
+                )
+                return None
+            doc_id = str(value)
         else:
             doc_id = f"{self.stem}:{number}"
         return Document(doc_id, text, record, number)
+
+
+class _Unclosed(Exception):
+    """A CSV record ran past MAX_RECORD_LINES lines (or max_line_bytes): an unclosed quote."""
+
+
+def _drain_line(stream, piece: int = 1 << 20) -> None:
+    """Read and drop the rest of an overlong line, a bounded piece at a time."""
+    while True:
+        rest = stream.readline(piece)
+        if not rest or rest.endswith(b"\n"):
+            return
+
+
+def _utf8_prefix(data: bytes) -> bytes:
+    """`data` without a UTF-8 character cut in two at its end.
+
+    >>> _utf8_prefix("é".encode()[:1]), _utf8_prefix(b"ab")
+    (b'', b'ab')
+    """
+    end = len(data)
+    back = 0
+    while end - back > 0 and back < 4 and data[end - back - 1] & 0xC0 == 0x80:
+        back += 1
+    if end - back > 0 and data[end - back - 1] >= 0xC0:
+        lead = data[end - back - 1]
+        need = 2 if lead < 0xE0 else 3 if lead < 0xF0 else 4
+        if back + 1 < need:
+            return data[: end - back - 1]
+    return data

@@ -39,6 +39,7 @@ from semsearch.encoder.store import (
     FORMAT_VERSION,
     TOKENIZER,
     WEIGHTS,
+    check_model_replaceable,
     load_weights,
     publish,
     save_weights,
@@ -297,6 +298,7 @@ def _check_out(out: Path, overwrite: bool) -> None:
     if (out / CONFIG).is_file():
         if not overwrite:
             raise ModelError(f"{out} already holds a model; pass --overwrite or choose --out")
+        check_model_replaceable(out)
     elif out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ModelError(f"{out} exists and is not a model folder; choose another --out")
 

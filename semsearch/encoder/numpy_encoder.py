@@ -15,7 +15,14 @@ from typing import Any
 
 import numpy as np
 
-from semsearch.encoder.store import TOKENIZER, WEIGHTS, fingerprint, read_config, resolve_model
+from semsearch.encoder.store import (
+    TOKENIZER,
+    WEIGHTS,
+    check_tokenizer_fits,
+    model_fingerprints,
+    read_config,
+    resolve_model,
+)
 from semsearch.encoder.tokenizer import Tokenizer
 from semsearch.errors import ModelError
 
@@ -52,8 +59,16 @@ class NumpyEncoder:
         except Exception as error:  # noqa: BLE001 - safetensors raises its own error type
             raise ModelError(f"{folder / WEIGHTS}: unreadable weights ({error}); "
                              "retrain the model") from None
-        return cls(weights, Tokenizer.load(folder / TOKENIZER), folder, config,
-                   fingerprint(folder / WEIGHTS))
+        tokenizer = Tokenizer.load(folder / TOKENIZER)
+        check_tokenizer_fits(config["model"]["vocab_size"], tokenizer.vocab_size, folder)
+        full, weights_only = model_fingerprints(folder, config)
+        try:
+            encoder = cls(weights, tokenizer, folder, config, full)
+        except KeyError as error:
+            raise ModelError(f"{folder / WEIGHTS}: tensor {error} is missing; the weights do not "
+                             "match config.json: retrain or re-import the model") from None
+        encoder.weights_fingerprint = weights_only  # what indexes built before recorded
+        return encoder
 
     @property
     def name(self) -> str:

@@ -16,8 +16,9 @@ from semsearch.encoder.store import (
     CONFIG,
     TOKENIZER,
     WEIGHTS,
-    fingerprint,
+    check_tokenizer_fits,
     load_weights,
+    model_fingerprints,
     read_config,
     resolve_model,
 )
@@ -42,7 +43,7 @@ class SentenceEncoder:
         self.tokenizer = tokenizer
         self.path = path
         self.config = config
-        self.fingerprint = fingerprint  # of the weights file: the same for fp32 and int8
+        self.fingerprint = fingerprint  # weights, tokenizer and model config: same for fp32, int8
         self.device = device
         self.precision = precision
 
@@ -64,6 +65,7 @@ class SentenceEncoder:
             if not (folder / name).is_file():
                 raise ModelError(f"{folder}: {name} is missing; retrain the model")
         tokenizer = Tokenizer.load(folder / TOKENIZER)
+        check_tokenizer_fits(config["model"]["vocab_size"], tokenizer.vocab_size, folder)
         try:
             model = Encoder(EncoderConfig(**config["model"]))
             model.load_state_dict(load_weights(folder / WEIGHTS))
@@ -75,8 +77,10 @@ class SentenceEncoder:
         else:
             target = pick_device(device or "auto")
             model = model.to(target)
-        return cls(model, tokenizer, folder, config, fingerprint(folder / WEIGHTS), target,
-                   precision)
+        full, weights_only = model_fingerprints(folder, config)
+        encoder = cls(model, tokenizer, folder, config, full, target, precision)
+        encoder.weights_fingerprint = weights_only  # what indexes built before recorded
+        return encoder
 
     @property
     def name(self) -> str:

@@ -41,6 +41,7 @@ from semsearch.encoder.store import (
     HISTORY,
     TOKENIZER,
     WEIGHTS,
+    check_model_replaceable,
     load_weights,
     publish,
     read_config,
@@ -370,6 +371,7 @@ def _prepare_folder(config: RunConfig, out: Path, partial: Path, resume: bool, o
                           "--resume to continue it, or --out to choose another folder")
     if out.exists() and not (out / CONFIG).exists() and any(out.iterdir()):
         raise ConfigError(f"{out} exists and is not a model folder; choose another --out")
+    check_model_replaceable(out)  # --overwrite replaces a model folder, never anything else
     if partial.exists():
         if not overwrite:
             raise ConfigError(f"an interrupted run is in {partial}; continue it with --resume or "
@@ -620,8 +622,8 @@ def _warn_if_overfitting(history: list[dict[str, Any]], log: Log) -> None:
 
 
 class _StopFlag:
-    """The first Ctrl-C asks the loop to stop at the next step boundary (and checkpoint);
-    a second one interrupts at once."""
+    """The first Ctrl-C (or SIGTERM) asks the loop to stop at the next step boundary (and
+    checkpoint); a second one interrupts at once."""
 
     def __init__(self) -> None:
         self.value = False
@@ -631,15 +633,17 @@ class _StopFlag:
 
         @contextlib.contextmanager
         def manager():
-            try:
-                previous = signal.signal(signal.SIGINT, self._handle)
+            try:  # SIGTERM (kill, a scheduler's stop) is handled like Ctrl-C
+                previous = {sig: signal.signal(sig, self._handle)
+                            for sig in (signal.SIGINT, signal.SIGTERM)}
             except ValueError:  # not the main thread: leave signals alone
                 yield
                 return
             try:
                 yield
             finally:
-                signal.signal(signal.SIGINT, previous)
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
 
         return manager()
 

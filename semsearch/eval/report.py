@@ -93,6 +93,19 @@ def format_report(report: dict[str, Any]) -> str:
             rows.append([f"  {metric}"] + [_number(result[m].get(metric), 3) for m, _ in METHODS])
         lines += ["", *_table(rows)]
 
+    search = report.get("search") or {}
+    for name, result in search.get("collections", {}).items():
+        rows = [[f"Search {name} ({result['queries']:,} queries, {result['corpus']:,} documents)",
+                 "BM25", "dense", f"hybrid ({search['fusion']['setting']})"]]
+        for metric in ("ndcg@10", "recall@100", "mrr@10"):
+            rows.append([f"  {metric}"] + [_number(result[side].get(metric), 3)
+                                           for side in ("bm25", "dense", "hybrid")])
+        lines += ["", *_table(rows)]
+    if search.get("fusion"):
+        lines += ["", f"hybrid fusion for this model: {search['fusion']['setting']} (the grid's "
+                  "setting with the smallest shortfall against the better side, over these "
+                  "collections)"]
+
     for warning in report.get("warnings", []):
         lines += ["", f"warning: {warning}"]
     return "\n".join(lines)

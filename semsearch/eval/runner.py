@@ -168,6 +168,7 @@ def evaluate(
     encoder,
     data_dir: str | Path | None = None,
     retrieval_dirs: Sequence[str | Path] = (),
+    search_sets: Sequence[tuple[str | Path, str]] = (),
     pairs: Sequence[LabelledPair] | None = None,
     pairs_file: str | None = None,
     batch_size: int = 64,
@@ -180,7 +181,9 @@ def evaluate(
     Tasks: STS-B test and dev (Spearman, Pearson x100 of cosine vs gold); similarity separation
     on STS-B test (gold >= 4 vs <= 1) and on the user's hand-written `pairs`; retrieval on SNLI
     test (each premise a query over every entailed hypothesis) and on each BEIR folder in
-    `retrieval_dirs`. `limit` keeps the first N pairs (or queries) of each set, for quick runs.
+    `retrieval_dirs`; BM25, dense and hybrid through the search path on each (BEIR folder, split)
+    of `search_sets` (see semsearch.eval.search_eval), with the fusion calibrated over them
+    (report["search"]["fusion"]). `limit` keeps the first N pairs (or queries) of each set.
     Missing data raises DataError from the loader, naming the file and where it looked.
     """
     from semsearch import __version__
@@ -242,6 +245,17 @@ def evaluate(
             "queries": results["model"]["queries"],
             "corpus": results["model"]["corpus"],
         } | {m: {key: scores[key] for key in RETRIEVAL_METRICS} for m, scores in results.items()}
+
+    collections = []
+    for folder, split in search_sets:
+        collection = read_beir(folder, split)
+        if limit is not None:
+            collection = limit_retrieval_set(collection, limit)
+        collections.append(collection)
+    if collections:
+        from semsearch.eval.search_eval import evaluate_search
+
+        report["search"], _ = evaluate_search(collections, encoder, batch_size, progress, log)
 
     report["seconds"] = round(time.perf_counter() - started, 1)
     return clean_floats(report)

@@ -13,6 +13,7 @@ import numpy as np
 
 from semsearch.errors import IndexError_
 from semsearch.index.recipe import HNSW_EF_CONSTRUCTION, IndexRecipe
+from semsearch.limits import INT32_MAX, MAX_EF_SEARCH, MAX_NPROBE
 
 
 def create_index(recipe: IndexRecipe, dim: int) -> faiss.Index:
@@ -48,9 +49,16 @@ def search_vectors(
     k: int,
     nprobe: int | None = None,
     ef_search: int | None = None,
+    selector: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-k by inner product: returns (scores, ids), each (n_queries, k); id -1 pads a row when
-    fewer than k vectors were found."""
+    fewer than k vectors were found. `selector`: only these ids (sorted int64) are candidates."""
+    for name, value, limit in (("k", k, INT32_MAX), ("nprobe", nprobe, MAX_NPROBE),
+                               ("efSearch", ef_search, MAX_EF_SEARCH)):
+        if value is not None and not 1 <= int(value) <= limit:
+            raise IndexError_(f"{name} must be between 1 and {limit:,}, not {value}")
+    if selector is not None:
+        return _search_selected(index, queries, k, nprobe, ef_search, selector)
     parameters = faiss.ParameterSpace()
     ivf = faiss.try_extract_index_ivf(index)
     if ivf is not None and nprobe is not None:
@@ -61,6 +69,29 @@ def search_vectors(
         parameters.set_index_parameter(index, "efSearch", max(1, int(ef_search)))
     scores, ids = index.search(_check(queries, index.d), max(1, k))
     return scores, ids
+
+
+def _search_selected(index, queries, k, nprobe, ef_search, selector):
+    """Search through faiss's search parameters with an ID selector (faiss >= 1.7.3)."""
+    ids = np.ascontiguousarray(selector, dtype=np.int64)
+    chosen = faiss.IDSelectorBatch(len(ids), faiss.swig_ptr(ids))
+    ivf = faiss.try_extract_index_ivf(index)
+    hnsw = _find_hnsw(index)
+    if ivf is not None:
+        parameters = faiss.SearchParametersIVF(sel=chosen)
+        parameters.nprobe = max(1, min(int(nprobe or ivf.nprobe), ivf.nlist))
+    elif hnsw is not None:
+        parameters = faiss.SearchParametersHNSW(sel=chosen)
+        parameters.efSearch = max(1, int(ef_search or hnsw.hnsw.efSearch), k)
+    else:
+        parameters = faiss.SearchParameters(sel=chosen)
+    scores, found = index.search(_check(queries, index.d), max(1, k), params=parameters)
+    return scores, found
+
+
+def faiss_ivf(index: faiss.Index):
+    """The IVF stage of an index, or None."""
+    return faiss.try_extract_index_ivf(index)
 
 
 def supports_removal(index: faiss.Index) -> bool:

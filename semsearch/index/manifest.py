@@ -32,6 +32,12 @@ class Manifest:
     # part of the model check: int8 vectors of the same weights stay close to fp32 ones, so
     # queries in either precision search the index
     precision: str = "fp32"
+    # the BM25 side (LexicalConfig.to_dict() plus its chunk count); None: an index built before
+    # semsearch had one, searched dense only
+    lexical: dict | None = None
+    # how hybrid search fuses the two sides (FusionConfig.to_dict()), from the model's
+    # calibration when it had one
+    fusion: dict | None = None
     created: str = ""
     updated: str = ""
     format: str = FORMAT
@@ -63,10 +69,46 @@ class Manifest:
             )
         known = {key: data[key] for key in cls.__dataclass_fields__ if key in data}
         try:
-            return cls(**known)
+            manifest = cls(**known)
         except TypeError as error:
             raise IndexError_(f"{path} is incomplete ({error}); {fix}") from None
+        wrong = _wrong_types(known)
+        if wrong:
+            raise IndexError_(f"{path} has a malformed field {wrong}; {fix}")
+        return manifest
 
 
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+_TYPES = {"str": str, "int": int, "dict": dict, "float": float}
+
+
+def _wrong_types(data: dict) -> str | None:
+    """The first field whose JSON value has the wrong type (a recipe that is a string, a count
+    that is negative), as "name (what it is)"; None when all are right."""
+    for name, declared in Manifest.__annotations__.items():
+        if name not in data:
+            continue
+        value = data[name]
+        kind = str(declared).split("[")[0]
+        expected = _TYPES.get(kind, list if kind == "list" else None)
+        if expected is None:
+            continue
+        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+            return f"{name!r} ({type(value).__name__}, expected {kind})"
+        if expected is int and value < 0:
+            return f"{name!r} ({value}, expected a count >= 0)"
+        if name == "corpora" and not all(isinstance(entry, dict) for entry in value):
+            return f"{name!r} (expected a list of objects)"
+    recipe = data.get("recipe", {})
+    if not isinstance(recipe.get("factory"), str) or not recipe["factory"]:
+        return "'recipe.factory' (expected a FAISS factory string)"
+    for key in ("nprobe", "ef_search", "rerank", "train_size"):
+        value = recipe.get(key)
+        if value is not None and (
+            not isinstance(value, int) or isinstance(value, bool) or value < 0
+        ):
+            return f"'recipe.{key}' ({value!r}, expected a whole number >= 0)"
+    return None

@@ -43,6 +43,11 @@ class IndexRecipe:
     rerank: int = 0  # re-rank k * rerank candidates exactly against vectors on disk (0: off)
     train_size: int = 0  # vectors sampled to train on (0: nothing to train)
     reason: str = ""  # one line: why this recipe
+    # recall@10 measured on a corpus sample when nprobe / efSearch were last tuned, and the
+    # target they were tuned to (None: exact, untuned, or built before these were recorded);
+    # `semsearch check` compares a fresh measurement with them
+    recall: float | None = None
+    target_recall: float | None = None
 
     @property
     def exact(self) -> bool:
@@ -198,9 +203,100 @@ def default_memory_budget() -> int | None:
         return None
 
 
+# the FAISS factory components --type accepts, each with its numbers checked before FAISS
+# sees them (some bad values abort the process inside FAISS: HNSW0 fails an assertion, NSG
+# builds can hang); anything else is refused with the list of families
+_COMPONENT = re.compile(
+    r"(?P<pca>PCAW?R?)(?P<pca_d>\d+)|(?P<opq>OPQ)(?P<opq_m>\d+)(?:_(?P<opq_d>\d+))?"
+    r"|(?P<rr>RR)(?P<rr_d>\d+)|(?P<l2>L2norm)"
+    r"|(?P<ivf>IVF)(?P<nlist>\d+)(?:_HNSW(?P<ivf_hnsw>\d+))?"
+    r"|(?P<hnsw>HNSW)(?P<hnsw_m>\d+)(?:_(?P<hnsw_code>Flat|SQ8|SQfp16))?"
+    r"|(?P<pq>PQ)(?P<pq_m>\d+)(?:x(?P<pq_bits>\d+))?(?P<fs>fs|np)?"
+    r"|(?P<sq>SQ(?:4|6|8|fp16|bf16))|(?P<flat>Flat)|(?P<rflat>RFlat)|(?P<idmap>IDMap2?)"
+)
+FACTORY_FAMILIES = "PCA<d>, OPQ<m>[_<d>], RR<d>, IVF<n>[_HNSW<m>], HNSW<m>, PQ<m>[x<bits>][fs], SQ8, Flat, RFlat"
+# the largest IVF list count and HNSW degree taken (FAISS stores them as 32-bit ints; far past
+# any useful setting)
+MAX_NLIST = 1 << 20
+MAX_HNSW_M = 256
+
+
+def validate_factory(factory: str, count: int, dim: int) -> None:
+    """Refuse, as ConfigError saying what to use instead, a factory string FAISS would reject,
+    crash on or train badly for `count` vectors of `dim` floats.
+
+    >>> validate_factory("IVF16,PQ8", 10_000, 64)
+    >>> validate_factory("IVF0,Flat", 1000, 64)
+    Traceback (most recent call last):
+    ...
+    semsearch.errors.ConfigError: --type 'IVF0,Flat': IVF needs 1 to 1,048,576 lists, not 0; e.g. --type IVF16,Flat
+    """
+    fix = f"e.g. --type IVF{ivf_list_count(count)},Flat"
+    if not factory or len(factory) > 200:
+        raise ConfigError(f"--type {factory!r} is not a FAISS factory string; {fix}")
+    width = dim
+    for part in factory.split(","):
+        match = _COMPONENT.fullmatch(part.strip())
+        if match is None:
+            raise ConfigError(
+                f"--type {factory!r} is not flat, hnsw, ivf, ivfpq, auto, or a FAISS factory "
+                f"string semsearch accepts: {part!r} is none of {FACTORY_FAMILIES}; {fix}"
+            )
+        group = match.groupdict()
+
+        def bounded(name: str, value: str, low: int, high: int) -> int:
+            number = int(value)
+            if not low <= number <= high:
+                raise ConfigError(f"--type {factory!r}: {name} {number} is out of bounds "
+                                  f"({low} to {high:,}); {fix}")
+            return number
+
+        if group["pca"] or group["rr"]:
+            width = bounded(f"{group['pca'] or 'RR'} output dimension",
+                            group["pca_d"] or group["rr_d"], 1, dim)
+        elif group["opq"]:
+            out = bounded("OPQ output dimension", group["opq_d"], 1, dim) if group["opq_d"] else width
+            m = bounded("OPQ sub-quantisers", group["opq_m"], 1, out)
+            if out % m:
+                raise ConfigError(f"--type {factory!r}: OPQ{m} needs a dimension divisible by "
+                                  f"{m}, not {out}; {fix}")
+            width = out
+        elif group["ivf"]:
+            nlist = int(group["nlist"])
+            if not 1 <= nlist <= MAX_NLIST:
+                raise ConfigError(f"--type {factory!r}: IVF needs 1 to {MAX_NLIST:,} lists, "
+                                  f"not {nlist}; {fix}")
+            if nlist > count:
+                raise ConfigError(
+                    f"--type {factory!r}: IVF{nlist} needs at least {nlist:,} vectors to train "
+                    f"its lists, the corpus has {count:,}; use --type auto, or about "
+                    f"IVF{ivf_list_count(count)} for this corpus"
+                )
+            if group["ivf_hnsw"]:
+                bounded("HNSW degree", group["ivf_hnsw"], 2, MAX_HNSW_M)
+        elif group["hnsw"]:
+            bounded("HNSW degree", group["hnsw_m"], 2, MAX_HNSW_M)
+        elif group["pq"]:
+            m = int(group["pq_m"])
+            bits = int(group["pq_bits"] or 8)
+            if not 1 <= m <= width or width % m:
+                raise ConfigError(f"--type {factory!r}: PQ{m} needs a dimension divisible by "
+                                  f"{m}, and the vectors have {width}; {fix}")
+            if not 1 <= bits <= 16 or (group["fs"] == "fs" and bits != 4):
+                raise ConfigError(f"--type {factory!r}: PQ codes take 1 to 16 bits (4 for "
+                                  f"fast scan), not {bits}; {fix}")
+            if 2**bits > count:
+                raise ConfigError(
+                    f"--type {factory!r}: PQ with {bits}-bit codes trains {2**bits:,} centroids "
+                    f"and needs at least that many vectors, the corpus has {count:,}; use "
+                    f"fewer bits (PQ{m}x{max(1, int(math.log2(max(2, count))))}) or --type auto"
+                )
+
+
 def _custom(factory: str, count: int, dim: int) -> IndexRecipe:
     import faiss
 
+    validate_factory(factory, count, dim)
     try:
         index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
     except RuntimeError as error:

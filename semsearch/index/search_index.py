@@ -3,7 +3,8 @@ together. Searching returns document hits; removing rewrites the folder atomical
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import shutil
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import numpy as np
 
 from semsearch.errors import IndexError_
 from semsearch.index.faiss_index import (
+    faiss_ivf,
     read_index,
     remove_vectors,
     search_vectors,
@@ -23,13 +25,20 @@ from semsearch.index.folder import (
     STORE_FILE,
     VECTORS_FILE,
     check_not_interrupted,
+    clean_stale,
     staged_folder,
 )
+from semsearch.index.lexical import LEXICAL_DIR, LexicalConfig, LexicalIndex, build_lexical
+from semsearch.index.lock import index_writer, reading, swap_lock_path
 from semsearch.index.manifest import Manifest, now
 from semsearch.index.merge import best_per_document
 from semsearch.index.recipe import RERANK_MIN_K, IndexRecipe
 from semsearch.index.store import DocumentStore
 from semsearch.index.vector_file import VectorFile, rerank_exact
+from semsearch.limits import MAX_K
+
+# a filter matching at most this many chunks is searched exactly over their kept vectors
+EXACT_FILTER_MAX = 100_000
 
 
 @dataclass(frozen=True)
@@ -43,9 +52,28 @@ class Hit:
     chunks: int  # how many chunks the document has
     text: str  # the chunk's text
     metadata: dict = field(default_factory=dict)
+    # where the document stood on each side of a search (None: not in that side's candidates,
+    # or that side was not searched); score is the fused one in hybrid mode
+    dense_score: float | None = None
+    dense_rank: int | None = None
+    lexical_score: float | None = None
+    lexical_rank: int | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+# a reader without a lock file retries an open that raced a swap this many times
+OPEN_ATTEMPTS = 5
+
+
+def _identity(folder: Path) -> tuple[int, int, int] | None:
+    """The folder's inode and its manifest's: changes whenever a new version is swapped in."""
+    try:
+        stat, manifest = folder.stat(), (folder / MANIFEST).stat()
+    except OSError:
+        return None
+    return (stat.st_ino, manifest.st_ino, manifest.st_mtime_ns)
 
 
 class SearchIndex:
@@ -58,11 +86,44 @@ class SearchIndex:
         self.store = store
         self.recipe = IndexRecipe.from_dict(manifest.recipe)
         self.vectors = VectorFile(self.folder / VECTORS_FILE, manifest.dim)
+        self.lexical: LexicalIndex | None = None
+        if manifest.lexical is not None:
+            self.lexical = LexicalIndex(self.folder, LexicalConfig.from_dict(manifest.lexical))
+            if len(self.lexical) != manifest.count:
+                raise IndexError_(
+                    f"index folder {self.folder} is inconsistent (lexical index: "
+                    f"{len(self.lexical)} chunks, manifest: {manifest.count}); rebuild with "
+                    f"`semsearch index CORPUS --out {self.folder}`"
+                )
 
     @classmethod
-    def open(cls, folder: Path) -> SearchIndex:
-        """Load and cross-check a folder; IndexError_ says how to fix a missing or corrupt one."""
+    def open(cls, folder: Path, read_only: bool = True) -> SearchIndex:
+        """Load and cross-check a folder; IndexError_ says how to fix a missing or corrupt one.
+
+        A reader opens the files under the folder's shared swap lock, so a writer swapping in a
+        new version waits the milliseconds this takes and the reader sees one version whole
+        (its open files stay readable after the swap). Where no lock file can be found the
+        folder's identity is compared before and after, and the open retried on a change.
+        `read_only` (the default) never writes into the folder."""
         folder = Path(folder)
+        for attempt in range(OPEN_ATTEMPTS):
+            with reading(folder) as locked:
+                before = _identity(folder)
+                try:
+                    opened = cls._open(folder, read_only)
+                except IndexError_:
+                    if locked or attempt == OPEN_ATTEMPTS - 1 or _identity(folder) == before:
+                        raise
+                    continue  # changed while it was read: read the new version
+                if locked or (
+                    _identity(folder) == before and not swap_lock_path(folder).exists()
+                ):
+                    return opened
+                opened.close()
+        raise IndexError_(f"index {folder} kept changing while it was opened; try again")
+
+    @classmethod
+    def _open(cls, folder: Path, read_only: bool) -> SearchIndex:
         check_not_interrupted(folder)
         if not folder.is_dir():
             raise IndexError_(
@@ -70,21 +131,30 @@ class SearchIndex:
             )
         manifest = Manifest.read(folder / MANIFEST)
         index = read_index(folder / INDEX_FILE)
-        store = DocumentStore.open_existing(folder / STORE_FILE)
+        store = DocumentStore.open_existing(folder / STORE_FILE, read_only=read_only)
         fix = f"rebuild with `semsearch index CORPUS --out {folder}`"
         try:
             stored = store.count_chunks()
         except Exception as error:  # sqlite3.DatabaseError and friends
+            store.close()
             raise IndexError_(f"document store in {folder} is corrupt ({error}); {fix}") from None
         if index.d != manifest.dim or index.ntotal != manifest.count or stored != manifest.count:
+            store.close()
             raise IndexError_(
                 f"index folder {folder} is inconsistent (manifest: {manifest.count} vectors of "
                 f"dimension {manifest.dim}; index: {index.ntotal} of {index.d}; store: {stored} "
                 f"chunks); {fix}"
             )
-        opened = cls(folder, manifest, index, store)
-        if opened.recipe.rerank and len(opened.vectors) < manifest.next_row:
-            raise IndexError_(f"{folder / VECTORS_FILE} is missing or short; {fix}")
+        try:
+            opened = cls(folder, manifest, index, store)
+        except (TypeError, ValueError) as error:
+            store.close()
+            raise IndexError_(f"{folder / MANIFEST} has a malformed recipe ({error}); {fix}") from None
+        if opened.recipe.rerank:
+            if len(opened.vectors) < manifest.next_row:
+                store.close()
+                raise IndexError_(f"{folder / VECTORS_FILE} is missing or short; {fix}")
+            opened.vectors.pin()  # the mapping outlives a later swap of the folder
         return opened
 
     def close(self) -> None:
@@ -96,12 +166,16 @@ class SearchIndex:
         k: int,
         nprobe: int | None = None,
         ef_search: int | None = None,
+        allowed_rows: np.ndarray | None = None,
     ) -> list[list[Hit]]:
         """Top-k documents for each (nq, d) normalised query vector; fewer when the index holds
-        fewer documents. A document appears once, with its best chunk."""
-        if k < 1:
-            raise IndexError_(f"k must be at least 1, not {k}")
+        fewer documents. A document appears once, with its best chunk. `allowed_rows` (sorted
+        row ids) restricts the search to those chunks, as a metadata filter does."""
+        if not 1 <= k <= MAX_K:
+            raise IndexError_(f"k must be between 1 and {MAX_K:,}, not {k}")
         total = self.index.ntotal
+        if allowed_rows is not None:
+            return self._search_allowed(queries, k, allowed_rows, nprobe, ef_search)
         if total == 0:
             return [[] for _ in range(len(queries))]
         # documents split into chunks can fill the top-k with one document: fetch more. More
@@ -119,6 +193,55 @@ class SearchIndex:
             ):
                 return results
             fetch *= 4
+
+    def _search_allowed(self, queries, k, allowed_rows, nprobe, ef_search) -> list[list[Hit]]:
+        """Search only `allowed_rows`. Exact over their vectors when the vector file is kept
+        (re-ranking recipes) or they are few; else FAISS with an ID selector over all lists, so
+        k hits come back whenever k documents match."""
+        if len(allowed_rows) == 0:
+            return [[] for _ in range(len(queries))]
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        if (self.recipe.rerank and len(allowed_rows) <= EXACT_FILTER_MAX
+                and len(self.vectors) >= self.manifest.next_row):
+            candidates = np.broadcast_to(allowed_rows, (len(queries), len(allowed_rows)))
+            scores, rows = rerank_exact(queries, np.ascontiguousarray(candidates), self.vectors,
+                                        len(allowed_rows))
+            return self._merge(scores, rows, k)
+        fetch = min(len(allowed_rows), k * 4 if self.manifest.count > self.manifest.documents
+                    else k)
+        ivf_lists = getattr(faiss_ivf(self.index), "nlist", None)
+        while True:
+            scores, rows = search_vectors(
+                self.index, queries, fetch, nprobe=ivf_lists or nprobe,
+                ef_search=max(ef_search or self.recipe.ef_search or 0, fetch * 4),
+                selector=allowed_rows,
+            )
+            results = self._merge(scores, rows, k)
+            if all(len(hits) == k for hits in results) or fetch >= len(allowed_rows):
+                return results
+            fetch = min(len(allowed_rows), fetch * 4)
+
+    def search_lexical(
+        self, texts: Sequence[str], k: int, allowed_rows: np.ndarray | None = None
+    ) -> list[list[Hit]]:
+        """Top-k documents for each query text by BM25 (the best-scoring chunk of each)."""
+        if self.lexical is None:
+            raise IndexError_(
+                f"index {self.folder} has no lexical part (built before semsearch had one); "
+                f"add it with `semsearch index --add-lexical --out {self.folder}`, or search "
+                "with --mode dense"
+            )
+        results = []
+        for text in texts:
+            fetch = k * 4 if self.manifest.count > self.manifest.documents else k
+            while True:
+                scores, rows = self.lexical.search(text, fetch, allowed_rows)
+                hits = self._merge(scores[None, :], rows[None, :], k)[0]
+                if len(hits) == k or len(rows) < fetch:
+                    break
+                fetch *= 4
+            results.append(hits)
+        return results
 
     def _merge(self, scores: np.ndarray, rows: np.ndarray, k: int) -> list[list[Hit]]:
         chunks = self.store.chunks(rows.reshape(-1).tolist())
@@ -163,10 +286,44 @@ def _hit(rank: int, score: float, chunk) -> Hit:
     return Hit(rank, score, chunk.doc_id, chunk.chunk, chunk.chunks, chunk.text, chunk.metadata)
 
 
-def remove_documents(folder: Path, doc_ids: Iterable[str]) -> tuple[int, int]:
-    """Delete documents (all their chunks) by id, rewriting the folder atomically; returns
-    (documents removed, vectors removed). Unknown ids and HNSW indexes raise IndexError_."""
+def write_lexical(staging: Path, store: DocumentStore,
+                  config: LexicalConfig | None = None) -> dict:
+    """(Re)build the lexical part of a staging folder from its store's chunks; returns the
+    manifest's `lexical` entry."""
+    config = config or LexicalConfig()
+    shutil.rmtree(Path(staging) / LEXICAL_DIR, ignore_errors=True)
+    count = build_lexical(staging, store.iter_chunks(), config)
+    return {**config.to_dict(), "chunks": count}
+
+
+def add_lexical(folder: Path) -> int:
+    """Give an index folder built before semsearch had a lexical side its BM25 index, from the
+    chunks it stores (no re-embedding); returns the chunks indexed."""
+    current = SearchIndex.open(folder)
+    current.close()
+    with staged_folder(folder, copy_from=folder) as staging:
+        store = DocumentStore.open_existing(staging / STORE_FILE)
+        try:
+            manifest = Manifest.read(staging / MANIFEST)
+            manifest.lexical = write_lexical(staging, store)
+            manifest.updated = now()
+            manifest.write(staging / MANIFEST)
+        finally:
+            store.close()
+    return manifest.lexical["chunks"]
+
+
+def remove_documents(folder: Path, doc_ids: Iterable[str], wait: float = 0) -> tuple[int, int]:
+    """Delete documents (all their chunks) by id, rewriting the folder atomically under its
+    write lock (waiting up to `wait` seconds for another writer); returns (documents removed,
+    vectors removed). Unknown ids and HNSW indexes raise IndexError_."""
     doc_ids = list(dict.fromkeys(doc_ids))
+    with index_writer(folder, wait):
+        clean_stale(Path(folder))
+        return _remove_locked(Path(folder), doc_ids)
+
+
+def _remove_locked(folder: Path, doc_ids: list[str]) -> tuple[int, int]:
     current = SearchIndex.open(folder)
     try:
         if not supports_removal(current.index):
@@ -186,13 +343,17 @@ def remove_documents(folder: Path, doc_ids: Iterable[str]) -> tuple[int, int]:
             "`semsearch query`)"
         )
     with staged_folder(folder, copy_from=folder) as staging:
-        staged = SearchIndex.open(staging)
+        staged = SearchIndex.open(staging, read_only=False)
         try:
             all_rows = np.array([row for found in rows.values() for row in found], dtype=np.int64)
             removed = remove_vectors(staged.index, all_rows)
             staged.store.remove_documents(rows)
             staged.store.commit()
             manifest = staged.manifest
+            if manifest.lexical is not None:
+                manifest.lexical = write_lexical(
+                    staging, staged.store, LexicalConfig.from_dict(manifest.lexical)
+                )
             manifest.count = int(staged.index.ntotal)
             manifest.documents = staged.store.count_documents()
             manifest.updated = now()

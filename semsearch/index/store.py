@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from semsearch.errors import DataError, IndexError_
 
@@ -45,6 +48,16 @@ class Chunk:
     metadata: dict = field(default_factory=dict)
 
 
+def metadata_condition(field_name: str) -> str:
+    """The SQL test (two parameters: field name, value) that a document's metadata field equals a
+    value, compared as text. json_extract is fast but its paths cannot quote every name; a name
+    holding a quote or backslash goes through json_each."""
+    if '"' in field_name or "\\" in field_name:
+        return ("EXISTS (SELECT 1 FROM json_each(d.metadata) j WHERE j.key = ? "
+                "AND CAST(j.value AS TEXT) = ?)")
+    return "CAST(json_extract(d.metadata, '$.\"' || ? || '\"') AS TEXT) = ?"
+
+
 def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -52,11 +65,15 @@ def text_hash(text: str) -> str:
 class DocumentStore:
     """A SQLite file of documents and chunks; writes go in one transaction until `commit`."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, read_only: bool = False) -> None:
         self.path = Path(path)
         try:
-            self.connection = sqlite3.connect(str(self.path))
-            self.connection.executescript(SCHEMA)
+            if read_only:  # queries never write into an index folder, not even a schema
+                uri = Path(os.path.abspath(self.path)).as_uri() + "?mode=ro"
+                self.connection = sqlite3.connect(uri, uri=True)
+            else:
+                self.connection = sqlite3.connect(str(self.path))
+                self.connection.executescript(SCHEMA)
         except sqlite3.DatabaseError as error:
             raise IndexError_(
                 f"document store {self.path} is corrupt ({error}); rebuild with "
@@ -64,12 +81,12 @@ class DocumentStore:
             ) from None
 
     @classmethod
-    def open_existing(cls, path: Path) -> DocumentStore:
+    def open_existing(cls, path: Path, read_only: bool = False) -> DocumentStore:
         if not Path(path).is_file():
             raise IndexError_(
                 f"document store {path} is missing; rebuild with `semsearch index CORPUS`"
             )
-        return cls(path)
+        return cls(path, read_only=read_only)
 
     def close(self) -> None:
         self.connection.close()
@@ -136,13 +153,70 @@ class DocumentStore:
                 f"JOIN documents d ON d.doc_id = c.doc_id WHERE c.row IN ({marks})"
             )
             for row, doc_id, chunk, count, text, metadata in self.connection.execute(query, batch):
-                found[row] = Chunk(
-                    row, doc_id, chunk, count, text, json.loads(metadata) if metadata else {}
-                )
+                found[row] = Chunk(row, doc_id, chunk, count, text, self._metadata(metadata))
         return found
+
+    def _metadata(self, metadata: str | None) -> dict:
+        try:
+            value = json.loads(metadata) if metadata else {}
+        except (TypeError, ValueError):
+            value = None
+        if not isinstance(value, dict):
+            raise IndexError_(
+                f"document store {self.path} holds metadata that is not a JSON object; rebuild "
+                "with `semsearch index CORPUS`"
+            )
+        return value
 
     def doc_ids_of_rows(self, rows: Sequence[int]) -> dict[int, str]:
         return {row: chunk.doc_id for row, chunk in self.chunks(rows).items()}
+
+    def iter_chunks(self, batch: int = 10_000) -> Iterator[tuple[int, str]]:
+        """Every stored chunk as (row id, text), in row order, read a batch at a time."""
+        last = -1
+        while True:
+            found = self.connection.execute(
+                "SELECT row, text FROM chunks WHERE row > ? ORDER BY row LIMIT ?", (last, batch)
+            ).fetchall()
+            if not found:
+                return
+            yield from found
+            last = found[-1][0]
+
+    def rows_where(self, where: Sequence[tuple[str, str]]) -> np.ndarray:
+        """Row ids of the chunks of documents whose metadata has every FIELD = VALUE in `where`
+        (values compared as text, so `year=2015` matches the number 2015 too).
+
+        Raises DataError naming the fields the store has when a field is on no document."""
+        conditions = " AND ".join(metadata_condition(name) for name, _ in where)
+        parameters = [part for name, value in where for part in (name, value)]
+        rows = [
+            row
+            for (row,) in self.connection.execute(
+                "SELECT c.row FROM chunks c JOIN documents d ON d.doc_id = c.doc_id "
+                f"WHERE {conditions}",
+                parameters,
+            )
+        ]
+        if not rows:
+            known = self.metadata_fields()
+            for name, _ in where:
+                if name not in known:
+                    shown = ", ".join(sorted(known)[:20]) or "none: the corpus had only id and text"
+                    raise DataError(
+                        f"no document has a metadata field {name!r}; the fields are: {shown}"
+                    )
+        return np.asarray(sorted(rows), dtype=np.int64)
+
+    def metadata_fields(self) -> set[str]:
+        """The metadata field names any document has."""
+        return {
+            key
+            for (key,) in self.connection.execute(
+                "SELECT DISTINCT j.key FROM documents d, json_each(d.metadata) j "
+                "WHERE d.metadata IS NOT NULL"
+            )
+        }
 
     def count_documents(self) -> int:
         return self.connection.execute("SELECT COUNT(*) FROM documents").fetchone()[0]

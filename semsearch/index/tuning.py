@@ -9,12 +9,12 @@ both its exact and its approximate neighbours, so finding itself earns no credit
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import faiss
 import numpy as np
 
 from semsearch.index.faiss_index import _find_hnsw
-from semsearch.index.metrics import recall_at_k
 from semsearch.index.recipe import IndexRecipe
 from semsearch.index.vector_file import VectorFile
 
@@ -61,35 +61,19 @@ def tune_recipe(
     hnsw = _find_hnsw(index)
     if count <= k + 1 or (ivf is None and hnsw is None):
         return recipe, None
-    from semsearch.index.search_index import search_with_recipe
-
-    rows = np.sort(np.random.default_rng(seed).choice(count, min(queries, count), replace=False))
-    sample = vectors.take(rows)
-    truth = _exact_without_self(sample, rows, vectors, count, k)
+    stored = file_vectors(vectors, np.arange(count, dtype=np.int64))
+    probe = RecallProbe(stored, k, queries, seed)
     if ivf is not None:
         setting, steps = "nprobe", nprobe_steps(ivf.nlist)
     else:
         setting, steps = "ef_search", HNSW_EF_STEPS
     for value in steps:  # cheapest first; ends on the largest when none reaches the target
         trial = replace(recipe, **{setting: value})
-        _, found = search_with_recipe(index, trial, vectors, sample, k + 1)
-        recall = recall_at_k(_drop_self(found, rows, k), truth, k)
+        recall = probe.recall(index, trial, vectors)
         if recall >= target:
             break
-    tuning = Tuning(setting, value, round(recall, 4), target, k, len(rows))
+    tuning = Tuning(setting, value, round(recall, 4), target, k, len(probe.sample))
     return replace(recipe, **{setting: value}), tuning
-
-
-def _exact_without_self(sample, rows, vectors: VectorFile, count: int, k: int) -> np.ndarray:
-    """Exact top-k row ids of each sample vector, its own row excluded; streamed from disk."""
-    heap = faiss.ResultHeap(len(sample), k + 1, keep_max=True)
-    for start in range(0, count, EXACT_BLOCK):
-        flat = faiss.IndexFlatIP(vectors.dim)
-        flat.add(vectors.read(start, min(count, start + EXACT_BLOCK)))
-        scores, ids = flat.search(sample, k + 1)
-        heap.add_result(scores, np.where(ids >= 0, ids + start, -1))
-    heap.finalize()
-    return _drop_self(heap.I, rows, k)
 
 
 def _drop_self(found: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
@@ -115,3 +99,172 @@ def nprobe_steps(limit: int) -> list[int]:
         steps += [step] + [step * quarters // 4 for quarters in (5, 6, 7)]
         step *= 2
     return sorted({value for value in steps if value < limit}) + [limit]
+
+
+@dataclass(frozen=True)
+class StoredVectors:
+    """The live vectors of an index: `ids` (sorted FAISS ids), `read(start, stop)` giving the
+    vectors of ids[start:stop] and `take(positions)` those of ids[positions]. `exact` is False
+    when they had to be decoded from compressed codes (the truth is then that of the codes)."""
+
+    ids: np.ndarray
+    read: object  # Callable[[int, int], np.ndarray]
+    take: object  # Callable[[np.ndarray], np.ndarray]
+    exact: bool = True
+
+
+def stored_vectors(index: faiss.Index, vectors: VectorFile | None, ids: np.ndarray) -> StoredVectors:
+    """The vectors of `ids` (the live rows, from the document store): from the float32 file kept
+    for re-ranking when it covers them, else reconstructed from the index itself."""
+    ids = np.sort(np.asarray(ids, dtype=np.int64))
+    if vectors is not None and len(ids) and len(vectors) > int(ids[-1]):
+        return file_vectors(vectors, ids)
+    inner = faiss.downcast_index(index)
+    if isinstance(inner, (faiss.IndexIDMap, faiss.IndexIDMap2)):
+        stored = faiss.downcast_index(inner.index).reconstruct_n(0, inner.ntotal)
+        by_id = stored[np.argsort(faiss.vector_to_array(inner.id_map))]
+        return StoredVectors(ids, lambda start, stop: by_id[start:stop],
+                             lambda positions: by_id[positions])
+    ivf = faiss.try_extract_index_ivf(inner)
+    if ivf is None:
+        raise ValueError(f"cannot read the vectors back from a {type(inner).__name__}")
+    exact = isinstance(faiss.downcast_index(ivf), faiss.IndexIVFFlat)
+    by_id = _ivf_vectors(ivf, ids)
+    return StoredVectors(ids, lambda start, stop: by_id[start:stop],
+                         lambda positions: by_id[positions], exact)
+
+
+def file_vectors(vectors: VectorFile, ids: np.ndarray) -> StoredVectors:
+    """Rows `ids` of a vector file (contiguous ids are read in blocks, others mapped)."""
+    if len(ids) and ids[0] == 0 and ids[-1] == len(ids) - 1:  # every row, as at build time
+        return StoredVectors(ids, lambda start, stop: vectors.read(start, stop),
+                             lambda positions: vectors.take(positions))
+    return StoredVectors(ids, lambda start, stop: vectors.take(ids[start:stop]),
+                         lambda positions: vectors.take(ids[positions]))
+
+
+def _ivf_vectors(ivf, ids: np.ndarray) -> np.ndarray:
+    """Vectors of `ids` (sorted) read out of an IVF index: the raw floats of IVF-Flat lists,
+    else decoded one by one through a temporary id -> code map."""
+    ivf = faiss.downcast_index(ivf)
+    if isinstance(ivf, faiss.IndexIVFFlat):
+        lists, found, codes = ivf.invlists, [], []
+        for number in range(ivf.nlist):
+            size = lists.list_size(number)
+            if size:
+                found.append(faiss.rev_swig_ptr(lists.get_ids(number), size).copy())
+                raw = faiss.rev_swig_ptr(lists.get_codes(number), size * lists.code_size)
+                codes.append(np.frombuffer(raw.copy(), dtype=np.float32).reshape(size, ivf.d))
+        if not found:
+            return np.zeros((0, ivf.d), dtype=np.float32)
+        all_ids, all_vectors = np.concatenate(found), np.vstack(codes)
+        order = np.argsort(all_ids)
+        at = np.searchsorted(all_ids[order], ids)
+        return all_vectors[order][at]
+    ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
+    try:
+        return np.vstack([ivf.reconstruct(int(i)) for i in ids]).astype(np.float32)
+    finally:
+        ivf.set_direct_map_type(faiss.DirectMap.NoMap)
+
+
+class RecallProbe:
+    """recall@k of an index against exact search over `stored`, with a seeded sample of the
+    stored vectors as queries (each one's own id left out of both answers). The exact answers
+    are computed once; `recall` then scores any search setting. A found vector scoring as high
+    as the k-th exact one counts as a hit, so ties at the k-th place (common among
+    near-duplicate texts) are not read as misses."""
+
+    def __init__(self, stored: StoredVectors, k: int = 10, queries: int = TUNE_QUERIES,
+                 seed: int = 0) -> None:
+        self.stored, self.k = stored, k
+        count = len(stored.ids)
+        self.positions = np.sort(
+            np.random.default_rng(seed).choice(count, min(queries, count), replace=False))
+        self.sample = np.ascontiguousarray(stored.take(self.positions), dtype=np.float32)
+        self.own = stored.ids[self.positions]
+        heap = faiss.ResultHeap(len(self.sample), k + 1, keep_max=True)
+        for start in range(0, count, EXACT_BLOCK):
+            stop = min(count, start + EXACT_BLOCK)
+            flat = faiss.IndexFlatIP(self.sample.shape[1])
+            flat.add(np.ascontiguousarray(stored.read(start, stop), dtype=np.float32))
+            scores, found = flat.search(self.sample, k + 1)
+            heap.add_result(scores, np.where(found >= 0, stored.ids[start:stop][found], -1))
+        heap.finalize()
+        # the k-th best exact score of each query, its own id left out
+        self.kth = np.array([
+            scores[ids != own][k - 1] if (ids != own).sum() >= k else -np.inf
+            for scores, ids, own in zip(heap.D, heap.I, self.own, strict=True)
+        ])
+
+    def recall(self, index: faiss.Index, recipe: IndexRecipe, vectors: VectorFile | None) -> float:
+        from semsearch.index.search_index import search_with_recipe
+
+        file = vectors if vectors is not None else VectorFile(Path("/nonexistent"),
+                                                              self.sample.shape[1])
+        _, found = search_with_recipe(index, recipe, file, self.sample, self.k + 1)
+        found = _drop_self(found, self.own, self.k)  # (nq, k), -1 padded
+        ids = self.stored.ids
+        at = np.searchsorted(ids, found).clip(0, max(0, len(ids) - 1))
+        known = (found >= 0) & (ids[at] == found) if len(ids) else np.zeros_like(found, bool)
+        scores = np.full(found.shape, -np.inf, dtype=np.float32)
+        if known.any():
+            rows = self.stored.take(at[known])  # the exact vectors of every valid hit at once
+            query_of = np.nonzero(known)[0]
+            scores[known] = np.einsum("ij,ij->i", rows, self.sample[query_of])
+        hits = (scores >= self.kth[:, None] - 1e-5).sum()
+        return min(1.0, float(hits) / (self.k * len(self.sample)))
+
+
+def measure_recall(
+    index: faiss.Index,
+    recipe: IndexRecipe,
+    stored: StoredVectors,
+    vectors: VectorFile | None,
+    k: int = 10,
+    queries: int = TUNE_QUERIES,
+    seed: int = 0,
+) -> tuple[float, int]:
+    """(recall@k, queries used) of the index as the recipe searches it (see RecallProbe); an
+    index of at most k + 1 vectors scores 1.0."""
+    if len(stored.ids) <= k + 1:
+        return 1.0, 0
+    probe = RecallProbe(stored, k, queries, seed)
+    return probe.recall(index, recipe, vectors), len(probe.sample)
+
+
+def retune(
+    index: faiss.Index,
+    recipe: IndexRecipe,
+    stored: StoredVectors,
+    vectors: VectorFile | None,
+    target: float,
+    k: int = 10,
+    queries: int = TUNE_QUERIES,
+) -> tuple[IndexRecipe, float, float]:
+    """After an append: re-measure recall@k with the recipe's setting and, when it fell below
+    `target`, raise nprobe / efSearch to the cheapest value that reaches it again (the largest
+    tried when none does). Returns (recipe with the new setting and recall, recall before,
+    recall after)."""
+    if len(stored.ids) <= k + 1:
+        return replace(recipe, recall=1.0, target_recall=target), 1.0, 1.0
+    probe = RecallProbe(stored, k, queries)
+    before = probe.recall(index, recipe, vectors)
+    recipe = replace(recipe, recall=round(before, 4), target_recall=target)
+    ivf = faiss.try_extract_index_ivf(index)
+    if before >= target or (ivf is None and _find_hnsw(index) is None):
+        return recipe, before, before
+    if ivf is not None:
+        setting, current = "nprobe", recipe.nprobe or 1
+        steps = [v for v in nprobe_steps(ivf.nlist) if v > current]
+    else:
+        setting, current = "ef_search", recipe.ef_search or 16
+        steps = [v for v in HNSW_EF_STEPS if v > current]
+    after = before
+    for value in steps:
+        trial = replace(recipe, **{setting: value})
+        after = probe.recall(index, trial, vectors)
+        recipe = replace(trial, recall=round(after, 4))
+        if after >= target:
+            break
+    return recipe, before, after

@@ -20,6 +20,12 @@ class VectorFile:
         self.path = Path(path)
         self.dim = dim
         self._map: np.ndarray | None = None  # kept between reads; remapped when the file grows
+        self._pinned = False  # mapped once and kept: the folder may be swapped away meanwhile
+
+    def pin(self) -> None:
+        """Map the file now and keep that mapping (a reader's view of one index version)."""
+        self._mapped()
+        self._pinned = True
 
     def __len__(self) -> int:
         return self.path.stat().st_size // (4 * self.dim) if self.path.exists() else 0
@@ -76,6 +82,8 @@ class VectorFile:
     def _mapped(self) -> np.ndarray:
         """The (n, dim) read-only memory map, kept between calls and made again once the file
         has grown: mapping afresh on every search cost more than faiss's own search."""
+        if self._pinned and self._map is not None:
+            return self._map
         size = self.path.stat().st_size // (4 * self.dim)
         if self._map is None or len(self._map) != size:
             self._map = np.memmap(self.path, dtype=np.float32, mode="r", shape=(size, self.dim))

@@ -31,7 +31,7 @@ def test_index_writes_the_default_folder_and_reports(workspace):
     assert result.exit_code == 0, result.output
     assert "indexed 3 documents" in result.output and "Flat" in result.output
     assert (workspace / "indexes" / "pets" / "manifest.json").is_file()
-    assert (workspace / "indexes" / "LATEST").read_text().strip() == "pets"
+    assert (workspace / "indexes" / ".semsearch-latest").read_text().strip() == "pets"
 
 
 def test_index_json_and_options(workspace):
@@ -68,7 +68,8 @@ def test_remove_on_hnsw_says_it_cannot(workspace):
         (["empty.txt"], b"\n\n", "has no documents"),
         (["bad.txt"], b"ok\n\xff\xfe\n", "line 2: bytes that are not UTF-8"),
         (["missing.txt"], None, "not found"),
-        (["pets.txt", "--type", "IVF9,Nonsense"], None, "not flat, hnsw, ivf, ivfpq, auto"),
+        (["pets.txt", "--type", "Nonsense9"], None, "not flat, hnsw, ivf, ivfpq, auto"),
+        (["pets.txt", "--type", "IVF9,Flat"], None, "IVF9 needs at least 9 vectors"),
         (["pets.txt", "--max-memory", "lots"], None, "cannot read the size"),
         (["docs.jsonl"], b'{"body": "x"}\n', "no field 'text'"),
     ],

@@ -52,7 +52,8 @@ def test_query_json_lines(hashed):
     result = run("query", "cats", "-k", "3", "--json", "--index", "pets")
     lines = [json.loads(line) for line in result.output.splitlines()]
     assert [line["rank"] for line in lines] == [1, 2, 3]
-    assert set(lines[0]) == {"query", "rank", "score", "id", "chunk", "chunks", "text", "metadata"}
+    assert set(lines[0]) == {"query", "rank", "score", "id", "chunk", "chunks", "text", "metadata",
+                             "dense_score", "dense_rank", "lexical_score", "lexical_rank"}
 
 
 def test_queries_from_a_file_and_stdin(hashed):

@@ -1,0 +1,208 @@
+"""The lexical side of an index folder: BM25 over the same chunks as the vectors, with `bm25s`.
+
+Why bm25s rather than SQLite's FTS5 (measured on the two BEIR collections in ../shared/data, see
+docs/results.md): with the same tokens, FTS5 took 540 ms a query on ArguAna (its queries are
+whole arguments, ~100 OR'ed terms, and `bm25()` is evaluated per matching row and term) where
+bm25s takes 3 ms, and FTS5's `bm25()` cannot change k1 and b. bm25s keeps BM25 as a sparse
+matrix of precomputed term scores in three .npy files (no pickle), loaded memory-mapped, so a
+query is a sum of a few columns.
+
+Tokens: Unicode word characters (bm25s' default `(?u)\\b\\w\\w+\\b`), lower-cased, NLTK's English
+stopwords removed, Snowball English stemming (PyStemmer). NLTK's list drops question words
+("what", "how", "which"), which lifted MLQuestions dev from 0.403 to 0.430 nDCG@10 against
+Lucene's 33-word list. Queries are tokenised the same way and only ever become token ids, so no
+query syntax exists to inject.
+
+bm25s has no incremental update: `--append` and `remove` rebuild this part from the store's
+chunks inside the staging folder, so vectors, store and lexical index change together.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from semsearch.errors import IndexError_
+
+LEXICAL_DIR = "lexical"
+ROWS_FILE = "rows.npy"  # int64: the FAISS row id of each BM25 document, in BM25 order
+# the vocabulary as sorted token strings and their ids: a query looks its few tokens up by binary
+# search in the memory map, where loading bm25s' vocab.index.json (a dict of every token of the
+# corpus) took most of a query's start-up on 704K sentences
+VOCAB_TOKENS = "vocab_tokens.npy"
+VOCAB_IDS = "vocab_ids.npy"
+
+# NLTK's English stopword list (nltk.corpus.stopwords.words("english"), the 179-word version
+# without apostrophe forms), kept here so the index does not need NLTK's data download.
+NLTK_ENGLISH = frozenset(
+    """i me my myself we our ours ourselves you your yours yourself yourselves he him his
+    himself she her hers herself it its itself they them their theirs themselves what which who
+    whom this that these those am is are was were be been being have has had having do does did
+    doing a an the and but if or because as until while of at by for with about against between
+    into through during before after above below to from up down in out on off over under again
+    further then once here there when where why how all any both each few more most other some
+    such no nor not only own same so than too very s t can will just don should now d ll m o re
+    ve y ain aren couldn didn doesn hadn hasn haven isn ma mightn mustn needn shan shouldn wasn
+    weren won wouldn""".split()
+)
+STOPWORDS = {"nltk-english": NLTK_ENGLISH, "none": frozenset()}
+
+
+@dataclass(frozen=True)
+class LexicalConfig:
+    """How the lexical index scores: saved in the manifest, so queries tokenise the same way."""
+
+    engine: str = "bm25s"
+    method: str = "lucene"  # bm25s' BM25 variant (Lucene's idf and length normalisation)
+    # k1 1.2, b 0.75 (Lucene's defaults) against bm25s' 1.5 / 0.75 and BEIR's 0.9 / 0.4: on
+    # ArguAna 0.9 / 0.4 gives 0.426 nDCG@10 and 1.2 / 0.75 gives 0.501 (MLQuestions 0.435 / 0.430)
+    k1: float = 1.2
+    b: float = 0.75
+    stopwords: str = "nltk-english"
+    stemmer: str = "english"  # Snowball stemmer language (PyStemmer), "" for none
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> LexicalConfig:
+        known = {key: data[key] for key in cls.__dataclass_fields__ if key in data}
+        config = cls(**known)
+        if config.engine != "bm25s" or config.stopwords not in STOPWORDS:
+            raise IndexError_(
+                f"lexical index settings {data} are not ones this semsearch reads; rebuild "
+                "the index with `semsearch index CORPUS --out DIR`"
+            )
+        return config
+
+
+def _stemmer(language: str):
+    if not language:
+        return None
+    import Stemmer  # PyStemmer: Snowball stemmers in C
+
+    return Stemmer.Stemmer(language)
+
+
+def tokenize(texts: Sequence[str], config: LexicalConfig) -> list[list[str]]:
+    """Each text as its list of stemmed, lower-cased, non-stopword tokens.
+
+    >>> tokenize(["What is the Transformer architecture?"], LexicalConfig())
+    [['transform', 'architectur']]
+    """
+    import bm25s
+
+    tokens = bm25s.tokenize(
+        list(texts),
+        lower=True,
+        stopwords=sorted(STOPWORDS[config.stopwords]),
+        stemmer=_stemmer(config.stemmer),
+        return_ids=False,
+        show_progress=False,
+    )
+    return [list(t) for t in tokens]
+
+
+def build_lexical(folder: Path, rows_and_texts: Iterable[tuple[int, str]],
+                  config: LexicalConfig = LexicalConfig()) -> int:
+    """Write the BM25 index of (row id, chunk text) pairs into folder/lexical; returns the number
+    of chunks indexed."""
+    import bm25s
+
+    rows: list[int] = []
+    texts: list[str] = []
+    for row, text in rows_and_texts:
+        rows.append(int(row))
+        texts.append(text)
+    target = Path(folder) / LEXICAL_DIR
+    target.mkdir(exist_ok=True)
+    if texts:
+        corpus = bm25s.tokenize(
+            texts,
+            lower=True,
+            stopwords=sorted(STOPWORDS[config.stopwords]),
+            stemmer=_stemmer(config.stemmer),
+            show_progress=False,
+        )
+        del texts
+        retriever = bm25s.BM25(method=config.method, k1=config.k1, b=config.b)
+        # a corpus whose chunks are all stopwords still gets an (empty-vocabulary) index
+        if not corpus.vocab:
+            corpus = bm25s.tokenization.Tokenized(ids=[[0]] * len(rows), vocab={"": 0})
+        retriever.index(corpus, show_progress=False)
+        retriever.save(str(target), allow_pickle=False)
+        tokens = sorted(retriever.vocab_dict)
+        np.save(target / VOCAB_TOKENS, np.array(tokens, dtype=str), allow_pickle=False)
+        np.save(target / VOCAB_IDS,
+                np.array([retriever.vocab_dict[t] for t in tokens], dtype=np.int64),
+                allow_pickle=False)
+    np.save(target / ROWS_FILE, np.asarray(rows, dtype=np.int64), allow_pickle=False)
+    return len(rows)
+
+
+class LexicalIndex:
+    """A loaded lexical index: BM25 scores of chunks for a query, by FAISS row id."""
+
+    def __init__(self, folder: Path, config: LexicalConfig) -> None:
+        import bm25s
+
+        self.config = config
+        target = Path(folder) / LEXICAL_DIR
+        fix = f"rebuild with `semsearch index CORPUS --out {folder}`"
+        try:
+            self.rows = np.load(target / ROWS_FILE, allow_pickle=False, mmap_mode="r")
+            self.retriever = None
+            if len(self.rows):
+                self.retriever = bm25s.BM25.load(str(target), mmap=True, allow_pickle=False,
+                                                 load_vocab=False, show_progress=False)
+                self.vocab_tokens = np.load(target / VOCAB_TOKENS, allow_pickle=False,
+                                            mmap_mode="r")
+                self.vocab_ids = np.load(target / VOCAB_IDS, allow_pickle=False, mmap_mode="r")
+        except (OSError, ValueError, KeyError, json.JSONDecodeError) as error:
+            raise IndexError_(f"lexical index in {target} is missing or corrupt ({error}); {fix}") from None
+        if self.retriever is not None and self.retriever.scores["num_docs"] != len(self.rows):
+            raise IndexError_(f"lexical index in {target} does not match its row map; {fix}")
+        self._stemmer = _stemmer(config.stemmer)
+        self._stopwords = sorted(STOPWORDS[config.stopwords])
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def query_tokens(self, text: str) -> list[str]:
+        """The query's tokens that the index knows (empty: nothing to match on)."""
+        return [token for token, _ in self._known(text)]
+
+    def _known(self, text: str) -> list[tuple[str, int]]:
+        """(token, id) of each of the query's tokens in the vocabulary, repeats kept (a word
+        given twice counts twice, as in Lucene)."""
+        if self.retriever is None or len(self.vocab_tokens) == 0:
+            return []
+        tokens = tokenize([text], self.config)[0]
+        if not tokens:
+            return []
+        at = np.searchsorted(self.vocab_tokens, tokens)
+        return [
+            (token, int(self.vocab_ids[i]))
+            for token, i in zip(tokens, at.tolist(), strict=True)
+            if i < len(self.vocab_tokens) and self.vocab_tokens[i] == token
+        ]
+
+    def search(self, text: str, k: int, allowed_rows: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """The k best chunks for a query: (scores, row ids), best first; only chunks with a
+        positive score, and only `allowed_rows` when given."""
+        known = self._known(text)
+        if not known:
+            return np.empty(0, dtype=np.float32), np.empty(0, dtype=np.int64)
+        scores = self.retriever.get_scores_from_ids([i for _, i in known])  # (chunks,)
+        if allowed_rows is not None:
+            scores = np.where(np.isin(self.rows, allowed_rows), scores, 0.0)
+        matched = np.flatnonzero(scores > 0)
+        if len(matched) > k:
+            matched = matched[np.argpartition(-scores[matched], k - 1)[:k]]
+        order = matched[np.argsort(-scores[matched], kind="stable")]
+        return scores[order].astype(np.float32), np.asarray(self.rows[order], dtype=np.int64)

@@ -1,0 +1,81 @@
+"""Run the real `semsearch` CLI in a subprocess with the model-free HashEmbedder standing in for
+the encoder (the encoder is not what these tests exercise). $FAKE_ENCODE_DELAY seconds of sleep
+a batch widen the windows the fault tests kill a writer in; $FAKE_MAX_SEQ_LEN sets the window;
+$FAKE_KILL_AT=embed|index_written|between_renames|before_latest makes the process kill -9
+itself at that point of a write.
+
+    python tests/faults/fake_cli.py index corpus.txt --out idx
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for fakes.py
+
+from fakes import HashEmbedder  # noqa: E402
+
+
+def _die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+class SlowHashEmbedder(HashEmbedder):
+    def encode(self, texts, batch_size=64, progress=False):
+        if os.environ.get("FAKE_KILL_AT") == "embed":
+            _die()
+        delay = float(os.environ.get("FAKE_ENCODE_DELAY") or 0)
+        if delay:
+            marker = os.environ.get("FAKE_ENCODE_MARKER")
+            if marker:
+                Path(marker).touch()  # tell the test the writer is embedding now
+            time.sleep(delay)
+        return super().encode(texts, batch_size, progress)
+
+
+def load_embedder(model=None, device=None, texts=None, precision="fp32"):
+    return SlowHashEmbedder(max_seq_len=int(os.environ.get("FAKE_MAX_SEQ_LEN") or 32))
+
+
+def _arm(point: str) -> None:
+    """Patch the write path so the process kill -9s itself at `point`."""
+    import semsearch.index.folder
+    import semsearch.search
+
+    if point == "index_written":
+        original = semsearch.search.write_index
+
+        def write_then_die(index, path):
+            original(index, path)
+            _die()
+
+        semsearch.search.write_index = write_then_die
+    elif point == "between_renames":
+        rename = os.rename
+
+        def rename_then_die(source, target):
+            rename(source, target)
+            if semsearch.index.folder.OLD_INFIX in Path(target).name:
+                _die()
+
+        semsearch.index.folder.os.rename = rename_then_die
+    elif point == "before_latest":
+        semsearch.search.mark_latest = lambda folder: _die()
+
+
+def main() -> None:
+    import semsearch.search
+    from semsearch.cli import main as cli
+
+    semsearch.search.load_embedder = load_embedder
+    if os.environ.get("FAKE_KILL_AT"):
+        _arm(os.environ["FAKE_KILL_AT"])
+    cli(prog_name="semsearch")
+
+
+if __name__ == "__main__":
+    main()
