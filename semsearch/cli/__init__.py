@@ -112,7 +112,7 @@ def main(quiet: bool, verbose: int) -> None:
       semsearch index corpora/docs.txt
       semsearch query "Machine learning and AI" -k 2
     """
-    _handle_sigterm()
     from semsearch.cli.common import set_verbosity
 
     set_verbosity(quiet, verbose)  # each command's own -q / -v may raise it further
+    _handle_sigterm()

@@ -27,7 +27,8 @@ MODELS_ENV = "SEMSEARCH_MODELS"
 CONFIG, TOKENIZER, WEIGHTS, FINAL, HISTORY = (
     "config.json", "tokenizer.json", "model.safetensors", "final.safetensors", "history.json"
 )
-MODEL_FILES = frozenset({CONFIG, TOKENIZER, WEIGHTS, FINAL, HISTORY})
+CARD = "README.md"  # the model card train writes (semsearch/model_card.py)
+MODEL_FILES = frozenset({CONFIG, TOKENIZER, WEIGHTS, FINAL, HISTORY, CARD})
 
 
 def models_dir() -> Path:

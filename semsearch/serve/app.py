@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import hmac
-import json
 import logging
 import os
 from contextlib import asynccontextmanager
@@ -24,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from semsearch import __version__
 from semsearch.errors import ConfigError, DataError, IndexError_, SemsearchError
+from semsearch.limits import MAX_EF_SEARCH, MAX_NPROBE
 from semsearch.serve.page import render_page
 from semsearch.serve.state import ServeConfig, Served
 
@@ -53,28 +53,34 @@ def _clean(text: str) -> str:
 
 
 class SearchOptions(BaseModel):
-    """The query options `semsearch query` has; one field here is one keyword of `search()`."""
+    """The query options `semsearch query` has, under the same names; they become the library's
+    `semsearch.search.SearchOptions` (see `Served.search`)."""
 
     model_config = ConfigDict(extra="forbid")
 
     k: int = Field(5, ge=1, description="documents to return a query")
-    nprobe: int | None = Field(None, ge=1, description="IVF lists to search")
-    ef_search: int | None = Field(None, ge=1, description="HNSW candidate list size")
     mode: Literal["hybrid", "dense", "lexical"] | None = Field(
-        None, description="hybrid (vectors and BM25 fused; the default where the index has "
-        "a lexical part), dense or lexical")
-    fusion: Literal["weighted", "rrf"] | None = Field(
-        None, description="how hybrid fuses (default: the index's calibrated setting)")
-    dense_weight: float | None = Field(
-        None, ge=0.0, le=1.0, allow_inf_nan=False,
-        description="weighted fusion's share of the dense score")
-    where: dict[str, str | int | float | bool] | None = Field(
-        None, description="metadata filters, field: value (all must hold)")
+        None, description="hybrid (vectors and BM25 fused; the default where the index has a "
+        "lexical part), dense or lexical")
+    fusion: Literal["weighted", "rrf"] | None = Field(None, description="how hybrid fuses")
+    dense_weight: float | None = Field(None, ge=0.0, le=1.0,
+                                       description="weighted fusion's share of the dense score")
+    depth: int | None = Field(None, ge=1, le=10_000,
+                              description="documents each side hands to fusion")
+    where: dict[str, str | int | float] | None = Field(
+        None, description="metadata filters, field: value; all must hold")
+    nprobe: int | None = Field(None, ge=1, le=MAX_NPROBE, description="IVF lists to search")
+    ef_search: int | None = Field(None, ge=1, le=MAX_EF_SEARCH,
+                                  description="HNSW candidate list size")
 
     def search_options(self) -> dict[str, Any]:
-        """The options given, as keywords of `semsearch.search.search`."""
-        return {name: value for name, value in self.model_dump(exclude={"k", "queries"}).items()
-                if value is not None}
+        """The options given (not k), by name; `where` as (field, value) string pairs."""
+        given = {name: value for name, value in self.model_dump(exclude={"k", "queries"}).items()
+                 if value is not None}
+        if "where" in given:
+            given["where"] = tuple((field, _where_value(value))
+                                   for field, value in given["where"].items())
+        return given
 
 
 class SearchRequest(SearchOptions):
@@ -177,17 +183,19 @@ def create_app(config: ServeConfig | None = None, served: Served | None = None) 
     async def search_get(
         q: Annotated[str, Query(description="the query text")],
         k: Annotated[int, Query(ge=1)] = 5,
-        nprobe: Annotated[int | None, Query(ge=1)] = None,
-        ef_search: Annotated[int | None, Query(ge=1)] = None,
         mode: Annotated[Literal["hybrid", "dense", "lexical"] | None, Query()] = None,
         fusion: Annotated[Literal["weighted", "rrf"] | None, Query()] = None,
         dense_weight: Annotated[float | None, Query(ge=0.0, le=1.0)] = None,
-        where: Annotated[str | None, Query(description='JSON object, e.g. {"lang": "en"}')] = None,
+        depth: Annotated[int | None, Query(ge=1, le=10_000)] = None,
+        where: Annotated[list[str] | None, Query(
+            description="FIELD=VALUE, repeatable (all must hold), as `query --where`")] = None,
+        nprobe: Annotated[int | None, Query(ge=1, le=MAX_NPROBE)] = None,
+        ef_search: Annotated[int | None, Query(ge=1, le=MAX_EF_SEARCH)] = None,
     ) -> dict:
         try:
-            options = SearchOptions(k=k, nprobe=nprobe, ef_search=ef_search, mode=mode,
-                                    fusion=fusion, dense_weight=dense_weight,
-                                    where=_parse_where(where))
+            options = SearchOptions(k=k, mode=mode, fusion=fusion, dense_weight=dense_weight,
+                                    depth=depth, where=_parse_where(where), nprobe=nprobe,
+                                    ef_search=ef_search)
         except ValidationError as error:
             raise ApiError(422, _describe(error)) from None
         hits = await run_in_threadpool(run_search, [_text(q)], options)
@@ -247,17 +255,22 @@ def _text(text: str) -> str:
         raise ApiError(422, f"q: {error}") from None
 
 
-def _parse_where(where: str | None) -> dict | None:
-    if where is None:
+def _parse_where(items: list[str] | None) -> dict | None:
+    """Repeated FIELD=VALUE query parameters as a dict (the value may hold '=')."""
+    if not items:
         return None
-    try:
-        parsed = json.loads(where)
-    except json.JSONDecodeError:
-        raise ApiError(422, 'where: not JSON; give an object such as {"lang": "en"}') from None
-    if not isinstance(parsed, dict) or not all(
-            isinstance(value, str | int | float | bool) for value in parsed.values()):
-        raise ApiError(422, 'where: give a JSON object of field: value, e.g. {"lang": "en"}')
-    return parsed
+    where = {}
+    for item in items:
+        name, equals, value = item.partition("=")
+        if not equals or not name.strip():
+            raise ApiError(422, f"where: {item!r} is not FIELD=VALUE, e.g. where=lang=en")
+        where[name.strip()] = _text(value)
+    return where
+
+
+def _where_value(value: str | int | float) -> str:
+    """A filter value as the metadata store compares it: as text (`year=2015` matches 2015)."""
+    return str(value)
 
 
 def _served(served: Served) -> dict:

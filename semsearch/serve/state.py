@@ -7,7 +7,6 @@ same library functions `semsearch query` calls.
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
 import os
@@ -69,10 +68,18 @@ class ServeConfig:
 
 
 def search_parameters() -> frozenset[str]:
-    """The options `semsearch.search.search` takes; a request option it lacks is refused."""
-    from semsearch.search import search
+    """The options `semsearch.search.search` takes (the fields of its SearchOptions); a request
+    option outside them is refused."""
+    from semsearch.search import SearchOptions
 
-    return frozenset(inspect.signature(search).parameters) - {"index", "embedder", "queries", "k"}
+    return frozenset(SearchOptions.__dataclass_fields__)
+
+
+def library_options(options: dict[str, Any]) -> dict[str, Any]:
+    """Request options as the keywords `semsearch.search.search` takes."""
+    from semsearch.search import SearchOptions
+
+    return {"options": SearchOptions(**options)} if options else {}
 
 
 # queries one `search` call may take when concurrent requests are answered together
@@ -224,7 +231,8 @@ class Served:
         first = batch[0]
         queries = [query for request in batch for query in request.queries]
         try:
-            results = search(index, self.embedder, queries, first.k, **first.options)
+            results = search(index, self.embedder, queries, first.k,
+                             **library_options(first.options))
         except BaseException as error:  # noqa: BLE001 - handed to the request(s)
             if len(batch) == 1:
                 first.future.set_exception(error)

@@ -21,14 +21,19 @@ from semsearch.cli import main  # noqa: E402
 from semsearch.serve.app import create_app  # noqa: E402
 from semsearch.serve.state import Limits, ServeConfig  # noqa: E402
 
-PETS = "cats purr softly\ndogs bark loudly\nparrots talk all day\nthe ocean tide rises\n"
+PETS = "".join(json.dumps(row) + "\n" for row in [
+    {"id": "pets:1", "text": "cats purr softly", "kind": "mammal"},
+    {"id": "pets:2", "text": "dogs bark loudly", "kind": "mammal"},
+    {"id": "pets:3", "text": "parrots talk all day", "kind": "bird"},
+    {"id": "pets:4", "text": "the ocean tide rises", "kind": "sea"},
+])
 
 
 @pytest.fixture(scope="module")
 def index_dir(tmp_path_factory, tiny_model_dir) -> Path:
     folder = tmp_path_factory.mktemp("serve")
-    (folder / "pets.txt").write_text(PETS)
-    result = CliRunner().invoke(main, ["index", str(folder / "pets.txt"), "--model",
+    (folder / "pets.jsonl").write_text(PETS)
+    result = CliRunner().invoke(main, ["index", str(folder / "pets.jsonl"), "--model",
                                        str(tiny_model_dir), "--out", str(folder / "pets")],
                                 env={"SEMSEARCH_INDEXES": str(folder / "indexes")})
     assert result.exit_code == 0, result.output
@@ -63,18 +68,24 @@ def test_post_search_answers_each_query(client, index_dir):
     assert results[1]["hits"] == query_json(index_dir, "the sea", "-k", "2")
 
 
-def test_modes_and_fusion_give_the_same_hits_as_the_cli(client, index_dir):
-    for options, flags in (({"mode": "lexical"}, ["--mode", "lexical"]),
-                           ({"mode": "dense"}, ["--mode", "dense"]),
-                           ({"fusion": "rrf"}, ["--fusion", "rrf"])):
-        answer = client.post("/search", json={"queries": ["cats"], "k": 2, **options})
-        assert answer.status_code == 200, answer.text
-        assert answer.json()["results"][0]["hits"] == query_json(index_dir, "cats", "-k", "2",
-                                                                 *flags)
-    answer = client.get("/search", params={"q": "cats", "where": '{"colour": "red"}'})
-    assert answer.status_code == 422 and "colour" in answer.json()["error"]["message"]
-    answer = client.post("/search", json={"queries": ["cats"], "mode": "sideways"})
-    assert answer.status_code == 422
+@pytest.mark.parametrize("params, cli", [
+    ({"mode": "lexical"}, ["--mode", "lexical"]),
+    ({"mode": "dense"}, ["--mode", "dense"]),
+    ({"mode": "hybrid", "fusion": "rrf", "depth": 3}, ["--fusion", "rrf", "--depth", "3"]),
+    ({"where": "kind=mammal"}, ["--where", "kind=mammal"]),
+])
+def test_query_options_pass_through_like_the_cli(client, index_dir, params, cli):
+    answer = client.get("/search", params={"q": "dogs and cats talk", "k": 3, **params})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["hits"] == query_json(index_dir, "dogs and cats talk", "-k", "3", *cli)
+
+
+def test_post_where_is_an_object(client):
+    answer = client.post("/search", json={"queries": ["animals"], "k": 5,
+                                          "where": {"kind": "bird"}})
+    assert [hit["id"] for hit in answer.json()["results"][0]["hits"]] == ["pets:3"]
+    unknown = client.post("/search", json={"queries": ["animals"], "where": {"colour": "red"}})
+    assert unknown.status_code == 422 and "kind" in unknown.json()["error"]["message"]
 
 
 def test_embeddings_are_openai_shaped_and_match_encode(client, tiny_model_dir):
