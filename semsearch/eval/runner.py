@@ -204,7 +204,6 @@ def evaluate(
             "fingerprint": encoder.fingerprint,
             "dim": encoder.dim,
             "precision": getattr(encoder, "precision", "fp32"),
-            "backend": getattr(encoder, "backend", "torch"),
         },
         "limit": limit,
         "thresholds": dict(THRESHOLDS),

@@ -66,4 +66,4 @@ def test_evaluate_on_onnx(model, data_dir):
     result = run("evaluate", "--model", model, "--data-dir", data_dir, "--limit", "30",
                  "--backend", "onnx", "--json")
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["model"]["backend"] == "onnx"
+    assert json.loads(result.stdout)["model"]["fingerprint"]
