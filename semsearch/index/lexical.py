@@ -80,6 +80,17 @@ class LexicalConfig:
         return config
 
 
+def _bm25s():
+    """The bm25s module, its logger quieted: it sets itself to DEBUG on import, so any handler
+    on the root logger (another library's basicConfig) would print its every step."""
+    import logging
+
+    import bm25s
+
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    return bm25s
+
+
 def _stemmer(language: str):
     if not language:
         return None
@@ -94,8 +105,7 @@ def tokenize(texts: Sequence[str], config: LexicalConfig) -> list[list[str]]:
     >>> tokenize(["What is the Transformer architecture?"], LexicalConfig())
     [['transform', 'architectur']]
     """
-    import bm25s
-
+    bm25s = _bm25s()
     tokens = bm25s.tokenize(
         list(texts),
         lower=True,
@@ -111,8 +121,7 @@ def build_lexical(folder: Path, rows_and_texts: Iterable[tuple[int, str]],
                   config: LexicalConfig = LexicalConfig()) -> int:
     """Write the BM25 index of (row id, chunk text) pairs into folder/lexical; returns the number
     of chunks indexed."""
-    import bm25s
-
+    bm25s = _bm25s()
     rows: list[int] = []
     texts: list[str] = []
     for row, text in rows_and_texts:
@@ -148,8 +157,7 @@ class LexicalIndex:
     """A loaded lexical index: BM25 scores of chunks for a query, by FAISS row id."""
 
     def __init__(self, folder: Path, config: LexicalConfig) -> None:
-        import bm25s
-
+        bm25s = _bm25s()
         self.config = config
         target = Path(folder) / LEXICAL_DIR
         fix = f"rebuild with `semsearch index CORPUS --out {folder}`"
