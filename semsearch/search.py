@@ -93,7 +93,7 @@ def load_embedder(model: str | Path | None, device: str | None = None,
     For a few texts on the CPU in fp32 (`texts` <= NUMPY_MAX_TEXTS, as for a query) with no
     backend named, torch is never imported (its import is most of a query's wall time): the
     model's exported ONNX graph when it is there and current (faster than numpy for one text,
-    see docs/results-issue17.md), else the numpy forward pass; both give the torch vectors."""
+    see docs/results.md, issue 17), else the numpy forward pass; both give the torch vectors."""
     if backend not in BACKENDS:
         raise ConfigError(f"unknown backend {backend!r}; use {' or '.join(BACKENDS[1:])}")
     if (backend is None and precision == "fp32" and device in (None, "cpu")

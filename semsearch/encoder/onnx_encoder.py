@@ -40,7 +40,7 @@ ONNX_DIR = "onnx"
 ONNX_FILES = {"fp32": "model-fp32.onnx", "int8": "model-int8.onnx"}
 FINGERPRINT_KEY = "semsearch_weights_fingerprint"  # ONNX metadata: the weights it came from
 # padded tokens (rows x longest row) a batch may hold: about where ORT's matrix products stop
-# gaining from bigger batches on a small CPU (see docs/results-issue17.md), and a bound on memory
+# gaining from bigger batches on a small CPU (see docs/results.md, issue 17), and a bound on memory
 TOKEN_BUDGET = 4096
 # texts tokenized at a time; the next window is tokenized while the current one runs
 WINDOW = 4096
