@@ -179,10 +179,10 @@ def index(
 
         if corpus is not None or out is None:
             raise click.UsageError("--add-lexical takes --out INDEX and no CORPUS")
-        chunks = add_lexical_part(Path(out))
+        documents = add_lexical_part(Path(out))
         if as_json:
-            echo_json({"index": out, "lexical_chunks": chunks})
-        info(f"added a BM25 index of {chunks} chunks to {out}")
+            echo_json({"index": out, "lexical_documents": documents})
+        info(f"added a BM25 index of {documents} documents to {out}")
         return
     if corpus is None:
         raise click.UsageError("give a CORPUS file to index, e.g. semsearch index corpora/docs.txt")

@@ -28,7 +28,13 @@ from semsearch.index.folder import (
     clean_stale,
     staged_folder,
 )
-from semsearch.index.lexical import LEXICAL_DIR, LexicalConfig, LexicalIndex, build_lexical
+from semsearch.index.lexical import (
+    LEXICAL_DIR,
+    LexicalConfig,
+    LexicalIndex,
+    build_lexical,
+    join_chunks,
+)
 from semsearch.index.lock import index_writer, reading, swap_lock_path
 from semsearch.index.manifest import Manifest, now
 from semsearch.index.merge import best_per_document
@@ -89,10 +95,10 @@ class SearchIndex:
         self.lexical: LexicalIndex | None = None
         if manifest.lexical is not None:
             self.lexical = LexicalIndex(self.folder, LexicalConfig.from_dict(manifest.lexical))
-            if len(self.lexical) != manifest.count:
+            if len(self.lexical) != manifest.documents:
                 raise IndexError_(
                     f"index folder {self.folder} is inconsistent (lexical index: "
-                    f"{len(self.lexical)} chunks, manifest: {manifest.count}); rebuild with "
+                    f"{len(self.lexical)} documents, manifest: {manifest.documents}); rebuild with "
                     f"`semsearch index CORPUS --out {self.folder}`"
                 )
 
@@ -224,7 +230,8 @@ class SearchIndex:
     def search_lexical(
         self, texts: Sequence[str], k: int, allowed_rows: np.ndarray | None = None
     ) -> list[list[Hit]]:
-        """Top-k documents for each query text by BM25 (the best-scoring chunk of each)."""
+        """Top-k documents for each query text by BM25 over whole documents (a hit shows the
+        document's first chunk)."""
         if self.lexical is None:
             raise IndexError_(
                 f"index {self.folder} has no lexical part (built before semsearch had one); "
@@ -233,14 +240,8 @@ class SearchIndex:
             )
         results = []
         for text in texts:
-            fetch = k * 4 if self.manifest.count > self.manifest.documents else k
-            while True:
-                scores, rows = self.lexical.search(text, fetch, allowed_rows)
-                hits = self._merge(scores[None, :], rows[None, :], k)[0]
-                if len(hits) == k or len(rows) < fetch:
-                    break
-                fetch *= 4
-            results.append(hits)
+            scores, rows = self.lexical.search(text, k, allowed_rows)  # one row a document
+            results.append(self._merge(scores[None, :], rows[None, :], k)[0])
         return results
 
     def _merge(self, scores: np.ndarray, rows: np.ndarray, k: int) -> list[list[Hit]]:
@@ -288,12 +289,13 @@ def _hit(rank: int, score: float, chunk) -> Hit:
 
 def write_lexical(staging: Path, store: DocumentStore,
                   config: LexicalConfig | None = None) -> dict:
-    """(Re)build the lexical part of a staging folder from its store's chunks; returns the
+    """(Re)build the lexical part of a staging folder from its store's documents; returns the
     manifest's `lexical` entry."""
     config = config or LexicalConfig()
     shutil.rmtree(Path(staging) / LEXICAL_DIR, ignore_errors=True)
-    count = build_lexical(staging, store.iter_chunks(), config)
-    return {**config.to_dict(), "chunks": count}
+    documents = ((row, join_chunks(chunks)) for row, chunks in store.iter_documents())
+    count = build_lexical(staging, documents, config)
+    return {**config.to_dict(), "documents": count}
 
 
 def add_lexical(folder: Path) -> int:
@@ -310,7 +312,7 @@ def add_lexical(folder: Path) -> int:
             manifest.write(staging / MANIFEST)
         finally:
             store.close()
-    return manifest.lexical["chunks"]
+    return manifest.lexical["documents"]
 
 
 def remove_documents(folder: Path, doc_ids: Iterable[str], wait: float = 0) -> tuple[int, int]:

@@ -183,6 +183,32 @@ class DocumentStore:
             yield from found
             last = found[-1][0]
 
+    def iter_documents(self, batch: int = 10_000) -> Iterator[tuple[int, list[str]]]:
+        """Every stored document as (its first chunk's row id, its chunk texts in order), in row
+        order (a document's chunks have consecutive rows)."""
+        current: tuple[str, int, list[str]] | None = None
+        for row, doc_id, text in self._chunk_rows(batch):
+            if current is not None and current[0] == doc_id:
+                current[2].append(text)
+                continue
+            if current is not None:
+                yield current[1], current[2]
+            current = (doc_id, row, [text])
+        if current is not None:
+            yield current[1], current[2]
+
+    def _chunk_rows(self, batch: int) -> Iterator[tuple[int, str, str]]:
+        last = -1
+        while True:
+            found = self.connection.execute(
+                "SELECT row, doc_id, text FROM chunks WHERE row > ? ORDER BY row LIMIT ?",
+                (last, batch),
+            ).fetchall()
+            if not found:
+                return
+            yield from found
+            last = found[-1][0]
+
     def rows_where(self, where: Sequence[tuple[str, str]]) -> np.ndarray:
         """Row ids of the chunks of documents whose metadata has every FIELD = VALUE in `where`
         (values compared as text, so `year=2015` matches the number 2015 too).

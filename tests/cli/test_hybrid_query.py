@@ -177,3 +177,31 @@ def test_a_killed_append_leaves_vectors_store_and_lexical_index_at_the_old_versi
             assert opened.search_lexical(["coral"], 5) == [[]]
         finally:
             opened.close()
+
+
+def test_bm25_scores_a_chunked_document_whole(indexed):
+    filler = " ".join(f"filler{i}" for i in range(70))
+    (indexed / "long.jsonl").write_text(
+        json.dumps({"id": "long", "text": f"zebra {filler} quokka"}) + "\n"
+        + json.dumps({"id": "short", "text": "zebra crossing"}) + "\n"
+        + json.dumps({"id": "other", "text": "quokka selfies"}) + "\n")
+    assert run("index", "long.jsonl", "--append", "--out", "idx").exit_code == 0
+    def score(query):
+        found = hits(run("query", query, "--mode", "lexical", "--json", "--index", "idx"))
+        return {h["id"]: h for h in found}
+
+    both, zebra, quokka = score("zebra quokka"), score("zebra"), score("quokka")
+    assert both["long"]["chunks"] > 1  # the two words sit in different chunks ...
+    # ... and the document is credited for both, as one text (a best-chunk score would not be)
+    assert both["long"]["score"] == pytest.approx(
+        zebra["long"]["score"] + quokka["long"]["score"], rel=1e-5)
+
+
+def test_join_chunks_restores_the_text_the_store_split():
+    from semsearch.corpora import ChunkConfig, chunk_documents
+    from semsearch.index.lexical import join_chunks
+
+    text = " ".join(f"w{i % 17}" for i in range(300))
+    chunks = chunk_documents([text], HashEmbedder(max_seq_len=20).count_tokens,
+                             ChunkConfig(max_tokens=20, overlap=0.2))[0]
+    assert len(chunks) > 10 and join_chunks(chunks) == text

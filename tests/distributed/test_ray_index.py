@@ -202,7 +202,7 @@ def test_ray_build_equals_local_even_when_a_worker_dies(local_ray, workspace, da
     assert ray_index.recipe.factory == IndexRecipe.from_dict(local.recipe).factory
     local_index = SearchIndex.open(workspace / "local")
     try:  # the BM25 side is built from the same chunks: the same lexical hits
-        assert len(ray_index.lexical) == len(local_index.lexical) == report.vectors_total
+        assert len(ray_index.lexical) == len(local_index.lexical) == report.documents_total
         for text in ("the history of the city", "river"):
             assert ([h.id for h in ray_index.search_lexical([text], 5)[0]]
                     == [h.id for h in local_index.search_lexical([text], 5)[0]])
