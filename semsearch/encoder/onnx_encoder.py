@@ -27,7 +27,6 @@ import numpy as np
 from semsearch.encoder.store import (
     TOKENIZER,
     WEIGHTS,
-    fingerprint,
     model_fingerprints,
     read_config,
     resolve_model,
@@ -75,7 +74,7 @@ class OnnxEncoder:
         self.tokenizer = tokenizer
         self.path = path
         self.config = config
-        self.fingerprint = fingerprint  # of the weights file, as for SentenceEncoder
+        self.fingerprint = fingerprint  # of weights, tokenizer and config, as SentenceEncoder's
         self.precision = precision
         self.graph = graph
         self.backend = "onnx"
@@ -98,7 +97,7 @@ class OnnxEncoder:
         for name in (TOKENIZER, WEIGHTS):
             if not (folder / name).is_file():
                 raise ModelError(f"{folder}: {name} is missing; retrain the model")
-        weights = fingerprint(folder / WEIGHTS)
+        full, weights = model_fingerprints(folder, config)  # hashes the weights once
         graph = onnx_path(folder, precision)
         session = _session(graph, threads) if graph.is_file() else None
         found = (session.get_modelmeta().custom_metadata_map.get(FINGERPRINT_KEY)
@@ -110,8 +109,7 @@ class OnnxEncoder:
                                  f"export {folder} --format onnx`")
             _export(folder, state)
             session = _session(graph, threads)
-        model_print, _ = model_fingerprints(folder, config)
-        encoder = cls(session, Tokenizer.load(folder / TOKENIZER), folder, config, model_print,
+        encoder = cls(session, Tokenizer.load(folder / TOKENIZER), folder, config, full,
                       precision, graph)
         encoder.weights_fingerprint = weights  # what indexes built before recorded
         return encoder
