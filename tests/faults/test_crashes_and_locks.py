@@ -118,7 +118,8 @@ def test_a_second_writer_refuses_or_waits_and_no_update_is_lost(workspace):
 def test_readers_racing_rewrites_see_one_whole_version(workspace):
     """A query racing `remove` rewrites once read "inconsistent ... rebuild"."""
     folder = build(workspace, 400)
-    remover = start(workspace, "remove", *[f"idx:{i}" for i in range(1, 41)], "--index", "idx")
+    remover = start(workspace, "remove", *[f"idx:{i}" for i in range(1, 41)], "--index", "idx",
+                    "--wait", "30")  # the chain below may take the lock first
     removers = [remover]
     # 12 single removes one after another, each a full rewrite and swap of the folder
     script = " && ".join(
