@@ -317,7 +317,7 @@ def _build(reader, embedder, out, options, chunking, progress) -> IndexReport:
                 next_row=stats.chunks,
                 recipe=recipe.to_dict(),
                 chunking=chunking.to_dict(),
-                corpora=[_corpus_entry(reader, stats, embedder)],
+                corpora=[corpus_entry(reader, stats, embedder)],
                 precision=_precision(embedder),
                 trained_on=trained_on,
                 lexical=write_lexical(staging, store),
@@ -425,7 +425,7 @@ def _append(reader, embedder, out, options, chunking, progress) -> IndexReport:
                 manifest.count = int(index.ntotal)
                 manifest.documents = store.count_documents()
                 manifest.next_row = start + stats.chunks
-                manifest.corpora.append(_corpus_entry(reader, stats, embedder))
+                manifest.corpora.append(corpus_entry(reader, stats, embedder))
                 manifest.updated = now()
                 manifest.write(staging / MANIFEST)
             finally:
@@ -594,7 +594,8 @@ def _precision(embedder: Embedder) -> str:
     return getattr(embedder, "precision", "fp32")
 
 
-def _corpus_entry(reader: CorpusReader, stats: _Stats, embedder: Embedder) -> dict:
+def corpus_entry(reader: CorpusReader, stats: _Stats, embedder: Embedder) -> dict:
+    """The manifest's record of one corpus added to an index (local and Ray builds alike)."""
     return {
         "path": str(reader.path),
         "sha256": sha256_file(reader.path),

@@ -72,7 +72,14 @@ from semsearch.index.folder import (
 )
 from semsearch.index.manifest import now
 from semsearch.index.tuning import tune_recipe
-from semsearch.search import Embedder, IndexOptions, IndexReport, load_embedder
+from semsearch.search import (
+    Embedder,
+    IndexOptions,
+    IndexReport,
+    _Stats,
+    corpus_entry,
+    load_embedder,
+)
 
 INSTALL_HINT = "--engine ray needs Ray; install it with: pip install 'semsearch[distributed]'"
 # documents a partition (= a shard): 10,000 sentences are ~15 MB of float32 vectors at 384 dims,
@@ -356,17 +363,7 @@ def _write_folder(ray, reader, embedder, out, options, chunking, work, infos, lo
                 next_row=count,
                 recipe=recipe.to_dict(),
                 chunking=chunking.to_dict(),
-                corpora=[{
-                    "path": str(reader.path),
-                    "sha256": sha256_file(reader.path),
-                    "format": reader.format,
-                    "documents": documents,
-                    "chunks": count,
-                    "duplicates_skipped": 0,
-                    "lines_skipped": len(reader.skipped),
-                    "precision": getattr(embedder, "precision", "fp32"),
-                    "added": now(),
-                }],
+                corpora=[corpus_entry(reader, _Stats(documents, count, 0), embedder)],
                 precision=getattr(embedder, "precision", "fp32"),
                 trained_on=trained_on,
                 lexical=write_lexical(staging, store),
