@@ -207,8 +207,9 @@ class LexicalIndex:
         return len(self.rows)
 
     def query_tokens(self, text: str) -> list[str]:
-        """The query's tokens that the index knows (empty: nothing to match on)."""
-        return [token for token, _ in self._known(text)]
+        """The query's searchable tokens (stopwords and punctuation dropped, stemmed), whether
+        or not any document has them; empty: the query has nothing to match on."""
+        return tokenize([text], self.config)[0]
 
     def _known(self, text: str) -> list[tuple[str, int]]:
         """(token, id) of each of the query's tokens in the vocabulary, repeats kept (a word

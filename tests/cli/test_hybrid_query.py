@@ -119,6 +119,11 @@ def test_query_syntax_and_stopwords_are_harmless(indexed):
         assert result.exit_code == 0, result.output  # hybrid falls back on the dense side
 
 
+def test_words_no_document_has_find_nothing_without_an_error(indexed):
+    result = run("query", "zeppelin", "--mode", "lexical", "--json", "--index", "idx")
+    assert result.exit_code == 0 and hits(result) == [], result.output
+
+
 def test_append_and_remove_keep_the_lexical_side_in_step(indexed):
     (indexed / "more.jsonl").write_text(json.dumps({"id": "reef", "text": "Coral reefs shelter fish."}) + "\n")
     assert run("index", "more.jsonl", "--append", "--out", "idx").exit_code == 0
