@@ -8,6 +8,8 @@ resident memory of that process and of every Ray worker (processes named `ray::.
 
     python bench/bench_ray_index.py --model models/quick --limit 50000 --concurrency 2
     python bench/bench_ray_index.py --model models/quick --limit 5000 --json
+    python bench/bench_ray_index.py --model models/quick --limit 0 --work runs/wiki704k \
+        --engines local:onnx local:torch ray:onnx --json-lines     # issues 17 and 18
 """
 
 from __future__ import annotations
@@ -58,10 +60,13 @@ class Sampler(threading.Thread):
             self.done.wait(0.5)
 
 
-def run_engine(engine: str, corpus: Path, model: str, out: Path, args) -> dict:
+def run_engine(spec: str, corpus: Path, model: str, out: Path, args) -> dict:
+    engine, _, backend = spec.partition(":")
     command = [sys.executable, "-m", "semsearch", "index", str(corpus), "--model", model,
                "--out", str(out), "--json", "--engine", engine, "--batch-size",
                str(args.batch_size), "--type", args.type]
+    if backend:
+        command += ["--backend", backend]
     if engine == "ray":
         command += ["--concurrency", str(args.concurrency), "--shard-size", str(args.shard_size)]
     env = {**os.environ, "SEMSEARCH_INDEXES": str(out.parent),
@@ -81,7 +86,7 @@ def run_engine(engine: str, corpus: Path, model: str, out: Path, args) -> dict:
     report = json.loads(stdout.strip().splitlines()[-1])
     encoders = [peak for name, peak in sampler.workers.values() if "MapWorker" in name]
     return {
-        "engine": engine, "wall_s": wall, "documents": report["documents"],
+        "engine": spec, "wall_s": wall, "documents": report["documents"],
         "vectors": report["vectors"], "factory": report["factory"],
         "sentences_per_s": report["documents"] / wall,
         "driver_peak_rss_mib": sampler.driver_peak / 2**20,
@@ -107,13 +112,17 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
     parser.add_argument("--limit", type=int, default=50_000, help="first N lines (0: all)")
     parser.add_argument("--model", required=True)
-    parser.add_argument("--engines", nargs="+", default=["local", "ray"])
+    parser.add_argument("--engines", nargs="+", default=["local", "ray"],
+                        help="engines to run in turn, each `local` or `ray`, optionally with a "
+                        "backend: `local:torch`, `ray:onnx` (default: the index command's)")
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--shard-size", type=int, default=10_000)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--type", default="auto", help="index type, as `semsearch index --type`")
     parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: temp)")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--json-lines", action="store_true",
+                        help="also print each engine's row to stderr as soon as it finishes")
     args = parser.parse_args()
     work = Path(args.work or tempfile.mkdtemp(prefix="bench-ray-index-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -124,26 +133,29 @@ def main() -> None:
             if args.limit and number >= args.limit:
                 break
             target.write(line)
-    rows = [run_engine(engine, corpus, args.model, work / f"index-{engine}", args)
-            for engine in args.engines]
-    if len(rows) == 2:
-        rows[1]["same_chunks_as_first"] = same_chunks(work / f"index-{args.engines[0]}",
-                                                      work / f"index-{args.engines[1]}")
-        rows[1]["speed_vs_first"] = rows[1]["sentences_per_s"] / rows[0]["sentences_per_s"]
+    folders = [work / f"index-{spec.replace(':', '-')}" for spec in args.engines]
+    rows = []
+    for spec, folder in zip(args.engines, folders, strict=True):
+        rows.append(run_engine(spec, corpus, args.model, folder, args))
+        if args.json_lines:  # each row as it finishes: a long run keeps what it measured
+            print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+    for row, folder in zip(rows[1:], folders[1:], strict=False):
+        row["same_chunks_as_first"] = same_chunks(folders[0], folder)
+        row["speed_vs_first"] = row["sentences_per_s"] / rows[0]["sentences_per_s"]
     if args.json:
         print(json.dumps({"machine": platform.processor() or platform.machine(),
                           "cpus": os.cpu_count(), "limit": args.limit, "rows": rows}))
         return
-    print(f"{'engine':7} {'docs':>8} {'vectors':>8} {'wall s':>8} {'sent/s':>8} "
+    print(f"{'engine':11} {'docs':>8} {'vectors':>8} {'wall s':>8} {'sent/s':>8} "
           f"{'driver MiB':>10} {'encoder MiB (each)':>20} {'factory':>20}")
     for row in rows:
         each = "/".join(str(x) for x in row["encoder_peak_rss_mib"]) or "-"
-        print(f"{row['engine']:7} {row['documents']:>8} {row['vectors']:>8} {row['wall_s']:>8.1f} "
+        print(f"{row['engine']:11} {row['documents']:>8} {row['vectors']:>8} {row['wall_s']:>8.1f} "
               f"{row['sentences_per_s']:>8.0f} {row['driver_peak_rss_mib']:>10.0f} {each:>20} "
               f"{row['factory']:>20}")
-    if len(rows) == 2:
-        print(f"ray / local speed: {rows[1]['speed_vs_first']:.2f}x; same chunks and ids: "
-              f"{rows[1]['same_chunks_as_first']}")
+    for row in rows[1:]:
+        print(f"{row['engine']} / {rows[0]['engine']} speed: {row['speed_vs_first']:.2f}x; same "
+              f"chunks and ids: {row['same_chunks_as_first']}")
 
 
 if __name__ == "__main__":
