@@ -19,7 +19,9 @@ chunks inside the staging folder, so vectors, store and lexical index change tog
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -50,6 +52,13 @@ NLTK_ENGLISH = frozenset(
     weren won wouldn""".split()
 )
 STOPWORDS = {"nltk-english": NLTK_ENGLISH, "none": frozenset()}
+# bm25s' default token pattern (scikit-learn's CountVectorizer's): Unicode words of 2+ characters
+TOKEN_PATTERN = re.compile(r"(?u)\b\w\w+\b")
+# the score matrix bm25s saves (BM25.save): precomputed term scores, one CSC column a token
+SCORE_FILES = ("data", "indices", "indptr")
+# bm25s variants whose score is the sum of the matched columns alone (bm25l and bm25+ add a
+# non-occurrence term, which this reader does not)
+SUMMED_METHODS = ("lucene", "robertson", "atire")
 
 
 @dataclass(frozen=True)
@@ -97,6 +106,7 @@ def _bm25s():
     return bm25s
 
 
+@functools.lru_cache(maxsize=4)
 def _stemmer(language: str):
     if not language:
         return None
@@ -106,21 +116,21 @@ def _stemmer(language: str):
 
 
 def tokenize(texts: Sequence[str], config: LexicalConfig) -> list[list[str]]:
-    """Each text as its list of stemmed, lower-cased, non-stopword tokens.
+    """Each text as its list of stemmed, lower-cased, non-stopword tokens: bm25s' tokenizer
+    (`bm25s.tokenize(..., return_ids=False)`, which builds the index) step for step, without
+    importing bm25s, so a query process skips its imports (scipy.sparse, tqdm); a test holds the
+    two equal on real texts.
 
     >>> tokenize(["What is the Transformer architecture?"], LexicalConfig())
     [['transform', 'architectur']]
     """
-    bm25s = _bm25s()
-    tokens = bm25s.tokenize(
-        list(texts),
-        lower=True,
-        stopwords=sorted(STOPWORDS[config.stopwords]),
-        stemmer=_stemmer(config.stemmer),
-        return_ids=False,
-        show_progress=False,
-    )
-    return [list(t) for t in tokens]
+    stopwords = STOPWORDS[config.stopwords]
+    stemmer = _stemmer(config.stemmer)
+    out = []
+    for text in texts:
+        tokens = [token for token in TOKEN_PATTERN.findall(text.lower()) if token not in stopwords]
+        out.append(stemmer.stemWords(tokens) if stemmer is not None and tokens else tokens)
+    return out
 
 
 def join_chunks(chunks: Sequence[str]) -> str:
@@ -183,25 +193,32 @@ class LexicalIndex:
     its first chunk."""
 
     def __init__(self, folder: Path, config: LexicalConfig) -> None:
-        bm25s = _bm25s()
         self.config = config
         target = Path(folder) / LEXICAL_DIR
         fix = f"rebuild with `semsearch index CORPUS --out {folder}`"
+        self.scores: dict[str, np.ndarray] | None = None
         try:
             self.rows = np.load(target / ROWS_FILE, allow_pickle=False, mmap_mode="r")
-            self.retriever = None
             if len(self.rows):
-                self.retriever = bm25s.BM25.load(str(target), mmap=True, allow_pickle=False,
-                                                 load_vocab=False, show_progress=False)
+                params = json.loads((target / "params.index.json").read_text(encoding="utf-8"))
+                if params.get("method") not in SUMMED_METHODS:
+                    raise ValueError(f"BM25 method {params.get('method')!r}")
+                self.num_docs = int(params["num_docs"])
+                self.dtype = np.dtype(params.get("dtype", "float32"))
+                # bm25s' saved score matrix, memory-mapped as BM25.load(mmap=True) maps it
+                self.scores = {name: np.load(target / f"{name}.csc.index.npy", allow_pickle=False,
+                                             mmap_mode="r") for name in SCORE_FILES}
                 self.vocab_tokens = np.load(target / VOCAB_TOKENS, allow_pickle=False,
                                             mmap_mode="r")
                 self.vocab_ids = np.load(target / VOCAB_IDS, allow_pickle=False, mmap_mode="r")
         except (OSError, ValueError, KeyError, json.JSONDecodeError) as error:
             raise IndexError_(f"lexical index in {target} is missing or corrupt ({error}); {fix}") from None
-        if self.retriever is not None and self.retriever.scores["num_docs"] != len(self.rows):
+        if self.scores is not None and (
+            self.num_docs != len(self.rows)
+            # one column a token, less bm25s' own "" entry, which no query token can be
+            or len(self.scores["indptr"]) < len(self.vocab_ids)
+        ):
             raise IndexError_(f"lexical index in {target} does not match its row map; {fix}")
-        self._stemmer = _stemmer(config.stemmer)
-        self._stopwords = sorted(STOPWORDS[config.stopwords])
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -214,7 +231,7 @@ class LexicalIndex:
     def _known(self, text: str) -> list[tuple[str, int]]:
         """(token, id) of each of the query's tokens in the vocabulary, repeats kept (a word
         given twice counts twice, as in Lucene)."""
-        if self.retriever is None or len(self.vocab_tokens) == 0:
+        if self.scores is None or len(self.vocab_tokens) == 0:
             return []
         tokens = tokenize([text], self.config)[0]
         if not tokens:
@@ -226,6 +243,16 @@ class LexicalIndex:
             if i < len(self.vocab_tokens) and self.vocab_tokens[i] == token
         ]
 
+    def scores_of(self, token_ids: Sequence[int]) -> np.ndarray:
+        """Every document's BM25 score for these token ids: bm25s' `get_scores_from_ids` (its
+        numpy path, the same additions in the same order), reading the saved matrix directly."""
+        data, indices, indptr = (self.scores[name] for name in SCORE_FILES)
+        scores = np.zeros(self.num_docs, dtype=self.dtype)
+        for token in token_ids:
+            start, end = int(indptr[token]), int(indptr[token + 1])
+            np.add.at(scores, indices[start:end], data[start:end])
+        return scores
+
     def search(self, text: str, k: int, allowed_rows: np.ndarray | None = None
                ) -> tuple[np.ndarray, np.ndarray]:
         """The k best documents for a query: (scores, first-chunk row ids), best first; only
@@ -233,7 +260,7 @@ class LexicalIndex:
         known = self._known(text)
         if not known:
             return np.empty(0, dtype=np.float32), np.empty(0, dtype=np.int64)
-        scores = self.retriever.get_scores_from_ids([i for _, i in known])  # (chunks,)
+        scores = self.scores_of([i for _, i in known])
         if allowed_rows is not None:
             scores = np.where(np.isin(self.rows, allowed_rows), scores, 0.0)
         matched = np.flatnonzero(scores > 0)

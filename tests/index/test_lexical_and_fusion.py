@@ -31,6 +31,43 @@ def test_tokens_are_stemmed_lower_cased_and_free_of_stopwords():
     assert tokenize(["Ünïcode café naïve"], LexicalConfig())[0] == ["ünïcode", "café", "naïv"]
 
 
+def _real_texts() -> list[str]:
+    from pathlib import Path
+
+    docs = (Path(__file__).resolve().parents[2] / "corpora" / "docs.txt").read_text(encoding="utf-8")
+    return docs.splitlines() + [
+        "Ünïcode café naïve", "don't won't CAN'T", "x y z 42 4.2 e-mail re-ranking", "", "!!!",
+        "Über die Brücke: straße STRASSE", "日本語のテキスト and ελληνικά", "running runs ran runner",
+    ]
+
+
+def test_the_query_tokenizer_is_bm25s_own_step_for_step():
+    import bm25s
+
+    from semsearch.index.lexical import STOPWORDS, _stemmer
+
+    texts = _real_texts()
+    config = LexicalConfig()
+    theirs = bm25s.tokenize(texts, lower=True, stopwords=sorted(STOPWORDS[config.stopwords]),
+                            stemmer=_stemmer(config.stemmer), return_ids=False,
+                            show_progress=False)
+    assert tokenize(texts, config) == [list(t) for t in theirs]
+
+
+def test_scores_are_bm25s_own_to_the_bit(tmp_path):
+    import bm25s
+
+    texts = _real_texts()
+    build_lexical(tmp_path, list(enumerate(texts)))
+    ours = LexicalIndex(tmp_path, LexicalConfig())
+    theirs = bm25s.BM25.load(str(tmp_path / LEXICAL_DIR), mmap=True, allow_pickle=False,
+                             load_vocab=False, show_progress=False)
+    for query in ["machine learning and AI", "ocean tides moon", "running", "café straße"]:
+        ids = [i for _, i in ours._known(query)]
+        assert ids, query
+        np.testing.assert_array_equal(ours.scores_of(ids), theirs.get_scores_from_ids(ids))
+
+
 def test_bm25_ranks_by_shared_words_and_maps_back_to_row_ids(tmp_path):
     assert build_lexical(tmp_path, DOCS) == 4
     index = LexicalIndex(tmp_path, LexicalConfig())
