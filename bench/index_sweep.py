@@ -3,6 +3,8 @@ queries/s against exact search in the same run, and recall@10 of the held-out qu
 
     python bench/index_sweep.py --cache runs/wiki-vectors --factory IVF512,PQ128x4fs \
         --nprobe 64,85,128 --rerank 10,20
+    python bench/index_sweep.py --index runs/wiki704k/index-local-onnx \
+        --factory IVF1024,PQ128x4fs --factory OPQ64,IVF1024,PQ64x4fs --nprobe 64,128
 
 Faster to explore with than bench_index.py (one process, no tuning, no peak-memory
 measurement); the re-rank and recall are semsearch's own (`rerank_exact` over the cached
@@ -25,8 +27,16 @@ from semsearch.index import VectorFile, recall_at_k, rerank_exact
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cache", type=Path, required=True,
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--cache", type=Path,
                         help="a bench_index.py --cache folder (base.f32, queries.f32, meta.json)")
+    source.add_argument("--index", type=Path,
+                        help="an index folder: its re-rank vectors (vectors.f32) are the base, "
+                        "and --query-texts, encoded with its model, the queries")
+    parser.add_argument("--query-texts", default="beir/mlquestions",
+                        help="with --index: a BEIR folder (under the data folder) or a text file "
+                        "of queries (default: beir/mlquestions, real questions)")
+    parser.add_argument("--queries", type=int, default=1000, help="with --index: how many")
     parser.add_argument("--factory", action="append", required=True,
                         help="a FAISS factory string (repeatable), built with inner product")
     parser.add_argument("--nprobe", default="", help="comma-separated, for IVF factories")
@@ -39,10 +49,14 @@ def main() -> None:
     args = parser.parse_args()
     faiss.omp_set_num_threads(args.threads)
 
-    dim = json.loads((args.cache / "meta.json").read_text())["dim"]
-    stored = VectorFile(args.cache / "base.f32", dim)
+    if args.index:
+        stored, queries = index_vectors(args)
+        dim = stored.dim
+    else:
+        dim = json.loads((args.cache / "meta.json").read_text())["dim"]
+        stored = VectorFile(args.cache / "base.f32", dim)
+        queries = np.fromfile(args.cache / "queries.f32", dtype=np.float32).reshape(-1, dim)
     base = stored.read(0, len(stored))
-    queries = np.fromfile(args.cache / "queries.f32", dtype=np.float32).reshape(-1, dim)
     k = args.k
     exact = faiss.IndexFlatIP(dim)
     exact.add(base)
@@ -73,6 +87,27 @@ def main() -> None:
     if args.json:
         print(json.dumps({"vectors": len(base), "queries": len(queries), "dim": dim,
                           "threads": args.threads, "repeats": args.repeats, "rows": rows}))
+
+
+def index_vectors(args) -> tuple[VectorFile, np.ndarray]:
+    """An index folder's re-rank vectors and the query texts encoded with the folder's model."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_query import read_queries
+
+    from semsearch.index.folder import MANIFEST, VECTORS_FILE
+    from semsearch.index.manifest import Manifest
+    from semsearch.search import load_embedder, model_for_index
+
+    manifest = Manifest.read(args.index / MANIFEST)
+    if not (args.index / VECTORS_FILE).is_file():
+        sys.exit(f"{args.index} keeps no {VECTORS_FILE} (exact indexes keep none); use an IVF-PQ "
+                 "index folder, or --cache")
+    stored = VectorFile(args.index / VECTORS_FILE, manifest.dim)
+    embedder = load_embedder(model_for_index(manifest, None))
+    texts = read_queries(args.query_texts, args.queries)
+    return stored, np.asarray(embedder.encode(texts, batch_size=64), dtype=np.float32)
 
 
 def timed(work, repeats: int):
