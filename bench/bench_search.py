@@ -35,9 +35,11 @@ def main() -> None:
     parser.add_argument("--approximate", default=None, metavar="TYPE",
                         help="also index each collection with this --type (e.g. ivfpq) and report "
                         "how much of the exact fused top 10 its fused top 10 keeps")
+    parser.add_argument("--backend", default=None, choices=["torch", "onnx"],
+                        help="encode with this backend (default: semsearch's, onnx on a CPU)")
     args = parser.parse_args()
 
-    from semsearch.encoder import SentenceEncoder
+    from semsearch.search import load_embedder
 
     collections = []
     for folder, split in shared_collections(resolve_data_dir(args.data_dir)):
@@ -51,13 +53,14 @@ def main() -> None:
         sys.exit("no shared collections under the data folder (beir/mlquestions, beir/arguana)")
     results = {}
     for model in args.model:
-        encoder = SentenceEncoder.load(model)
+        encoder = load_embedder(model, backend=args.backend)
         started = time.perf_counter()
+        runs = []
         report, fusion = evaluate_search(collections, encoder, args.batch_size,
-                                         log=lambda m: print(m, file=sys.stderr))
+                                         log=lambda m: print(m, file=sys.stderr), runs=runs)
         report["seconds"] = round(time.perf_counter() - started, 1)
         if args.approximate:
-            report["approximate"] = approximate_overlap(collections, encoder, args, fusion)
+            report["approximate"] = approximate_overlap(collections, runs, encoder, args, fusion)
             for name, row in report["approximate"].items():
                 print(f"{name}: {args.approximate} ({row['factory']}) fused top-10 recall vs "
                       f"exact fused top 10: {row['fused_recall@10']:.3f}; dense top-10 recall "
@@ -80,13 +83,12 @@ def main() -> None:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
 
 
-def approximate_overlap(collections, encoder, args, fusion) -> dict:
+def approximate_overlap(collections, exact_runs, encoder, args, fusion) -> dict:
     """Recall of the approximate index's fused (and dense) top 10 against the exact index's."""
     from semsearch.eval.search_eval import hybrid_rankings, run_collection, score_rankings
 
     rows = {}
-    for collection in collections:
-        exact = run_collection(collection, encoder, args.batch_size)
+    for collection, exact in zip(collections, exact_runs, strict=True):
         approximate = run_collection(collection, encoder, args.batch_size,
                                      index_type=args.approximate)
         fused = [hybrid_rankings(run, fusion, 10) for run in (exact, approximate)]

@@ -148,10 +148,13 @@ def evaluate_search(
     batch_size: int = 64,
     progress: bool = False,
     log: Callable[[str], None] = lambda message: None,
+    runs: list | None = None,
 ) -> tuple[dict[str, Any], FusionConfig | None]:
     """BM25, dense and hybrid on each collection through the search path, with the fusion
-    calibrated over all of them. Returns (report section, calibrated fusion or None)."""
-    runs, sides = [], []
+    calibrated over all of them. Returns (report section, calibrated fusion or None); each
+    collection's CollectionRun is appended to `runs` when one is given."""
+    runs = [] if runs is None else runs
+    sides = []
     for retrieval_set in retrieval_sets:
         log(
             f"search {retrieval_set.name}: indexing {len(retrieval_set.corpus):,} documents, "
