@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from semsearch.cli.common import (
+    backend_option,
     device_option,
     echo_json,
     info,
@@ -17,6 +18,7 @@ EXAMPLES = """\b
 Examples:
   semsearch embed corpora/docs.txt --out docs.npy          # docs.npy + docs.ids.txt
   semsearch embed articles.jsonl.gz --out articles.parquet --model models/quick
+  semsearch embed big.txt --out big.npy --backend onnx --precision int8   # fastest on a CPU
   python -c "import numpy as np; print(np.load('docs.npy').shape)"
 """
 
@@ -43,9 +45,10 @@ Examples:
 @click.option("--overwrite", is_flag=True, help="Replace --out (and its ids file) if present.")
 @device_option
 @precision_option
+@backend_option
 @json_option
 def embed(corpus, out, model, batch_size, corpus_format, text_field, id_field, error_mode,
-          overwrite, device, precision, as_json):
+          overwrite, device, precision, backend, as_json):
     """Write the vectors of every document in CORPUS (any format `index` reads) with their ids.
 
     One L2-normalised float32 vector a document (its first max_seq_len tokens), streamed to
@@ -57,7 +60,7 @@ def embed(corpus, out, model, batch_size, corpus_format, text_field, id_field, e
 
     output_format(out)  # a bad --out fails before the model loads
     embedder = load_embedder(model, device=None if device == "auto" else device,
-                             precision=precision)
+                             precision=precision, backend=backend)
     options = ReaderOptions(format=corpus_format, text_field=text_field, id_field=id_field,
                             errors=error_mode)
     report = embed_corpus(corpus, embedder, out, options, batch_size=batch_size,

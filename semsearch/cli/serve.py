@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import click
 
-from semsearch.cli.common import info, verbosity
+from semsearch.cli.common import backend_option, info, precision_option, verbosity
 
 EXAMPLES = """\b
 Examples:
   semsearch serve                                  # the latest index, on 127.0.0.1:8000
   semsearch serve --index indexes/docs --port 8080
   SEMSEARCH_API_KEY=secret semsearch serve --workers 4
+  semsearch serve --backend onnx --precision int8  # big /v1/embeddings batches, faster
   curl 'http://127.0.0.1:8000/search?q=ocean+tides&k=3'
   curl http://127.0.0.1:8000/v1/embeddings -H 'Content-Type: application/json' \\
        -d '{"input": ["hello world"], "model": "semsearch"}'
@@ -38,7 +39,10 @@ Examples:
               help="Documents a query may ask for.")
 @click.option("--device", default="auto", show_default=True,
               help="cuda, mps, cpu, or auto (the numpy path on a CPU, as `semsearch query`).")
-def serve(index_dir, model, host, port, workers, api_key, max_texts, max_chars, max_k, device):
+@backend_option
+@precision_option
+def serve(index_dir, model, host, port, workers, api_key, max_texts, max_chars, max_k, device,
+          backend, precision):
     """Serve an index and its model over HTTP until Ctrl-C.
 
     \b
@@ -59,7 +63,8 @@ def serve(index_dir, model, host, port, workers, api_key, max_texts, max_chars, 
     from semsearch.serve.state import Limits, ServeConfig
 
     config = ServeConfig(index=index_dir, model=model,
-                         device=None if device == "auto" else device, api_key=api_key or None,
+                         device=None if device == "auto" else device, backend=backend,
+                         precision=precision, api_key=api_key or None,
                          limits=Limits(max_texts=max_texts, max_chars=max_chars, max_k=max_k))
     if host not in ("127.0.0.1", "localhost", "::1") and not config.api_key:
         info(f"warning: listening on {host} without --api-key; anyone who can reach it can use it")

@@ -50,6 +50,8 @@ class ServeConfig:
     index: str | None = None  # index folder or name; None: indexes/LATEST, if there is one
     model: str | None = None  # model folder; None: the index's model (or the newest model)
     device: str | None = None  # None: the fast path `semsearch query` takes (numpy on a CPU)
+    backend: str | None = None  # torch or onnx; None: the query path's choice (see load_embedder)
+    precision: str = "fp32"  # int8: ONNX Runtime's or torch's int8 matrix products (CPU only)
     api_key: str | None = None  # None: no key (the CLI reads $SEMSEARCH_API_KEY as default)
     limits: Limits = Limits()
 
@@ -134,7 +136,8 @@ class Served:
         from semsearch.search import load_embedder
 
         # the query path: numpy on a CPU for batches up to the request limit, as `query` does
-        return load_embedder(model, device=self.config.device, texts=self.config.limits.max_texts)
+        return load_embedder(model, device=self.config.device, texts=self.config.limits.max_texts,
+                             backend=self.config.backend, precision=self.config.precision)
 
     def _open_index(self) -> None:
         """Open (or reopen) the index on the index thread, and the model it needs."""

@@ -67,3 +67,31 @@ def test_evaluate_on_onnx(model, data_dir):
                  "--backend", "onnx", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["model"]["fingerprint"]
+
+
+def test_embed_gives_the_same_vectors_on_either_backend(model, tmp_path):
+    import numpy as np
+
+    corpus = tmp_path / "pets.txt"
+    corpus.write_text("cats purr softly\ndogs bark loudly at the postman\nparrots talk\n")
+    vectors = {}
+    for backend in ("torch", "onnx"):
+        out = tmp_path / f"{backend}.npy"
+        result = run("embed", corpus, "--model", model, "--backend", backend, "--out", out)
+        assert result.exit_code == 0, result.output
+        vectors[backend] = np.load(out)
+    cosines = (vectors["torch"] * vectors["onnx"]).sum(axis=1)
+    assert vectors["onnx"].shape == (3, vectors["torch"].shape[1]) and cosines.min() >= 0.9999
+
+
+def test_serve_takes_a_backend(model):
+    from semsearch.serve.state import Limits, Served, ServeConfig
+
+    config = ServeConfig(model=str(model), backend="onnx", precision="int8", limits=Limits())
+    assert ServeConfig.from_env(config.to_env()) == config
+    state = Served(config)
+    try:
+        assert getattr(state.embedder, "backend", "torch") == "onnx"
+        assert state.embedder.encode(["cats purr"], batch_size=8).shape[0] == 1
+    finally:
+        state.close()
