@@ -245,12 +245,14 @@ class LexicalIndex:
 
     def scores_of(self, token_ids: Sequence[int]) -> np.ndarray:
         """Every document's BM25 score for these token ids: bm25s' `get_scores_from_ids` (its
-        numpy path, the same additions in the same order), reading the saved matrix directly."""
+        numpy path: the same float32 additions in the same order), reading the saved matrix
+        directly. A column names each document once, so a plain fancy-index add does what
+        bm25s' `np.add.at` does, several times faster on a common word's long column."""
         data, indices, indptr = (self.scores[name] for name in SCORE_FILES)
         scores = np.zeros(self.num_docs, dtype=self.dtype)
         for token in token_ids:
             start, end = int(indptr[token]), int(indptr[token + 1])
-            np.add.at(scores, indices[start:end], data[start:end])
+            scores[indices[start:end]] += data[start:end]
         return scores
 
     def search(self, text: str, k: int, allowed_rows: np.ndarray | None = None
