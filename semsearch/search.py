@@ -780,10 +780,12 @@ def search(
                 for hits in results]
     fusion = fusion_for(index, options)
     depth = max(k, fusion.depth)
-    dense = index.search(vectors, depth, nprobe=nprobe, ef_search=ef_search, allowed_rows=allowed)
-    lexical = index.search_lexical(queries, depth, allowed)
+    # each side's candidates as ids and scores; the text and metadata of the fused top k only
+    dense = index.search(vectors, depth, nprobe=nprobe, ef_search=ef_search, allowed_rows=allowed,
+                         fill=False)
+    lexical = index.search_lexical(queries, depth, allowed, fill=False)
     return [
-        fuse_hits(dense_hits, lexical_hits, fusion, k)
+        index.fill(fuse_hits(dense_hits, lexical_hits, fusion, k))
         for dense_hits, lexical_hits in zip(dense, lexical, strict=True)
     ]
 

@@ -3,9 +3,10 @@ together. Searching returns document hits; removing rewrites the folder atomical
 
 from __future__ import annotations
 
+import math
 import shutil
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -65,8 +66,14 @@ class Hit:
     lexical_score: float | None = None
     lexical_rank: int | None = None
 
+    # the chunk's row id in the index; kept out of to_dict (an internal handle: rows move when
+    # an index is rebuilt)
+    row: int | None = field(default=None, compare=False, repr=False)
+
     def to_dict(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        del data["row"]
+        return data
 
 
 # a reader without a lock file retries an open that raced a swap this many times
@@ -173,26 +180,28 @@ class SearchIndex:
         nprobe: int | None = None,
         ef_search: int | None = None,
         allowed_rows: np.ndarray | None = None,
+        fill: bool = True,
     ) -> list[list[Hit]]:
         """Top-k documents for each (nq, d) normalised query vector; fewer when the index holds
         fewer documents. A document appears once, with its best chunk. `allowed_rows` (sorted
-        row ids) restricts the search to those chunks, as a metadata filter does."""
+        row ids) restricts the search to those chunks, as a metadata filter does. With `fill`
+        False the hits carry no text, metadata or chunk count (see `fill`): candidates to fuse."""
         if not 1 <= k <= MAX_K:
             raise IndexError_(f"k must be between 1 and {MAX_K:,}, not {k}")
         total = self.index.ntotal
         if allowed_rows is not None:
-            return self._search_allowed(queries, k, allowed_rows, nprobe, ef_search)
+            return self._search_allowed(queries, k, allowed_rows, nprobe, ef_search, fill)
         if total == 0:
             return [[] for _ in range(len(queries))]
-        # documents split into chunks can fill the top-k with one document: fetch more. More
-        # vectors than documents means some document was split; the manifest says so at no
-        # cost, where asking the store (MAX over 700K documents) took 90 ms of a 100 ms query
-        fetch = k * 4 if self.manifest.count > self.manifest.documents else k
+        # documents split into chunks can fill the top-k with one document: fetch more, by the
+        # chunks a document has on average (from the manifest at no cost, where asking the store
+        # took 90 ms of a 100 ms query on 700K documents), and 4x more each time that falls short
+        fetch = fetch_for(k, self.manifest.count, self.manifest.documents)
         while True:
             scores, rows = search_with_recipe(
                 self.index, self.recipe, self.vectors, queries, fetch, nprobe, ef_search
             )
-            results = self._merge(scores, rows, k)
+            results = self._merge(scores, rows, k, fill)
             if (
                 all(len(hits) == k for hits in results)
                 or fetch * max(1, self.recipe.rerank) >= total
@@ -200,7 +209,8 @@ class SearchIndex:
                 return results
             fetch *= 4
 
-    def _search_allowed(self, queries, k, allowed_rows, nprobe, ef_search) -> list[list[Hit]]:
+    def _search_allowed(self, queries, k, allowed_rows, nprobe, ef_search, fill
+                        ) -> list[list[Hit]]:
         """Search only `allowed_rows`. Exact over their vectors when the vector file is kept
         (re-ranking recipes) or they are few; else FAISS with an ID selector over all lists, so
         k hits come back whenever k documents match."""
@@ -212,9 +222,8 @@ class SearchIndex:
             candidates = np.broadcast_to(allowed_rows, (len(queries), len(allowed_rows)))
             scores, rows = rerank_exact(queries, np.ascontiguousarray(candidates), self.vectors,
                                         len(allowed_rows))
-            return self._merge(scores, rows, k)
-        fetch = min(len(allowed_rows), k * 4 if self.manifest.count > self.manifest.documents
-                    else k)
+            return self._merge(scores, rows, k, fill)
+        fetch = min(len(allowed_rows), fetch_for(k, self.manifest.count, self.manifest.documents))
         ivf_lists = getattr(faiss_ivf(self.index), "nlist", None)
         while True:
             scores, rows = search_vectors(
@@ -222,16 +231,17 @@ class SearchIndex:
                 ef_search=max(ef_search or self.recipe.ef_search or 0, fetch * 4),
                 selector=allowed_rows,
             )
-            results = self._merge(scores, rows, k)
+            results = self._merge(scores, rows, k, fill)
             if all(len(hits) == k for hits in results) or fetch >= len(allowed_rows):
                 return results
             fetch = min(len(allowed_rows), fetch * 4)
 
     def search_lexical(
-        self, texts: Sequence[str], k: int, allowed_rows: np.ndarray | None = None
+        self, texts: Sequence[str], k: int, allowed_rows: np.ndarray | None = None,
+        fill: bool = True,
     ) -> list[list[Hit]]:
         """Top-k documents for each query text by BM25 over whole documents (a hit shows the
-        document's first chunk)."""
+        document's first chunk); `fill` as in `search`."""
         if self.lexical is None:
             raise IndexError_(
                 f"index {self.folder} has no lexical part (built before semsearch had one); "
@@ -241,24 +251,37 @@ class SearchIndex:
         results = []
         for text in texts:
             scores, rows = self.lexical.search(text, k, allowed_rows)  # one row a document
-            results.append(self._merge(scores[None, :], rows[None, :], k)[0])
+            results.append(self._merge(scores[None, :], rows[None, :], k, fill)[0])
         return results
 
-    def _merge(self, scores: np.ndarray, rows: np.ndarray, k: int) -> list[list[Hit]]:
-        chunks = self.store.chunks(rows.reshape(-1).tolist())
-        results = []
+    def fill(self, hits: Sequence[Hit]) -> list[Hit]:
+        """The hits with their chunk's text, metadata and document's chunk count from the
+        store (hits found with fill=False carry none of them)."""
+        chunks = self.store.chunks([hit.row for hit in hits if hit.row is not None])
+        return [
+            replace(hit, text=chunks[hit.row].text, metadata=chunks[hit.row].metadata,
+                    chunks=chunks[hit.row].chunks)
+            if hit.row in chunks else hit
+            for hit in hits
+        ]
+
+    def _merge(self, scores: np.ndarray, rows: np.ndarray, k: int, fill: bool = True
+               ) -> list[list[Hit]]:
+        """Each query's best chunk of each of its top-k documents. Every candidate's document
+        comes from the store without its text; the text and metadata only for the hits kept,
+        and only with `fill`."""
+        heads = self.store.heads(rows.reshape(-1).tolist())
+        kept = []
         for query_scores, query_rows in zip(scores, rows, strict=True):
-            documents = [
-                chunks[row].doc_id if row in chunks else None for row in query_rows.tolist()
-            ]
-            positions = best_per_document(query_scores, query_rows, documents, k)
-            results.append(
-                [
-                    _hit(rank, float(query_scores[p]), chunks[int(query_rows[p])])
-                    for rank, p in enumerate(positions, start=1)
-                ]
-            )
-        return results
+            named = [heads[row].doc_id if row in heads else None for row in query_rows.tolist()]
+            kept.append([(float(query_scores[p]), int(query_rows[p]))
+                         for p in best_per_document(query_scores, query_rows, named, k)])
+        chunks = self.store.chunks([row for hits in kept for _, row in hits]) if fill else heads
+        return [
+            [_hit(rank, score, chunks[row]) for rank, (score, row) in enumerate(hits, 1)
+             if row in chunks]
+            for hits in kept
+        ]
 
 
 def search_with_recipe(
@@ -284,7 +307,20 @@ def search_with_recipe(
 
 
 def _hit(rank: int, score: float, chunk) -> Hit:
-    return Hit(rank, score, chunk.doc_id, chunk.chunk, chunk.chunks, chunk.text, chunk.metadata)
+    return Hit(rank, score, chunk.doc_id, chunk.chunk, chunk.chunks, chunk.text, chunk.metadata,
+               row=chunk.row)
+
+
+def fetch_for(k: int, vectors: int, documents: int) -> int:
+    """How many chunks to ask the vector search for, for k documents: k times the chunks a
+    document has on average, with a quarter more for documents above the average, at most 4k.
+
+    >>> fetch_for(10, 304, 304), fetch_for(100, 756_160, 704_910), fetch_for(10, 4_000, 1_000)
+    (10, 135, 40)
+    """
+    if vectors <= documents:
+        return k
+    return min(4 * k, math.ceil(k * 1.25 * vectors / max(1, documents)))
 
 
 def write_lexical(staging: Path, store: DocumentStore,

@@ -58,6 +58,11 @@ def test_every_mode_reports_both_sides_and_hybrid_is_the_default(indexed):
     assert all(h["dense_score"] == h["score"] and h["lexical_score"] is None for h in dense)
     hybrid = hits(run("query", "machine learning", "--json", "--index", "idx", "-k", "5"))
     assert hybrid[0]["id"] in {"ml", "ml-fr"}
+    # candidates are fused by id; the hits shown get their text and metadata back
+    text = {row["id"]: row["text"] for row in ROWS}
+    assert all(h["text"] == text[h["id"]] and h["metadata"]["lang"] and h["chunks"] == 1
+               for h in hybrid)
+    assert "row" not in hybrid[0]
     assert any(h["dense_rank"] is not None and h["lexical_rank"] is not None for h in hybrid)
     rrf = hits(run("query", "machine learning", "--json", "--index", "idx", "--fusion", "rrf"))
     assert rrf[0]["score"] == pytest.approx(sum(
