@@ -85,7 +85,7 @@ def test_embed_gives_the_same_vectors_on_either_backend(model, tmp_path):
 
 
 def test_serve_takes_a_backend(model):
-    from semsearch.serve.state import Limits, Served, ServeConfig
+    from semsearch.serve.state import Limits, ServeConfig, Served
 
     config = ServeConfig(model=str(model), backend="onnx", precision="int8", limits=Limits())
     assert ServeConfig.from_env(config.to_env()) == config
