@@ -143,34 +143,32 @@ class DocumentStore:
 
     def chunks(self, rows: Sequence[int]) -> dict[int, Chunk]:
         """The chunks with these row ids, keyed by row (unknown rows are left out)."""
-        found: dict[int, Chunk] = {}
-        wanted = sorted({int(row) for row in rows if row >= 0})
-        for start in range(0, len(wanted), 500):  # SQLite caps the number of parameters
-            batch = wanted[start : start + 500]
-            marks = ",".join("?" * len(batch))
-            query = (
+        return {
+            row: Chunk(row, doc_id, chunk, count, text, self._metadata(metadata))
+            for row, doc_id, chunk, count, text, metadata in self._by_rows(
                 "SELECT c.row, c.doc_id, c.chunk, d.chunks, c.text, d.metadata FROM chunks c "
-                f"JOIN documents d ON d.doc_id = c.doc_id WHERE c.row IN ({marks})"
-            )
-            for row, doc_id, chunk, count, text, metadata in self.connection.execute(query, batch):
-                found[row] = Chunk(row, doc_id, chunk, count, text, self._metadata(metadata))
-        return found
+                "JOIN documents d ON d.doc_id = c.doc_id WHERE c.row IN ({marks})", rows)
+        }
 
     def heads(self, rows: Sequence[int]) -> dict[int, Chunk]:
         """The chunks with these row ids as far as ranking and fusing by document need them:
         document id and chunk number, no text, no metadata, and `chunks` 0 (the documents
         table is not read); unknown rows are left out. A quarter of `chunks`' cost (0.3 ms
         for 235 rows of the 704K-sentence store, against 1.3 ms with the join)."""
-        found: dict[int, Chunk] = {}
+        return {
+            row: Chunk(row, doc_id, chunk, 0, "")
+            for row, doc_id, chunk in self._by_rows(
+                "SELECT row, doc_id, chunk FROM chunks WHERE row IN ({marks})", rows)
+        }
+
+    def _by_rows(self, query: str, rows: Sequence[int]) -> Iterator[tuple]:
+        """The result rows of `query` (its `{marks}` the placeholders of a row-id list) for
+        these row ids, 500 at a time: SQLite caps the number of parameters."""
         wanted = sorted({int(row) for row in rows if row >= 0})
-        for start in range(0, len(wanted), 500):  # SQLite caps the number of parameters
+        for start in range(0, len(wanted), 500):
             batch = wanted[start : start + 500]
-            marks = ",".join("?" * len(batch))
-            for row, doc_id, chunk in self.connection.execute(
-                f"SELECT row, doc_id, chunk FROM chunks WHERE row IN ({marks})", batch
-            ):
-                found[row] = Chunk(row, doc_id, chunk, 0, "")
-        return found
+            yield from self.connection.execute(query.format(marks=",".join("?" * len(batch))),
+                                               batch)
 
     def _metadata(self, metadata: str | None) -> dict:
         try:
