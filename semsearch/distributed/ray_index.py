@@ -87,6 +87,9 @@ INSTALL_HINT = "--engine ray needs Ray; install it with: pip install 'semsearch[
 PARTITION_DOCUMENTS = 10_000
 # seconds to wait for a cluster address to answer before calling it unreachable
 CONNECT_TIMEOUT = 10.0
+# seconds to wait for the cluster to find room for the encoder actors (an autoscaling cluster
+# may have to start nodes) before saying so
+PLACEMENT_TIMEOUT = 600.0
 # times a died worker is restarted, or a task retried, before the build fails
 MAX_RETRIES = 3
 
@@ -282,7 +285,39 @@ def embed_texts(embedder: Embedder, texts: list[str], batch_size: int) -> np.nda
 
 def _embed_shards(ray, pending: list[int], work: Path, load, batch_size: int,
                   ray_options: RayOptions, log: Callable[[str], None]) -> None:
-    """Embed the pending partitions with a pool of ShardEncoder actors (Ray Data)."""
+    """Embed the pending partitions with a pool of ShardEncoder actors (Ray Data), placed in a
+    placement group of one bundle an actor. Removing the group at the end kills the actors
+    then and there: Ray Data only lets go of its handles, and an actor lives, holding its CPUs
+    or GPUs, until the last handle is garbage-collected, which a caller holding the error (or a
+    reference cycle) can put off indefinitely; a second build in the same Ray session then
+    waits for those CPUs forever."""
+    from ray.util.placement_group import placement_group, remove_placement_group
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+    size = min(ray_options.concurrency, len(pending))
+    bundle = {"CPU": ray_options.num_cpus}
+    if ray_options.num_gpus:
+        bundle["GPU"] = ray_options.num_gpus
+    group = placement_group([bundle] * size, strategy="SPREAD")
+    try:
+        if not group.wait(timeout_seconds=PLACEMENT_TIMEOUT):
+            each = " and ".join(f"{amount:g} {name}" for name, amount in bundle.items())
+            free = ray.available_resources()
+            raise IndexError_(
+                f"the Ray cluster found no room for {size} encoder actor(s) of {each} each in "
+                f"{PLACEMENT_TIMEOUT:g} s ({free.get('CPU', 0):g} CPU and {free.get('GPU', 0):g} "
+                "GPU free); lower --concurrency or --num-gpus, or add nodes, and rerun")
+        failure = _run_encoders(ray, pending, work, load, batch_size, ray_options, size,
+                                PlacementGroupSchedulingStrategy(group), log)
+    finally:
+        remove_placement_group(group)
+    if failure is not None:
+        raise IndexError_(failure)  # here, not in the handler: the caller gets no Ray frames
+
+
+def _run_encoders(ray, pending, work, load, batch_size, ray_options, size, placement,
+                  log) -> str | None:
+    """Run the actor pool over the pending shards; the failure's one-line message, or None."""
     dataset = ray.data.from_items([{"shard": shard} for shard in pending],
                                   override_num_blocks=len(pending))
     with warnings.catch_warnings():  # max_restarts goes through Ray's deprecated **kwargs
@@ -291,9 +326,10 @@ def _embed_shards(ray, pending: list[int], work: Path, load, batch_size: int,
             ShardEncoder,
             fn_constructor_kwargs={"load": load, "work": str(work), "batch_size": batch_size},
             batch_size=1,
-            compute=ray.data.ActorPoolStrategy(size=min(ray_options.concurrency, len(pending))),
+            compute=ray.data.ActorPoolStrategy(size=size),
             num_cpus=ray_options.num_cpus,
             num_gpus=ray_options.num_gpus,
+            scheduling_strategy=placement,
             # a worker that dies (killed, out of memory) is restarted and its partition redone,
             # a few times, not forever (Ray Data's default); a shard is written atomically, so a
             # half-done one is never taken for finished
@@ -308,7 +344,8 @@ def _embed_shards(ray, pending: list[int], work: Path, load, batch_size: int,
             log(f"embedded shard {int(row['shard'])} ({done}/{len(pending)}, {chunks:,} chunks, "
                 f"{chunks / (time.perf_counter() - started):,.0f} chunks/s)")
     except ray.exceptions.RayError as error:
-        raise IndexError_(_ray_failure("embedding", error, work)) from None
+        return _ray_failure("embedding", error, work)
+    return None
 
 
 def _ray_failure(stage: str, error: BaseException, work: Path) -> str:

@@ -120,6 +120,11 @@ def local_ray():
     ray.init(num_cpus=2, object_store_memory=100 * 1024 * 1024, include_dashboard=False,
              log_to_driver=False, logging_level="WARNING",
              runtime_env={"env_vars": {"PYTHONPATH": path}})
+    # a build that stops making progress fails the test in minutes, not after Ray's 30-minute
+    # default (the whole CI run's budget)
+    import ray.data
+
+    ray.data.DataContext.get_current().execution_no_progress_timeout_s = 240
     yield ray
     ray.shutdown()
 
@@ -260,3 +265,23 @@ def test_a_failed_shard_is_named_leaves_the_old_index_and_the_rerun_resumes(
     kept = int(lines[0].split(": ")[1].split(" already")[0])
     assert kept >= 1, lines[0]  # the shards finished before the failure were not redone
     assert sum(line.startswith("embedded shard") for line in lines) == 3 - kept
+
+
+@pytest.mark.slow
+def test_actors_the_cluster_cannot_place_are_one_line_not_a_hang(local_ray, workspace,
+                                                                monkeypatch, tiny_model_dir):
+    from semsearch.distributed import RayOptions, index_corpus_ray, ray_index
+    from semsearch.errors import IndexError_
+    from semsearch.search import IndexOptions, load_embedder
+
+    monkeypatch.setattr(ray_index, "PLACEMENT_TIMEOUT", 3.0)
+    embedder = load_embedder(tiny_model_dir, "cpu")
+    out = workspace / "indexes" / "pets"
+    with pytest.raises(IndexError_) as failure:  # this local Ray has no GPU at all
+        index_corpus_ray(workspace / "pets.txt", embedder, out, IndexOptions(type="flat"),
+                         RayOptions(concurrency=2, num_gpus=1))
+    message = str(failure.value)
+    assert "no room for 1 encoder actor(s) of 1 CPU and 1 GPU each in 3 s" in message, message
+    assert "lower --concurrency or --num-gpus" in message and "\n" not in message
+    assert not out.exists()
+    assert local_ray.available_resources().get("CPU") == 2  # the group was removed
