@@ -85,20 +85,25 @@ class Embedder(Protocol):
 
 def load_embedder(model: str | Path | None, device: str | None = None,
                   texts: int | None = None, precision: str = "fp32",
-                  backend: str | None = None, threads: int | None = None) -> Embedder:
+                  backend: str | None = None, threads: int | None = None,
+                  one_shot: bool = False) -> Embedder:
     """The trained encoder at `model` (None: the newest under models/) on `device` (None: auto)
     in `precision` (fp32, or int8: CPU only), run by `backend`: "onnx" (ONNX Runtime, CPU),
     "torch", or None: onnx on a CPU when onnxruntime is installed, torch otherwise and on a GPU.
 
     For a few texts on the CPU in fp32 (`texts` <= NUMPY_MAX_TEXTS, as for a query) with no
     backend named, torch is never imported (its import is most of a query's wall time): the
-    model's exported ONNX graph when it is there and current (faster than numpy for one text,
-    see docs/results.md, issue 17), else the numpy forward pass; both give the torch vectors."""
+    model's exported ONNX graph when it is there and current (faster than numpy a text once
+    loaded), else the numpy forward pass; both give the torch vectors. `one_shot`: the process
+    encodes these few texts and exits (a `semsearch query` from the shell), so start-up counts,
+    and there numpy is the faster for up to ONE_SHOT_NUMPY_TEXTS texts (no ONNX Runtime import
+    or session; docs/results.md, issue 17)."""
     if backend not in BACKENDS:
         raise ConfigError(f"unknown backend {backend!r}; use {' or '.join(BACKENDS[1:])}")
     if (backend is None and precision == "fp32" and device in (None, "cpu")
             and texts is not None and texts <= NUMPY_MAX_TEXTS):
-        return _light_embedder(model, threads)
+        return _light_embedder(model, threads,
+                               prefer_numpy=one_shot and texts <= ONE_SHOT_NUMPY_TEXTS)
     if backend is None:
         backend = "onnx" if _onnx_fits(device) else "torch"
     if backend == "onnx":
@@ -117,15 +122,16 @@ def load_embedder(model: str | Path | None, device: str | None = None,
 BACKENDS = (None, "torch", "onnx")
 
 
-def _light_embedder(model: str | Path | None, threads: int | None) -> Embedder:
+def _light_embedder(model: str | Path | None, threads: int | None,
+                    prefer_numpy: bool = False) -> Embedder:
     """The torch-free encoder for a few texts: ONNX Runtime on an exported, current graph, else
-    numpy (which needs no export)."""
+    (or with `prefer_numpy`) numpy, which needs no export."""
     from semsearch.encoder.onnx_encoder import OnnxEncoder, available, onnx_path
     from semsearch.encoder.store import resolve_model
     from semsearch.errors import ModelError
 
     folder = resolve_model(model)
-    if available() and onnx_path(folder, "fp32").is_file():
+    if not prefer_numpy and available() and onnx_path(folder, "fp32").is_file():
         try:
             return OnnxEncoder.load(folder, threads=threads, export=False)
         except ModelError:  # stale: the next `index` or `export` refreshes it
@@ -150,6 +156,11 @@ def _onnx_fits(device: str | None) -> bool:
 
 
 NUMPY_MAX_TEXTS = 1000
+# texts a one-shot process encodes on numpy even where an ONNX graph is exported: loading the
+# encoder and encoding one query in a fresh process took 0.095 s on numpy against 0.17 s on ORT
+# (quick), 0.29 s against 0.42 s (all-MiniLM-L6-v2), while a further query, warm, costs numpy
+# 3-7 ms more (5.0 against 2.1 ms, 11.2 against 4.6 ms): numpy stays ahead to about 20 texts
+ONE_SHOT_NUMPY_TEXTS = 16
 
 
 @dataclass(frozen=True)

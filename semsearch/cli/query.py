@@ -161,6 +161,7 @@ def query(text, k, index_dir, model, queries_file, nprobe, ef_search, mode, fusi
                 model_for_index(opened.manifest, model),
                 device=None if device == "auto" else device,
                 texts=len(queries),
+                one_shot=True,
             )
             report_truncated(embedder, queries)
         results = search(opened, embedder, queries, k, options=options)

@@ -27,7 +27,8 @@ def hashed(workspace, monkeypatch):
     embedders = {"other": HashEmbedder(name="other")}
     monkeypatch.setattr(
         "semsearch.search.load_embedder",
-        lambda model, device=None, texts=None, precision="fp32", backend=None: embedders.get(
+        lambda model, device=None, texts=None, precision="fp32", backend=None, one_shot=False:
+        embedders.get(
             str(model), HashEmbedder()),
     )
     (workspace / "pets.txt").write_text("cats purr softly\ndogs bark loudly\nparrots talk\n")

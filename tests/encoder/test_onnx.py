@@ -55,6 +55,21 @@ def test_export_fuses_and_records_the_weights(exported):
     assert not list((folder / "onnx").glob("*.tmp")) and not list((folder / "onnx").glob(".*"))
 
 
+def test_queries_take_ort_when_warm_and_numpy_when_one_shot(exported):
+    from semsearch.encoder.numpy_encoder import NumpyEncoder
+    from semsearch.search import ONE_SHOT_NUMPY_TEXTS, load_embedder
+
+    folder, _ = exported
+    assert isinstance(load_embedder(folder, texts=1), OnnxEncoder)  # serve: warm, ORT
+    one_shot = load_embedder(folder, texts=1, one_shot=True)  # a shell query: start-up counts
+    assert isinstance(one_shot, NumpyEncoder)
+    many = load_embedder(folder, texts=ONE_SHOT_NUMPY_TEXTS + 1, one_shot=True)
+    assert isinstance(many, OnnxEncoder)
+    ort = OnnxEncoder.load(folder, export=False)
+    cosine = np.sum(one_shot.encode(TEXTS) * ort.encode(TEXTS), axis=1)
+    assert cosine.min() >= 0.9999  # the same vectors either way
+
+
 def test_onnx_fp32_matches_torch(exported):
     folder, _ = exported
     expected = SentenceEncoder.load(folder, device="cpu").encode(TEXTS)
