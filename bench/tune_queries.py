@@ -9,7 +9,10 @@ the tuner cannot have them, so it needs a stand-in whose recall curve tracks the
 
 - corpus: sampled stored vectors, each one's own row left out (the tuner until now);
 - midpoint: the normalised sum of two random stored vectors (a query "between" documents);
-- noise S: a stored vector plus a random direction of length S, normalised.
+- noise S: a stored vector plus a random direction of length S, normalised;
+- span: a run of 3-8 words cut at random from a sampled chunk's text, encoded (short, like a
+  query, and taken from the corpus alone; the tuner has the encoder at build time): the
+  product's own `tuning_queries`.
 
 Also printed per set: the mean cosine of the 1st and 10th exact neighbour (how far from the
 corpus the queries sit). The search is the index's own recipe (IVF-PQ candidates re-ranked
@@ -32,14 +35,15 @@ from bench_query import read_queries  # noqa: E402
 
 from semsearch.index import recall_at_k  # noqa: E402
 from semsearch.index.search_index import SearchIndex, search_with_recipe  # noqa: E402
-from semsearch.search import load_embedder, model_for_index  # noqa: E402
+from semsearch.search import load_embedder, model_for_index, tuning_queries  # noqa: E402
 
 
 def unit(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x / np.linalg.norm(x, axis=1, keepdims=True), dtype=np.float32)
 
 
-def query_sets(base: np.ndarray, embedder, args) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
+def query_sets(base: np.ndarray, embedder, store, args
+               ) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
     """name -> (queries, the row each one was drawn from, to leave out; None for real text)."""
     rng = np.random.default_rng(args.seed)
     sets: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
@@ -53,6 +57,9 @@ def query_sets(base: np.ndarray, embedder, args) -> dict[str, tuple[np.ndarray, 
     for scale in args.noise:
         direction = unit(rng.standard_normal(base[rows].shape).astype(np.float32))
         sets[f"noise {scale:g}"] = (unit(base[rows] + scale * direction), rows)
+    spans = tuning_queries(store, embedder, np.arange(len(base), dtype=np.int64),
+                           args.queries, args.seed)  # what `semsearch index` now tunes on
+    sets["span of 3-8 words (the tuner's)"] = (spans.vectors, spans.own)
     return sets
 
 
@@ -92,7 +99,7 @@ def main() -> None:
     print("| queries | cos 1st | cos 10th | " + " | ".join(f"nprobe {p}" for p in probes) + " |")
     print("|---|--:|--:|" + "--:|" * len(probes))
     rows = []
-    for name, (queries, own) in query_sets(base, embedder, args).items():
+    for name, (queries, own) in query_sets(base, embedder, opened.store, args).items():
         scores, found = exact.search(queries, k + 1)
         truth = without(found, own, k)
         kept = without(scores, own, k) if own is None else np.array([

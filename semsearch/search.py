@@ -57,7 +57,16 @@ from semsearch.index.lock import MAX_WAIT_SECONDS, index_writer
 from semsearch.index.manifest import now
 from semsearch.index.search_index import write_lexical
 from semsearch.index.store import text_hash
-from semsearch.index.tuning import TARGET_RECALL, retune, stored_vectors, tune_recipe
+from semsearch.index.tuning import (
+    NO_ROW,
+    TARGET_RECALL,
+    TUNE_QUERIES,
+    QueryVectors,
+    retune,
+    span_texts,
+    stored_vectors,
+    tune_recipe,
+)
 
 # chunks embedded and written at a time; bounds memory whatever the corpus size
 WINDOW_BATCHES = 32
@@ -169,7 +178,7 @@ class IndexOptions:
 
     type: str = "auto"  # flat, hnsw, ivf, ivfpq, auto, or a FAISS factory string
     max_memory: int | None = None  # bytes the index may hold in RAM (auto, ivfpq); None: half RAM
-    # tune nprobe / efSearch to reach this recall@10 on a corpus sample (0: recipe default)
+    # tune nprobe / efSearch to reach this recall@10 on corpus spans (0: recipe default)
     target_recall: float = TARGET_RECALL
     batch_size: int = 64  # texts a forward pass
     overlap: float = 0.2  # fraction of the window repeated between chunks of a long document
@@ -316,7 +325,9 @@ def _build(reader, embedder, out, options, chunking, progress) -> IndexReport:
             recipe = choose_recipe(options.type, stats.chunks, embedder.dim, options.max_memory)
             with _bar(progress, stats.chunks, "adding", "vec") as bar:
                 index, recipe, trained_on = write_tuned_index(
-                    recipe, vectors, stats.chunks, options.target_recall, staging, bar.update
+                    recipe, vectors, stats.chunks, options.target_recall, staging, bar.update,
+                    queries=lambda: tuning_queries(store, embedder,
+                                                   np.arange(stats.chunks, dtype=np.int64)),
                 )
             manifest = Manifest(
                 model_name=embedder.name,
@@ -360,14 +371,18 @@ def write_tuned_index(
     target_recall: float,
     staging: Path,
     progress: Callable[[int], None] | None = None,
+    queries: Callable[[], QueryVectors | None] | None = None,
 ) -> tuple[object, IndexRecipe, int]:
     """Build the recipe's index over rows 0..count of `vectors`, tune its nprobe / efSearch to
-    `target_recall` (0: keep the defaults), and write it into the staging folder; the vector
-    file goes unless the recipe re-ranks with it. Returns (index, tuned recipe, trained on)."""
+    `target_recall` (0: keep the defaults) on the vectors `queries()` gives (None, or no
+    `queries`: stored vectors), and write it into the staging folder; the vector file goes
+    unless the recipe re-ranks with it. Returns (index, tuned recipe, trained on)."""
     try:
         index, trained_on = build_index(recipe, vectors, count, progress)
         if target_recall:
-            recipe, tuning = tune_recipe(index, recipe, vectors, count, target_recall)
+            sample = queries() if queries is not None and not recipe.exact else None
+            recipe, tuning = tune_recipe(index, recipe, vectors, count, target_recall,
+                                         query_vectors=sample)
             if tuning is not None:
                 recipe = replace(recipe, reason=f"{recipe.reason}; tuned {tuning.describe()}")
                 recipe = replace(recipe, recall=tuning.recall, target_recall=target_recall)
@@ -421,7 +436,7 @@ def _append(reader, embedder, out, options, chunking, progress) -> IndexReport:
                 add_rows(
                     index, vectors, first_row, first_row + stats.chunks, id_offset=start - first_row
                 )
-                tuned = _retune_after_append(index, recipe, store, kept, options)
+                tuned = _retune_after_append(index, recipe, store, kept, options, embedder)
                 if tuned is not None:
                     recipe, recall_change = tuned
                     manifest.recipe = recipe.to_dict()
@@ -458,10 +473,33 @@ def _append(reader, embedder, out, options, chunking, progress) -> IndexReport:
     )
 
 
+def tuning_queries(store: DocumentStore, embedder: Embedder, rows: np.ndarray,
+                   count: int = TUNE_QUERIES, seed: int = 0) -> QueryVectors | None:
+    """Short spans cut from a seeded sample of the chunks at `rows`, encoded: the queries
+    nprobe / efSearch are tuned on (query-shaped, unlike the stored vectors; see
+    semsearch.index.tuning). None when there is no text to cut from."""
+    if not len(rows):
+        return None
+    picked = np.sort(np.random.default_rng(seed).choice(rows, min(count, len(rows)),
+                                                        replace=False))
+    found = store.chunks([int(row) for row in picked])
+    chunks = [found[row] for row in sorted(found)]
+    spans = span_texts([chunk.text for chunk in chunks], seed)
+    kept = [(span, chunk) for span, chunk in zip(spans, chunks, strict=True) if span]
+    if not kept:
+        return None
+    vectors = np.asarray(embedder.encode([span for span, _ in kept], batch_size=64),
+                         dtype=np.float32)
+    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    own = [chunk.row if span == " ".join(chunk.text.split()) else NO_ROW
+           for span, chunk in kept]
+    return QueryVectors(vectors, np.asarray(own, dtype=np.int64))
+
+
 def _retune_after_append(index, recipe: IndexRecipe, store: DocumentStore, kept: VectorFile,
-                         options: IndexOptions):
+                         options: IndexOptions, embedder: Embedder):
     """IVF lists trained on the original corpus drift as documents are appended: re-measure
-    recall@10 on a sample of all the vectors and raise nprobe / efSearch when it fell below the
+    recall@10 on spans cut from a sample of all the chunks and raise nprobe / efSearch when it fell below the
     target. Returns (recipe, (setting, old, new, recall before, after)), or None for an exact
     index or --target-recall 0."""
     target = recipe.target_recall if recipe.target_recall is not None else options.target_recall
@@ -474,7 +512,8 @@ def _retune_after_append(index, recipe: IndexRecipe, store: DocumentStore, kept:
     except ValueError:
         return None
     setting = "nprobe" if recipe.nprobe is not None else "ef_search"
-    tuned, before, after = retune(index, recipe, stored, kept if recipe.rerank else None, target)
+    tuned, before, after = retune(index, recipe, stored, kept if recipe.rerank else None, target,
+                                  query_vectors=tuning_queries(store, embedder, rows))
     return tuned, (setting, getattr(recipe, setting), getattr(tuned, setting), before, after)
 
 

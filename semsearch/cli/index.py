@@ -63,7 +63,7 @@ Examples:
     show_default=True,
     type=FiniteFloatRange(0.0, 1.0),
     help="Tune an approximate index's nprobe / efSearch to the cheapest value whose recall@10 "
-    "on a sample of the corpus reaches this (0: keep the recipe's default).",
+    "on short runs of words cut from the corpus reaches this (0: keep the recipe's default).",
 )
 @click.option(
     "--out",

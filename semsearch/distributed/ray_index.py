@@ -12,7 +12,7 @@ normal index folder from the shards.
    a shard adds that shard's vectors to its own copy of the trained index, and Ray tasks merge
    the copies' inverted lists in pairs, round by round (autofaiss's distributed build). Exact and
    HNSW recipes, which cannot merge lists, are built at the driver from the vector file, as local.
-4. nprobe / efSearch are tuned on a corpus sample as local; the folder gets the same files and
+4. nprobe / efSearch are tuned on encoded corpus spans as local; the folder gets the same files and
    manifest (plus `engine` and `shards`), so query, --append and remove work on it unchanged.
 
 The work folder is a hidden sibling of the index folder, and on a cluster it must be on storage
@@ -79,6 +79,7 @@ from semsearch.search import (
     _Stats,
     corpus_entry,
     load_embedder,
+    tuning_queries,
 )
 
 INSTALL_HINT = "--engine ray needs Ray; install it with: pip install 'semsearch[distributed]'"
@@ -384,9 +385,13 @@ def _write_folder(ray, reader, embedder, out, options, chunking, work, infos, lo
             log(f"building {recipe.factory} from {len(infos)} shards ({count:,} vectors)")
             index, trained_on = _build_from_shards(ray, recipe, vectors, count, work, infos)
             if options.target_recall:
-                recipe, tuning = tune_recipe(index, recipe, vectors, count, options.target_recall)
-                if tuning is not None:
-                    recipe = replace(recipe, reason=f"{recipe.reason}; tuned {tuning.describe()}")
+                sample = None if recipe.exact else tuning_queries(
+                    store, embedder, np.arange(count, dtype=np.int64))
+                recipe, tuning = tune_recipe(index, recipe, vectors, count, options.target_recall,
+                                             query_vectors=sample)
+                if tuning is not None:  # as local's write_tuned_index records it
+                    recipe = replace(recipe, reason=f"{recipe.reason}; tuned {tuning.describe()}",
+                                     recall=tuning.recall, target_recall=options.target_recall)
             write_index(index, staging / INDEX_FILE)
             if not recipe.rerank:
                 vectors.path.unlink()

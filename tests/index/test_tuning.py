@@ -8,7 +8,14 @@ from conftest import TableEmbedder, clustered_unit_vectors
 
 from semsearch.index import VectorFile, build_index, choose_recipe, exact_search, recall_at_k
 from semsearch.index.search_index import search_with_recipe
-from semsearch.index.tuning import _drop_self, nprobe_steps, tune_recipe
+from semsearch.index.tuning import (
+    NO_ROW,
+    QueryVectors,
+    _drop_self,
+    nprobe_steps,
+    span_texts,
+    tune_recipe,
+)
 from semsearch.search import IndexOptions, index_corpus
 
 
@@ -70,6 +77,7 @@ def test_index_corpus_records_the_tuned_setting(tmp_path):
     tuned = json.loads((tmp_path / "tuned" / "manifest.json").read_text())["recipe"]
     plain = json.loads((tmp_path / "plain" / "manifest.json").read_text())["recipe"]
     assert "tuned nprobe=" in tuned["reason"] and "tuned" not in plain["reason"]
+    assert "on 1,000 corpus spans" in tuned["reason"]  # encoded text, not the stored vectors
     assert plain["nprobe"] == choose_recipe("ivf", 3000, 16).nprobe
     assert tuned["nprobe"] <= plain["nprobe"]
 
@@ -89,3 +97,55 @@ def test_fast_scan_codes_rerank_more_candidates_than_8_bit_codes():
     eight_bit = choose_recipe("ivfpq", 1_000_000, 5)  # an odd width cannot pair 4-bit codes
     assert fast.factory.endswith("PQ192x4fs") and fast.rerank == 20
     assert eight_bit.factory.endswith(",PQ1") and eight_bit.rerank == 10
+
+
+def test_spans_are_short_runs_of_a_text_seeded():
+    text = " ".join(f"w{i}" for i in range(40))
+    spans = span_texts([text] * 200 + ["two words", ""], seed=3)
+    assert spans == span_texts([text] * 200 + ["two words", ""], seed=3)
+    assert spans[-2:] == ["two words", ""]  # shorter than a span: the whole text
+    sizes = {len(span.split()) for span in spans[:200]}
+    assert sizes == set(range(3, 9))  # 3 to 8 words, each size drawn
+    assert all(f" {span} " in f" {text} " for span in spans[:200])  # contiguous words of it
+    assert len(set(spans[:200])) > 100  # at random places
+
+
+def test_tuning_on_harder_queries_probes_more_and_says_what_it_tuned_on(corpus):
+    vectors, file = corpus
+    recipe = choose_recipe("ivf", 5000, 32)
+    index, _ = build_index(recipe, file, 5000)
+    _, on_vectors = tune_recipe(index, recipe, file, 5000, target=0.95, queries=300)
+    rng = np.random.default_rng(0)
+    harder = vectors[rng.choice(5000, 300)] + vectors[rng.choice(5000, 300)]
+    harder /= np.linalg.norm(harder, axis=1, keepdims=True)  # between clusters, as questions are
+    tuned, on_queries = tune_recipe(index, recipe, file, 5000, target=0.95,
+                                    query_vectors=QueryVectors(harder, np.full(300, NO_ROW)))
+    assert on_vectors.source == "corpus vectors" and on_queries.source == "corpus spans"
+    assert on_queries.queries == 300 and "on 300 corpus spans" in on_queries.describe()
+    assert on_queries.value > on_vectors.value
+    _, truth = exact_search(vectors[:5000], harder, 10)
+    _, found = search_with_recipe(index, tuned, file, harder, 10)
+    assert recall_at_k(found, truth, 10) >= 0.95  # the target holds for the queries tuned on
+
+
+def test_tuning_queries_are_encoded_spans_and_whole_chunks_leave_themselves_out(tmp_path):
+    from fakes import HashEmbedder
+
+    from semsearch.index import DocumentStore
+    from semsearch.search import tuning_queries
+
+    store = DocumentStore(tmp_path / "documents.sqlite")
+    long_text = " ".join(f"word{i}" for i in range(30))
+    for row in range(50):
+        text = "a short title" if row % 2 else f"{long_text} {row}"
+        store.add_document(f"d{row}", text, [text], row, {})
+    embedder = HashEmbedder()
+    queries = tuning_queries(store, embedder, np.arange(50), count=20)
+    store.close()
+    assert queries.vectors.shape == (20, embedder.dim)
+    assert np.allclose(np.linalg.norm(queries.vectors, axis=1), 1.0)
+    whole = queries.own != NO_ROW
+    assert whole.any() and (~whole).any()
+    assert all(row % 2 == 1 for row in queries.own[whole])  # the 3-word titles, cut whole
+    assert tuning_queries(DocumentStore(tmp_path / "empty.sqlite"), embedder,
+                          np.arange(0)) is None
