@@ -61,12 +61,15 @@ class Sampler(threading.Thread):
 
 
 def run_engine(spec: str, corpus: Path, model: str, out: Path, args) -> dict:
-    engine, _, backend = spec.partition(":")
+    engine, _, rest = spec.partition(":")
+    backend, _, precision = rest.partition(":")
     command = [sys.executable, "-m", "semsearch", "index", str(corpus), "--model", model,
                "--out", str(out), "--json", "--engine", engine, "--batch-size",
                str(args.batch_size), "--type", args.type]
     if backend:
         command += ["--backend", backend]
+    if precision:
+        command += ["--precision", precision]
     if engine == "ray":
         command += ["--concurrency", str(args.concurrency), "--shard-size", str(args.shard_size)]
     env = {**os.environ, "SEMSEARCH_INDEXES": str(out.parent),
@@ -114,7 +117,8 @@ def main() -> None:
     parser.add_argument("--model", required=True)
     parser.add_argument("--engines", nargs="+", default=["local", "ray"],
                         help="engines to run in turn, each `local` or `ray`, optionally with a "
-                        "backend: `local:torch`, `ray:onnx` (default: the index command's)")
+                        "backend[:precision]: `local:torch`, `ray:onnx`, `local:onnx:int8` "
+                        "(default: the index command's)")
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--shard-size", type=int, default=10_000)
     parser.add_argument("--batch-size", type=int, default=64)
