@@ -48,9 +48,13 @@ def client(index_dir):
 
 
 def query_json(index_dir: Path, *args: str) -> list[dict]:
+    """What `semsearch query --json` prints, its scores as pytest.approx: a one-shot query
+    encodes on numpy and serve on ONNX Runtime, the same vectors to float rounding."""
     result = CliRunner().invoke(main, ["query", *args, "--index", str(index_dir), "--json"])
     assert result.exit_code == 0, result.output
-    return [json.loads(line) for line in result.output.splitlines()]
+    hits = [json.loads(line) for line in result.output.splitlines()]
+    return [{key: pytest.approx(value, abs=1e-5) if key.endswith("score") and value is not None
+             else value for key, value in hit.items()} for hit in hits]
 
 
 def test_get_search_gives_the_hits_query_json_prints(client, index_dir):
