@@ -379,13 +379,7 @@ def write_tuned_index(
     unless the recipe re-ranks with it. Returns (index, tuned recipe, trained on)."""
     try:
         index, trained_on = build_index(recipe, vectors, count, progress)
-        if target_recall:
-            sample = queries() if queries is not None and not recipe.exact else None
-            recipe, tuning = tune_recipe(index, recipe, vectors, count, target_recall,
-                                         query_vectors=sample)
-            if tuning is not None:
-                recipe = replace(recipe, reason=f"{recipe.reason}; tuned {tuning.describe()}")
-                recipe = replace(recipe, recall=tuning.recall, target_recall=target_recall)
+        recipe = tune_to_target(index, recipe, vectors, count, target_recall, queries)
     except RuntimeError as error:  # FAISS's C++ exceptions: never a traceback
         detail = " ".join(str(error).split())[-160:]
         raise ConfigError(
@@ -471,6 +465,23 @@ def _append(reader, embedder, out, options, chunking, progress) -> IndexReport:
         documents_cut=stats.cut,
         recall_change=recall_change,
     )
+
+
+def tune_to_target(index, recipe: IndexRecipe, vectors: VectorFile, count: int,
+                   target_recall: float,
+                   queries: Callable[[], QueryVectors | None] | None = None) -> IndexRecipe:
+    """The recipe with nprobe / efSearch tuned to `target_recall` (0: unchanged) on the vectors
+    `queries()` gives (None, or no `queries`: stored vectors), and the tuning recorded in its
+    reason, recall and target; the local and the Ray build both end with it."""
+    if not target_recall:
+        return recipe
+    sample = queries() if queries is not None and not recipe.exact else None
+    recipe, tuning = tune_recipe(index, recipe, vectors, count, target_recall,
+                                 query_vectors=sample)
+    if tuning is None:
+        return recipe
+    return replace(recipe, reason=f"{recipe.reason}; tuned {tuning.describe()}",
+                   recall=tuning.recall, target_recall=target_recall)
 
 
 def tuning_queries(store: DocumentStore, embedder: Embedder, rows: np.ndarray,

@@ -30,7 +30,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -71,7 +71,6 @@ from semsearch.index.folder import (
     check_replaceable,
 )
 from semsearch.index.manifest import now
-from semsearch.index.tuning import tune_recipe
 from semsearch.search import (
     Embedder,
     IndexOptions,
@@ -79,6 +78,7 @@ from semsearch.search import (
     _Stats,
     corpus_entry,
     load_embedder,
+    tune_to_target,
     tuning_queries,
 )
 
@@ -384,14 +384,9 @@ def _write_folder(ray, reader, embedder, out, options, chunking, work, infos, lo
             vectors = _concatenate(work, infos, embedder.dim, staging / VECTORS_FILE)
             log(f"building {recipe.factory} from {len(infos)} shards ({count:,} vectors)")
             index, trained_on = _build_from_shards(ray, recipe, vectors, count, work, infos)
-            if options.target_recall:
-                sample = None if recipe.exact else tuning_queries(
-                    store, embedder, np.arange(count, dtype=np.int64))
-                recipe, tuning = tune_recipe(index, recipe, vectors, count, options.target_recall,
-                                             query_vectors=sample)
-                if tuning is not None:  # as local's write_tuned_index records it
-                    recipe = replace(recipe, reason=f"{recipe.reason}; tuned {tuning.describe()}",
-                                     recall=tuning.recall, target_recall=options.target_recall)
+            recipe = tune_to_target(
+                index, recipe, vectors, count, options.target_recall,
+                lambda: tuning_queries(store, embedder, np.arange(count, dtype=np.int64)))
             write_index(index, staging / INDEX_FILE)
             if not recipe.rerank:
                 vectors.path.unlink()
