@@ -35,6 +35,7 @@ from bench_query import read_queries  # noqa: E402
 
 from semsearch.index import recall_at_k  # noqa: E402
 from semsearch.index.search_index import SearchIndex, search_with_recipe  # noqa: E402
+from semsearch.index.tuning import NO_ROW, _drop_self  # noqa: E402
 from semsearch.search import load_embedder, model_for_index, tuning_queries  # noqa: E402
 
 
@@ -61,13 +62,6 @@ def query_sets(base: np.ndarray, embedder, store, args
                            args.queries, args.seed)  # what `semsearch index` now tunes on
     sets["span of 3-8 words (the tuner's)"] = (spans.vectors, spans.own)
     return sets
-
-
-def without(found: np.ndarray, own: np.ndarray | None, k: int) -> np.ndarray:
-    if own is None:
-        return found[:, :k]
-    return np.array([[j for j in row if j != drop][:k] for row, drop in zip(found, own,
-                                                                              strict=True)])
 
 
 def main() -> None:
@@ -100,17 +94,17 @@ def main() -> None:
     print("|---|--:|--:|" + "--:|" * len(probes))
     rows = []
     for name, (queries, own) in query_sets(base, embedder, opened.store, args).items():
+        own = own if own is not None else np.full(len(queries), NO_ROW)
         scores, found = exact.search(queries, k + 1)
-        truth = without(found, own, k)
-        kept = without(scores, own, k) if own is None else np.array([
-            [s for s, j in zip(srow, frow, strict=True) if j != drop][:k]
-            for srow, frow, drop in zip(scores, found, own, strict=True)])
+        truth = _drop_self(found, own, k)
+        kept = np.array([s[ids != drop][:k] for s, ids, drop in zip(scores, found, own,
+                                                                    strict=True)])
         row = {"queries": name, "cos_1st": float(kept[:, 0].mean()),
                "cos_kth": float(kept[:, k - 1].mean()), "recall": {}}
         for nprobe in probes:
             recipe = replace(opened.recipe, nprobe=nprobe)
             _, got = search_with_recipe(opened.index, recipe, opened.vectors, queries, k + 1)
-            row["recall"][nprobe] = recall_at_k(without(got, own, k), truth, k)
+            row["recall"][nprobe] = recall_at_k(_drop_self(got, own, k), truth, k)
         rows.append(row)
         print(f"| {name} | {row['cos_1st']:.3f} | {row['cos_kth']:.3f} | "
               + " | ".join(f"{row['recall'][p]:.3f}" for p in probes) + " |", flush=True)
