@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import sys
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -721,6 +722,57 @@ def model_for_index(manifest: Manifest, model: str | Path | None) -> str | Path 
     return built_with if built_with.is_dir() else None
 
 
+class QueryEncoding:
+    """The query encoder loaded, and the queries encoded, in a thread while the caller opens the
+    index: a one-shot query's two start-up costs overlap. Reading the FAISS index, hashing the
+    weights and numpy's products all run with the GIL released (docs/results.md, issue 17).
+
+        encoding = QueryEncoding(folder, model, queries)   # starts the thread
+        index = SearchIndex.open(folder)
+        embedder, vectors = encoding.result(index)         # joins it
+
+    The model is the one the folder's manifest names (or `model`); `result` checks it against
+    the manifest the index was opened with and loads again if the folder was swapped meanwhile.
+    Errors (a missing or broken model) are raised by `result`, in the caller's thread."""
+
+    def __init__(self, folder: Path, model: str | Path | None, queries: Sequence[str],
+                 device: str | None = None) -> None:
+        self.queries, self.model, self.device = list(queries), model, device
+        self._thread: threading.Thread | None = None
+        self._outcome: tuple[Embedder, np.ndarray] | BaseException | None = None
+        try:
+            manifest = Manifest.read(Path(folder) / MANIFEST)
+        except Exception:  # noqa: BLE001 - opening the index reports a missing or bad folder
+            return
+        self._model = model_for_index(manifest, model)
+        self._thread = threading.Thread(target=self._run, name="semsearch-query-encoder",
+                                        daemon=True)
+        self._thread.start()
+
+    def _load(self, model: str | Path | None) -> Embedder:
+        return load_embedder(model, device=self.device, texts=len(self.queries), one_shot=True)
+
+    def _run(self) -> None:
+        try:
+            embedder = self._load(self._model)
+            vectors = np.asarray(embedder.encode(self.queries), dtype=np.float32)
+            self._outcome = (embedder, vectors)
+        except BaseException as error:  # noqa: BLE001 - handed to the caller's thread
+            self._outcome = error
+
+    def result(self, index: SearchIndex) -> tuple[Embedder, np.ndarray | None]:
+        """The encoder for the opened `index`, and the queries' vectors (None: not encoded
+        yet, as when the folder changed model while it was opened)."""
+        wanted = model_for_index(index.manifest, self.model)
+        if self._thread is not None:
+            self._thread.join()
+            if wanted == self._model:
+                if isinstance(self._outcome, BaseException):
+                    raise self._outcome
+                return self._outcome
+        return self._load(wanted), None
+
+
 def read_queries(lines: Iterable[str]) -> list[str]:
     """The non-blank lines, stripped: one query a line.
 
@@ -799,6 +851,7 @@ def search(
     dense_weight: float | None = None,
     depth: int | None = None,
     where: dict | Sequence[tuple[str, str]] | None = None,
+    vectors: np.ndarray | None = None,
 ) -> list[list[Hit]]:
     """The top-k documents for each query text, checking the encoder against the index first.
 
@@ -806,7 +859,8 @@ def search(
     hybrid fuses the top `depth` documents of each side (see semsearch.index.fusion). Each hit
     carries the score and rank it had on each side beside the one it is ranked by. The
     keywords mode ... where override the fields of `options` (`where` as {field: value} or
-    (field, value) pairs)."""
+    (field, value) pairs). `vectors`: the queries already encoded by `embedder` (as
+    `QueryEncoding` does), else they are encoded here."""
     options = options or SearchOptions()
     overrides = {name: value for name, value in (
         ("mode", mode), ("fusion", fusion), ("dense_weight", dense_weight), ("depth", depth),
@@ -833,7 +887,12 @@ def search(
     if embedder is None:
         raise DataError(f"{mode} search needs the model; give --model")
     check_model(index.manifest, embedder, index.folder)
-    vectors = np.asarray(embedder.encode(list(queries), batch_size=batch_size), dtype=np.float32)
+    if vectors is None:
+        vectors = embedder.encode(list(queries), batch_size=batch_size)
+    vectors = np.asarray(vectors, dtype=np.float32)
+    if vectors.shape != (len(queries), embedder.dim):
+        raise ValueError(f"vectors of shape {vectors.shape} for {len(queries)} queries of "
+                         f"dimension {embedder.dim}")
     if mode == "dense":
         results = index.search(vectors, k, nprobe=nprobe, ef_search=ef_search,
                                allowed_rows=allowed)

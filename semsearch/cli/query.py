@@ -121,9 +121,8 @@ def query(text, k, index_dir, model, queries_file, nprobe, ef_search, mode, fusi
     from semsearch.errors import DataError
     from semsearch.index import SearchIndex, resolve_index_dir
     from semsearch.search import (
+        QueryEncoding,
         SearchOptions,
-        load_embedder,
-        model_for_index,
         read_queries,
         report_truncated,
         resolve_mode,
@@ -153,18 +152,17 @@ def query(text, k, index_dir, model, queries_file, nprobe, ef_search, mode, fusi
         mode=mode, fusion=fusion, dense_weight=dense_weight, depth=depth,
         where=tuple(parse_where(item) for item in where), nprobe=nprobe, ef_search=ef_search,
     )
-    opened = SearchIndex.open(resolve_index_dir(index_dir))
+    folder = resolve_index_dir(index_dir)
+    # the encoder loads in a thread while the index opens (a shell query's start-up, overlapped)
+    encoding = None if mode == "lexical" else QueryEncoding(
+        folder, model, queries, device=None if device == "auto" else device)
+    opened = SearchIndex.open(folder)
     try:
-        embedder = None
+        embedder = vectors = None
         if resolve_mode(opened, mode) != "lexical":
-            embedder = load_embedder(
-                model_for_index(opened.manifest, model),
-                device=None if device == "auto" else device,
-                texts=len(queries),
-                one_shot=True,
-            )
+            embedder, vectors = encoding.result(opened)
             report_truncated(embedder, queries)
-        results = search(opened, embedder, queries, k, options=options)
+        results = search(opened, embedder, queries, k, options=options, vectors=vectors)
     finally:
         opened.close()
     total = opened.manifest.documents

@@ -4,6 +4,7 @@ README flow."""
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from fakes import HashEmbedder
@@ -149,3 +150,56 @@ def test_a_query_never_imports_torch(workspace, tiny_model_dir):
                           text=True, timeout=120)
     assert done.stdout.strip().splitlines()[-1] == "NO-TORCH", done.stdout + done.stderr
     assert len(done.stdout.strip().splitlines()) == 3  # two hits, then the marker
+
+
+def test_a_model_that_fails_to_load_beside_the_index_is_one_line(hashed, monkeypatch):
+    """The encoder loads in a thread while the index opens; its error still reaches the user as
+    one line from the command's own thread."""
+    from semsearch.errors import ModelError
+
+    def broken(model, **options):
+        raise ModelError("model folder models/gone is missing; train or import one")
+
+    monkeypatch.setattr("semsearch.search.load_embedder", broken)
+    result = run("query", "cats")
+    assert result.exit_code == 1 and "models/gone is missing" in result.output
+    assert "Traceback" not in result.output
+    assert run("query", "cats", "--mode", "lexical").exit_code == 0  # BM25 needs no model
+
+
+def test_the_encoding_follows_a_folder_swapped_to_another_model(workspace, monkeypatch):
+    """QueryEncoding reads the manifest before the index opens; when the folder it opens names
+    another model (swapped meanwhile), that model is loaded and encodes the queries."""
+    from semsearch.index import SearchIndex
+    from semsearch.search import QueryEncoding, search
+
+    embedders = {"hash": HashEmbedder(), "other": HashEmbedder(name="other")}
+    loaded = []
+
+    def load(model, **options):
+        loaded.append(str(model))
+        return embedders[Path(model).name]
+
+    monkeypatch.setattr("semsearch.search.load_embedder", load)
+    for name in embedders:
+        (workspace / name).mkdir()  # the manifests' model folders exist, so they are used
+    (workspace / "pets.txt").write_text("cats purr softly\ndogs bark loudly\n")
+    assert run("index", "pets.txt", "--model", "hash", "--out", "a").exit_code == 0
+    assert run("index", "pets.txt", "--model", "other", "--out", "b").exit_code == 0
+    loaded.clear()
+
+    same = QueryEncoding(workspace / "a", None, ["dogs"])
+    index = SearchIndex.open(workspace / "a")
+    embedder, vectors = same.result(index)
+    assert embedder is embedders["hash"] and loaded == ["hash"]
+    assert np.array_equal(vectors, embedders["hash"].encode(["dogs"]))
+    assert search(index, embedder, ["dogs"], 1, vectors=vectors)[0][0].id == "pets:2"
+    index.close()
+
+    swapped = QueryEncoding(workspace / "a", None, ["dogs"])
+    index = SearchIndex.open(workspace / "b")
+    embedder, vectors = swapped.result(index)
+    assert embedder is embedders["other"] and vectors is None
+    assert loaded == ["hash", "hash", "other"]
+    assert search(index, embedder, ["dogs"], 1)[0][0].id == "pets:2"
+    index.close()
