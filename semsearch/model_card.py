@@ -56,13 +56,21 @@ def model_card(config: dict[str, Any], report: dict[str, Any] | None = None,
         lines += ["", "## Training data", "", f"Mixture {' + '.join(data.get('sources', []))}:",
                   "", "| source | pairs after filtering | licence |", "|---|---|---|"]
         report_rows = config.get("data_report") or {}
-        for name_ in report_rows or data.get("sources", []):
+        # the report's "negatives:MINER" entry is what mining did, not a source of pairs
+        mining = {name_: row for name_, row in report_rows.items()
+                  if name_.startswith("negatives:")}
+        for name_ in [n for n in report_rows if n not in mining] or data.get("sources", []):
             kept = report_rows.get(name_, {}).get("kept", "")
             lines.append(f"| {name_} | {kept} | {_licence(name_)} |")
         lines += ["", f"At most {data.get('max_pairs')} pairs; {config.get('train_pairs', '?')} "
                   f"training and {config.get('val_pairs', '?')} validation pairs. The STS-B test "
                   "split is never trained on. Check each licence before using this model "
                   "commercially."]
+        for name_, row in mining.items():
+            mined, without = (f"{row[key]:,}" if isinstance(row.get(key), int) else "?"
+                              for key in ("mined", "pairs_without"))
+            lines.append(f"Hard negatives mined with {name_.partition(':')[2]} for {mined} of "
+                         f"the {without} pairs that had none (margin {row.get('margin')}).")
     train = config.get("train")
     if train:
         keys = ("epochs", "batch_size", "lr", "scale", "sts_epochs", "sts_lr", "sts_loss", "seed")

@@ -20,3 +20,14 @@ def test_card_carries_eval_figures_and_marks_unknown_licences():
               "data": {"sources": ["mystery:train"], "max_pairs": 10}}
     card = model_card(config, report)
     assert "80.12" in card and "see the data set's own terms" in card
+
+
+def test_mined_negatives_are_a_sentence_not_a_source_row():
+    config = {"name": "m", "model": {"hidden": 8, "layers": 1, "heads": 1, "max_seq_len": 16},
+              "data": {"sources": ["quora"], "max_pairs": 10},
+              "data_report": {"quora:all": {"kept": 10328},
+                              "negatives:bm25": {"pairs_without": 18758, "mined": 12349,
+                                                 "margin": 0.05}}}
+    card = model_card(config)
+    assert "| quora:all | 10328 |" in card and "| negatives:bm25" not in card
+    assert "Hard negatives mined with bm25 for 12,349 of the 18,758 pairs" in card
