@@ -78,12 +78,20 @@ def test_kill_9_never_damages_the_index_and_the_next_writer_cleans_up(workspace,
     assert documents(folder) in (35, 45 if append else 15)
 
 
+def _default_sigint() -> None:
+    """Give the CLI the default SIGINT, as an interactive shell does. A suite started from a
+    background job inherits SIGINT ignored, and Python keeps an ignored SIGINT ignored, so Ctrl-C
+    would never reach the process and the test would wait out the encoder's delay."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("how", [signal.SIGTERM, pytest.param(signal.SIGINT, marks=pytest.mark.slow)])
 def test_sigterm_and_sigint_clean_up_and_exit_non_zero(workspace, how):
     folder = build(workspace, 30)
     marker = workspace / "embedding"
     process = start(workspace, "index", write_corpus(workspace / "big.txt", 50), "--out", "idx",
-                    FAKE_ENCODE_DELAY="30", FAKE_ENCODE_MARKER=str(marker))
+                    FAKE_ENCODE_DELAY="30", FAKE_ENCODE_MARKER=str(marker),
+                    preexec_fn=_default_sigint)
     wait_for(marker, process)
     process.send_signal(how)
     _, err = process.communicate(timeout=30)
