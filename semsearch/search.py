@@ -66,6 +66,7 @@ from semsearch.index.tuning import (
     retune,
     span_texts,
     stored_vectors,
+    tunable,
     tune_recipe,
 )
 
@@ -476,7 +477,9 @@ def tune_to_target(index, recipe: IndexRecipe, vectors: VectorFile, count: int,
     reason, recall and target; the local and the Ray build both end with it."""
     if not target_recall:
         return recipe
-    sample = queries() if queries is not None and not recipe.exact else None
+    if not tunable(index, count):  # nothing to tune: encode no spans for it
+        return recipe
+    sample = queries() if queries is not None else None
     recipe, tuning = tune_recipe(index, recipe, vectors, count, target_recall,
                                  query_vectors=sample)
     if tuning is None:

@@ -83,6 +83,13 @@ def span_texts(texts: list[str], seed: int = 0, words: tuple[int, int] = SPAN_WO
     return out
 
 
+def tunable(index: faiss.Index, count: int, k: int = 10) -> bool:
+    """Whether `tune_recipe` has a setting to tune: an IVF or HNSW index over more than k + 1
+    vectors (so a caller can skip making the queries when it has not)."""
+    return count > k + 1 and (faiss.try_extract_index_ivf(index) is not None
+                              or _find_hnsw(index) is not None)
+
+
 def tune_recipe(
     index: faiss.Index,
     recipe: IndexRecipe,
@@ -98,10 +105,9 @@ def tune_recipe(
     recall@k (the largest tried when none does); unchanged, with None, for exact indexes,
     factory strings with neither setting, or a corpus of at most k + 1 vectors.
     `query_vectors`: the queries to tune on (encoded corpus spans); None: stored vectors."""
-    ivf = faiss.try_extract_index_ivf(index)
-    hnsw = _find_hnsw(index)
-    if count <= k + 1 or (ivf is None and hnsw is None):
+    if not tunable(index, count, k):
         return recipe, None
+    ivf = faiss.try_extract_index_ivf(index)
     stored = file_vectors(vectors, np.arange(count, dtype=np.int64))
     probe = RecallProbe(stored, k, queries, seed, query_vectors)
     if ivf is not None:

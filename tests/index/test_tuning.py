@@ -149,3 +149,24 @@ def test_tuning_queries_are_encoded_spans_and_whole_chunks_leave_themselves_out(
     assert all(row % 2 == 1 for row in queries.own[whole])  # the 3-word titles, cut whole
     assert tuning_queries(DocumentStore(tmp_path / "empty.sqlite"), embedder,
                           np.arange(0)) is None
+
+
+def test_no_spans_are_encoded_for_an_index_with_nothing_to_tune(corpus):
+    from semsearch.search import tune_to_target
+
+    _, file = corpus
+    asked = []
+
+    def queries():
+        asked.append(1)
+        return None
+
+    for kind in ("flat", "PQ4"):  # exact, and a factory with neither nprobe nor efSearch
+        recipe = choose_recipe(kind, 5000, 32)
+        index, _ = build_index(recipe, file, 5000)
+        assert tune_to_target(index, recipe, file, 5000, 0.95, queries) == recipe
+    assert asked == []
+    recipe = choose_recipe("ivf", 5000, 32)
+    index, _ = build_index(recipe, file, 5000)
+    assert tune_to_target(index, recipe, file, 5000, 0.9, queries).recall >= 0.9
+    assert asked == [1]  # a tunable index asks once (None: it tunes on stored vectors)
