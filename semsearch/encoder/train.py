@@ -33,6 +33,7 @@ from semsearch.encoder.batching import plan_batches
 from semsearch.encoder.device import autocast, pick_device
 from semsearch.encoder.distill import TeacherTargets, distill_loss, teacher_targets
 from semsearch.encoder.distributed import SINGLE, RankLost, Ranks
+from semsearch.encoder.heap import reuse_freed_memory
 from semsearch.encoder.inference import embed
 from semsearch.encoder.loss import cosent, cosine_regression, info_nce
 from semsearch.encoder.model import Encoder
@@ -88,9 +89,11 @@ def train_model(
     try:
         config, state = _prepare_on_main(config, out, partial, resume, overwrite, ranks)
         try:
-            return _run(config, state, out, partial, data_dir, progress and ranks.main,
-                        log if ranks.main else _silent, on_step,
-                        None if state is not None or init is None else Path(init), ranks, device)
+            with reuse_freed_memory():  # each step reuses the last one's activations' memory
+                return _run(config, state, out, partial, data_dir, progress and ranks.main,
+                            log if ranks.main else _silent, on_step,
+                            None if state is not None or init is None else Path(init), ranks,
+                            device)
         except BaseException as error:
             # a run that never reached a checkpoint leaves nothing behind to resume or to block
             # the next run; one that did keeps its partial folder for --resume
