@@ -62,7 +62,9 @@ def model_card(config: dict[str, Any], report: dict[str, Any] | None = None,
         for name_ in [n for n in report_rows if n not in mining] or data.get("sources", []):
             kept = report_rows.get(name_, {}).get("kept", "")
             lines.append(f"| {name_} | {kept} | {_licence(name_)} |")
-        lines += ["", f"At most {data.get('max_pairs')} pairs; {config.get('train_pairs', '?')} "
+        cap = data.get("max_pairs")
+        lines += ["", f"{f'At most {cap:,} pairs' if cap else 'Every pair (no cap)'}; "
+                  f"{config.get('train_pairs', '?')} "
                   f"training and {config.get('val_pairs', '?')} validation pairs. The STS-B test "
                   "split is never trained on. Check each licence before using this model "
                   "commercially."]
@@ -114,7 +116,12 @@ def write_model_card(folder: str | Path, usage: str | None = None,
 
 
 def _licence(source: str) -> str:
-    return LICENCES.get(source.split(":")[0].lower(), "see the data set's own terms")
+    name = source.split(":")[0].lower()
+    if name in ("file", "corpus"):
+        return "your file's own terms"
+    if name.startswith("wiki"):  # wikititle, wikiict, ...: pairs mined from the Wikipedia articles
+        name = "wikipedia"
+    return LICENCES.get(name, "see the data set's own terms")
 
 
 def _number(value: Any) -> str:

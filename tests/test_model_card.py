@@ -31,3 +31,13 @@ def test_mined_negatives_are_a_sentence_not_a_source_row():
     card = model_card(config)
     assert "| quora:all | 10328 |" in card and "| negatives:bm25" not in card
     assert "Hard negatives mined with bm25 for 12,349 of the 18,758 pairs" in card
+
+
+def test_mined_passage_sources_carry_wikipedias_licence_and_no_cap_reads_as_every_pair():
+    config = {"name": "m", "model": {"hidden": 8, "layers": 1, "heads": 1, "max_seq_len": 16},
+              "data": {"sources": ["wikiict@12000", "corpus:/tmp/docs.jsonl"], "max_pairs": 0},
+              "data_report": {"wikiict:all": {"kept": 12000}, "corpus:/tmp/docs.jsonl": {"kept": 7}}}
+    card = model_card(config)
+    assert "| wikiict:all | 12000 | CC BY-SA 3.0 |" in card
+    assert "| corpus:/tmp/docs.jsonl | 7 | your file's own terms |" in card
+    assert "Every pair (no cap)" in card and "At most 0" not in card
