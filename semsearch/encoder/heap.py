@@ -5,13 +5,16 @@ step. glibc's malloc serves every block above its mmap threshold (at most 32 MiB
 mmap and unmaps it on free, so each step faults in and zeroes those pages again: at the quick
 preset's shape about 5M minor page faults over 5 steps, 15% of the step's CPU in the kernel.
 With mmap off and trimming off the heap keeps the freed blocks and the next step reuses them
-(bench/bench_heap.py measures it). Other platforms' allocators are left alone.
+(bench/bench_heap.py measures it). It costs some peak memory (the heap holds what it reused,
++6-17% in that bench); `SEMSEARCH_REUSE_MEMORY=0` turns it off. Other platforms' allocators are
+left alone.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import os
 import platform
 from collections.abc import Iterator
 
@@ -36,7 +39,7 @@ def reuse_freed_memory() -> Iterator[bool]:
     """Within the block, large freed blocks stay in the process's heap for the next allocation
     (yields whether the setting applies here: glibc only). Afterwards glibc's defaults come back
     and the free memory is returned to the system (malloc_trim)."""
-    libc = _glibc()
+    libc = _glibc() if os.environ.get("SEMSEARCH_REUSE_MEMORY", "1") != "0" else None
     if libc is None:
         yield False
         return

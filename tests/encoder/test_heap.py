@@ -41,3 +41,13 @@ def test_elsewhere_it_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("semsearch.encoder.heap._glibc", lambda: None)
     with reuse_freed_memory() as applied:
         assert applied is False
+
+
+@pytest.mark.skipif(_glibc() is None or not hasattr(_glibc(), "mallinfo2"),
+                    reason="glibc >= 2.33 only")
+def test_the_environment_can_turn_it_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEMSEARCH_REUSE_MEMORY", "0")
+    baseline = _mmapped_blocks_while_holding(1024)
+    with reuse_freed_memory() as applied:
+        assert applied is False
+        assert _mmapped_blocks_while_holding(64 << 20) == baseline + 1
