@@ -26,8 +26,10 @@ PRESET_NAMES = ("production", "fastest", "max-quality", "quick", "distilled", "t
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
               help="JSON file of overrides ({\"train\": {\"lr\": 5e-4}, ...}).")
 @click.option("--mixture", default=None, metavar="NAME|SPECS",
-              help="Training data: reference (SNLI train + STS-B train), local (every set in the "
-                   "data folder), small, or comma-separated specs like snli:dev+test,quora@5000.")
+              help="Training data: search (quick's: captions, NLI, paraphrases and query -> "
+                   "passage pairs mined from Wikipedia), local (every labelled set in the data "
+                   "folder), reference (SNLI train + STS-B train), small, or comma-separated "
+                   "specs like snli:dev+test,quora@5000.")
 @click.option("--corpus", "corpora", multiple=True, type=click.Path(exists=True, dir_okay=False),
               metavar="FILE",
               help="Also train on query/passage pairs mined from your documents (any file "
