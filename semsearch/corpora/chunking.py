@@ -75,6 +75,8 @@ def split_text(text: str, count_tokens: CountTokens, config: ChunkConfig) -> lis
     >>> words = lambda texts: [len(t.split()) + 2 for t in texts]
     >>> split_text("a b c d e f g", words, ChunkConfig(max_tokens=5, overlap=0.34))
     ['a b c', 'c d e', 'e f g']
+    >>> split_text("a b c d e f g h", words, ChunkConfig(max_tokens=5, overlap=0.34))
+    ['a b c', 'c d e', 'e f g', 'f g h']
     """
     words = text.split()
     budget = max(1, config.max_tokens - 2)  # room left by the two special tokens
@@ -112,6 +114,12 @@ def _windows(
             used += pieces[end][1]
             end += 1
         end = max(end, start + 1)
+        if end >= len(pieces) and chunks:
+            # the last window ends at the text's end and is as full as the others: a short tail
+            # (mostly the overlap) would be a vector of a few words that matches queries by chance
+            while start > 0 and used + pieces[start - 1][1] <= budget:
+                start -= 1
+                used += pieces[start][1]
         chunks.append(" ".join(piece for piece, _ in pieces[start:end]))
         if end >= len(pieces) or (limit is not None and len(chunks) >= limit):
             break

@@ -100,6 +100,14 @@ def test_short_documents_stay_whole_and_long_ones_overlap_within_the_window():
     assert covered == set(long.split())
 
 
+@pytest.mark.parametrize("length", [11, 13, 19, 27, 50])
+def test_every_window_of_a_long_document_is_full_the_last_one_ending_at_its_end(length):
+    text = " ".join(f"w{i}" for i in range(length))
+    chunks = split_text(text, words, ChunkConfig(max_tokens=12, overlap=0.25))
+    assert [len(chunk.split()) for chunk in chunks] == [10] * len(chunks)  # no short tail
+    assert chunks[-1].split()[-1] == f"w{length - 1}"
+
+
 def test_a_single_word_longer_than_the_window_is_cut():
     def characters(texts):  # one token per 4 characters, like a long URL
         return [len(t) // 4 + 2 for t in texts]
