@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from semsearch.data.sources import PASSAGE_SOURCES
+
 CARD = "README.md"
 
 # each training source's licence, from ../shared/data/README.md (the data sets' own terms)
@@ -119,7 +121,7 @@ def _licence(source: str) -> str:
     name = source.split(":")[0].lower()
     if name in ("file", "corpus"):
         return "your file's own terms"
-    if name.startswith("wiki"):  # wikititle, wikiict, ...: pairs mined from the Wikipedia articles
+    if name in PASSAGE_SOURCES:  # wikititle, wikiict, ...: pairs mined from the Wikipedia articles
         name = "wikipedia"
     return LICENCES.get(name, "see the data set's own terms")
 
