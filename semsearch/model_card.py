@@ -30,7 +30,7 @@ def model_card(config: dict[str, Any], report: dict[str, Any] | None = None,
     """Markdown for a model folder's config.json (and eval.json `report`, if there is one).
 
     >>> print(model_card({"name": "m", "model": {"hidden": 8, "layers": 1, "heads": 1,
-    ...                    "max_seq_len": 16, "prenorm": True}}).splitlines()[0])
+    ...                    "max_seq_len": 16, "prenorm": True}}).split("\n\n")[1])
     # m
     """
     name = config.get("name", "model")
