@@ -27,7 +27,7 @@ LICENCES = {
 
 def model_card(config: dict[str, Any], report: dict[str, Any] | None = None,
                usage: str | None = None) -> str:
-    """Markdown for a model folder's config.json (and eval.json `report`, if there is one).
+    r"""Markdown for a model folder's config.json (and eval.json `report`, if there is one).
 
     >>> print(model_card({"name": "m", "model": {"hidden": 8, "layers": 1, "heads": 1,
     ...                    "max_seq_len": 16, "prenorm": True}}).split("\n\n")[1])
