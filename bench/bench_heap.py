@@ -12,6 +12,7 @@ the kernel CPU seconds. The token ids are random: this measures the allocator, n
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import resource
 import statistics
@@ -43,7 +44,7 @@ def child(reuse: bool, steps: int) -> dict:
         return anchors + positives
 
     times = []
-    with (reuse_freed_memory() if reuse else _nothing()) as applied:
+    with (reuse_freed_memory() if reuse else contextlib.nullcontext(False)) as applied:
         before = resource.getrusage(resource.RUSAGE_SELF)
         for _ in range(steps):
             sequences = batch()
@@ -58,14 +59,6 @@ def child(reuse: bool, steps: int) -> dict:
             "minor_faults": after.ru_minflt - before.ru_minflt,
             "kernel_s": after.ru_stime - before.ru_stime, "user_s": after.ru_utime - before.ru_utime,
             "peak_rss_mib": after.ru_maxrss / 1024}
-
-
-class _nothing:
-    def __enter__(self):
-        return False
-
-    def __exit__(self, *exc):
-        return False
 
 
 def main() -> None:
