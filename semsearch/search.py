@@ -52,7 +52,7 @@ from semsearch.index.folder import (
     check_replaceable,
     clean_stale,
 )
-from semsearch.index.fusion import FusionConfig, fuse, read_model_fusion
+from semsearch.index.fusion import FusionConfig, fuse, index_fusion, read_model_fusion
 from semsearch.index.lexical import LexicalConfig
 from semsearch.index.lock import MAX_WAIT_SECONDS, index_writer
 from semsearch.index.manifest import now
@@ -818,7 +818,7 @@ def resolve_mode(index: SearchIndex, mode: str | None) -> str:
 
 def fusion_for(index: SearchIndex, options: SearchOptions) -> FusionConfig:
     """The index's fusion settings with the query's overrides applied."""
-    base = FusionConfig.from_dict(index.manifest.fusion)
+    base, _ = index_fusion(index.manifest)
     return FusionConfig(
         method=options.fusion or base.method,
         dense_weight=base.dense_weight if options.dense_weight is None else options.dense_weight,
