@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from semsearch.data.unlabelled import DEFAULT_TEXT, gather
     from semsearch.encoder.static_train import (
+        SCRATCH_DEFAULTS,
         STATIC_SOURCES,
         StaticTrainConfig,
         distill_static,
@@ -71,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
                      np.arange(first, len(texts)) if subset == "rest" else
                      np.arange(0, len(texts), int(subset)) if subset.isdigit() else
                      np.arange(len(texts))) if texts is not None else None
-        config = StaticTrainConfig.with_overrides(settings)
+        config = StaticTrainConfig.with_overrides(
+            (SCRATCH_DEFAULTS if args.scratch else {}) | settings)
         out = Path(args.out) / (arm.replace("=", "-").replace(",", "_") or "base")
         started = time.perf_counter()
         if args.scratch:

@@ -132,7 +132,12 @@ def _train_static(settings, mixture, corpora, teacher, data_dir, out, resume, ov
     """`--preset static`: from scratch on pairs, or distilled with --teacher (distill's path)."""
     from semsearch.cli.calibrate import calibrate_after
     from semsearch.encoder.presets import parse_set_options
-    from semsearch.encoder.static_train import STATIC_SOURCES, StaticTrainConfig, train_static
+    from semsearch.encoder.static_train import (
+        SCRATCH_DEFAULTS,
+        STATIC_SOURCES,
+        StaticTrainConfig,
+        train_static,
+    )
     from semsearch.encoder.store import models_dir
 
     if teacher:
@@ -147,7 +152,7 @@ def _train_static(settings, mixture, corpora, teacher, data_dir, out, resume, ov
         distill.main(args, standalone_mode=False)
         return
     config = StaticTrainConfig.with_overrides(
-        {k: str(v) for k, v in parse_set_options(settings).items()})
+        SCRATCH_DEFAULTS | {k: str(v) for k, v in parse_set_options(settings).items()})
     from semsearch.data.mixture import expand_sources
 
     sources = expand_sources(tuple(mixture.split(",")) if mixture else STATIC_SOURCES)

@@ -405,6 +405,11 @@ STATIC_SOURCES = ("snli:dev", "stsb:train", "flickr30k@10000", "coco@5000", "quo
                   "wikititle", "wikisection", "wikiict", "wikinext")
 
 
+# from scratch the table starts random, so it wants a higher rate than a distilled start, and
+# large batches (more in-batch negatives) cost little without a transformer
+SCRATCH_DEFAULTS = {"lr": "2e-2", "batch_size": "2048", "epochs": "5"}
+
+
 def _pair_batches(pairs, batch_size: int, seed: int) -> list[np.ndarray]:
     """Shuffled batches in which no two pairs share a group (captions of one image, one
     premise): such a pair's positive would be another's negative. A pair that would is put in
