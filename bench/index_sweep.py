@@ -96,9 +96,9 @@ def index_vectors(args) -> tuple[VectorFile, np.ndarray]:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from bench_query import read_queries
 
+    from semsearch.embedder import load_embedder, model_for_index
     from semsearch.index.folder import MANIFEST, VECTORS_FILE
     from semsearch.index.manifest import Manifest
-    from semsearch.search import load_embedder, model_for_index
 
     manifest = Manifest.read(args.index / MANIFEST)
     if not (args.index / VECTORS_FILE).is_file():

@@ -33,10 +33,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_query import read_queries  # noqa: E402
 
+from semsearch.embedder import load_embedder, model_for_index  # noqa: E402
 from semsearch.index import recall_at_k  # noqa: E402
 from semsearch.index.search_index import SearchIndex, search_with_recipe  # noqa: E402
 from semsearch.index.tuning import NO_ROW, _drop_self  # noqa: E402
-from semsearch.search import load_embedder, model_for_index, tuning_queries  # noqa: E402
+from semsearch.index_tuning import tuning_queries  # noqa: E402
 
 
 def unit(x: np.ndarray) -> np.ndarray:

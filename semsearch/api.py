@@ -87,9 +87,10 @@ def query(
     with rank, score, id, chunk, chunks, text, metadata and each side's score and rank), a list
     of queries a list of such lists.
     """
+    from semsearch.embedder import model_for_index
     from semsearch.index import SearchIndex, resolve_index_dir
-    from semsearch.search import SearchOptions, model_for_index, resolve_mode
-    from semsearch.search import search as run_search
+    from semsearch.querying import SearchOptions, resolve_mode
+    from semsearch.querying import search as run_search
 
     single = isinstance(queries, str)
     texts = [queries] if single else list(queries)

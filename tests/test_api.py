@@ -68,7 +68,7 @@ def test_search_an_index_in_every_mode(tiny_model_dir, tmp_path, monkeypatch):
 
     import semsearch
     from semsearch.encoder import SentenceEncoder
-    from semsearch.search import index_corpus
+    from semsearch.indexing import index_corpus
 
     monkeypatch.setenv("SEMSEARCH_INDEXES", str(tmp_path / "indexes"))
     docs = Path(__file__).resolve().parents[1] / "corpora" / "docs.txt"

@@ -48,39 +48,24 @@ from semsearch.distributed.shards import (
     write_records,
     write_shard,
 )
+from semsearch.embed_chunks import EmbedStats, embed_texts
+from semsearch.embedder import Embedder, load_embedder
 from semsearch.encoder.store import sha256_file
 from semsearch.errors import ConfigError, DataError, IndexError_, SemsearchError
 from semsearch.index import (
-    DocumentStore,
+    IndexWriter,
     Manifest,
     VectorFile,
     build_index,
     choose_recipe,
     create_index,
-    mark_latest,
-    staged_folder,
     train_index,
     training_sample,
     write_index,
 )
-from semsearch.index.folder import (
-    INDEX_FILE,
-    MANIFEST,
-    STORE_FILE,
-    VECTORS_FILE,
-    check_replaceable,
-)
 from semsearch.index.manifest import now
-from semsearch.search import (
-    Embedder,
-    IndexOptions,
-    IndexReport,
-    _Stats,
-    corpus_entry,
-    load_embedder,
-    tune_to_target,
-    tuning_queries,
-)
+from semsearch.index_tuning import tune_to_target, tuning_queries
+from semsearch.indexing import IndexOptions, IndexReport, corpus_entry, model_fusion
 
 INSTALL_HINT = "--engine ray needs Ray; install it with: pip install 'semsearch[distributed]'"
 # documents a partition (= a shard): 10,000 sentences are ~15 MB of float32 vectors at 384 dims,
@@ -138,55 +123,56 @@ def index_corpus_ray(
     log = log or (lambda _line: None)
     ray = require_ray()
     out = Path(out)
-    check_replaceable(out)  # before any work, not after the embedding
-    reader = CorpusReader(corpus, options.reader)
-    chunking = ChunkConfig(max_tokens=embedder.max_seq_len, overlap=options.overlap)
-    key = {
-        "corpus": sha256_file(reader.path),
-        "reader": repr(options.reader),
-        "model": embedder.fingerprint,
-        "precision": getattr(embedder, "precision", "fp32"),
-        "chunking": chunking.to_dict(),
-        "partition_documents": ray_options.partition_documents,
-    }
-    work = work_folder(out, key)
-    if load is None:
-        device = "cuda" if ray_options.num_gpus > 0 else "cpu"
-        load = partial(load_embedder, str(getattr(embedder, "path", embedder.name)), device,
-                       None, getattr(embedder, "precision", "fp32"))
-    try:
-        with ray_session(ray, ray_options):  # first: an unreachable cluster fails at once
-            work.mkdir(parents=True, exist_ok=True)
-            shards, pending = _write_partitions(reader, embedder, work, chunking,
-                                                ray_options.partition_documents)
-            if not shards:
-                skipped = (f" ({len(reader.skipped)} unreadable lines skipped)"
-                           if reader.skipped else "")
-                raise DataError(f"corpus {reader.path} has no documents{skipped}; give a file "
-                                "with one document a line (blank lines are skipped)")
-            log(f"{len(shards)} shards in {work}: {len(shards) - len(pending)} already embedded, "
-                f"{len(pending)} to embed")
-            if pending:
-                _embed_shards(ray, pending, work, load, options.batch_size, ray_options, log)
-            infos = [finished_shard(work, shard) for shard in range(len(shards))]
-            missing = [str(i) for i, info in enumerate(infos) if info is None]
-            if missing:
-                raise IndexError_(
-                    f"shard(s) {', '.join(missing[:5])} of {len(infos)} were not written; rerun "
-                    "the same command to embed them (finished shards are kept)")
-            report = _write_folder(ray, reader, embedder, out, options, chunking, work, infos,
-                                   log)
-    except OSError as error:  # a full disk, a folder that cannot be written
-        _drop_if_empty(work)
-        where = f" ({error.filename})" if error.filename else ""
-        raise IndexError_(
-            f"writing the index failed: {error.strerror or error}{where}; free space or fix the "
-            f"folder and rerun the same command (finished shards are kept in {work})") from None
-    except BaseException:
-        _drop_if_empty(work)
-        raise
-    shutil.rmtree(work, ignore_errors=True)
-    mark_latest(out)
+    # the folder's write lock is held for the whole build, as local; a path that is not an index
+    # is refused here, before any work
+    with IndexWriter(out, options.wait, fresh=True) as writer:
+        reader = CorpusReader(corpus, options.reader)
+        chunking = ChunkConfig(max_tokens=embedder.max_seq_len, overlap=options.overlap)
+        key = {
+            "corpus": sha256_file(reader.path),
+            "reader": repr(options.reader),
+            "model": embedder.fingerprint,
+            "precision": getattr(embedder, "precision", "fp32"),
+            "chunking": chunking.to_dict(),
+            "partition_documents": ray_options.partition_documents,
+        }
+        work = work_folder(out, key)
+        if load is None:
+            device = "cuda" if ray_options.num_gpus > 0 else "cpu"
+            load = partial(load_embedder, str(getattr(embedder, "path", embedder.name)), device,
+                           None, getattr(embedder, "precision", "fp32"))
+        try:
+            with ray_session(ray, ray_options):  # first: an unreachable cluster fails at once
+                work.mkdir(parents=True, exist_ok=True)
+                shards, pending = _write_partitions(reader, embedder, work, chunking,
+                                                    ray_options.partition_documents)
+                if not shards:
+                    skipped = (f" ({len(reader.skipped)} unreadable lines skipped)"
+                               if reader.skipped else "")
+                    raise DataError(f"corpus {reader.path} has no documents{skipped}; give a file "
+                                    "with one document a line (blank lines are skipped)")
+                log(f"{len(shards)} shards in {work}: {len(shards) - len(pending)} already embedded, "
+                    f"{len(pending)} to embed")
+                if pending:
+                    _embed_shards(ray, pending, work, load, options.batch_size, ray_options, log)
+                infos = [finished_shard(work, shard) for shard in range(len(shards))]
+                missing = [str(i) for i, info in enumerate(infos) if info is None]
+                if missing:
+                    raise IndexError_(
+                        f"shard(s) {', '.join(missing[:5])} of {len(infos)} were not written; rerun "
+                        "the same command to embed them (finished shards are kept)")
+                report = _write_folder(ray, writer, reader, embedder, options, chunking, work,
+                                       infos, log)
+        except OSError as error:  # a full disk, a folder that cannot be written
+            _drop_if_empty(work)
+            where = f" ({error.filename})" if error.filename else ""
+            raise IndexError_(
+                f"writing the index failed: {error.strerror or error}{where}; free space or fix the "
+                f"folder and rerun the same command (finished shards are kept in {work})") from None
+        except BaseException:
+            _drop_if_empty(work)
+            raise
+        shutil.rmtree(work, ignore_errors=True)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -264,24 +250,6 @@ class ShardEncoder:
                 raise ShardFailed(f"shard {int(shard)}: {type(error).__name__}: {error}") from None
             counts.append(info.chunks)
         return {"shard": np.asarray(batch["shard"]), "chunks": np.asarray(counts)}
-
-
-def embed_texts(embedder: Embedder, texts: list[str], batch_size: int) -> np.ndarray:
-    """(n, dim) unit float32 vectors of `texts` in their order, encoded sorted by length so that
-    similar lengths share a batch (less padding), as the local engine does."""
-    if not texts:
-        return np.zeros((0, embedder.dim), dtype=np.float32)
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    embedded = np.asarray(embedder.encode([texts[i] for i in order], batch_size=batch_size),
-                          dtype=np.float32)
-    if embedded.shape != (len(texts), embedder.dim):
-        raise IndexError_(f"the encoder returned vectors of shape {embedded.shape} for "
-                          f"{len(texts)} texts of dimension {embedder.dim}; the model folder "
-                          "may be damaged")
-    vectors = np.empty_like(embedded)
-    vectors[order] = embedded
-    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-    return vectors
 
 
 def _embed_shards(ray, pending: list[int], work: Path, load, batch_size: int,
@@ -366,63 +334,62 @@ def _ray_failure(stage: str, error: BaseException, work: Path) -> str:
             f"are kept in {work})")
 
 
-def _write_folder(ray, reader, embedder, out, options, chunking, work, infos, log) -> IndexReport:
-    """Build the index folder from the finished shards, staged and renamed like local."""
+def _write_folder(ray, writer: IndexWriter, reader, embedder, options, chunking, work,
+                  infos, log) -> IndexReport:
+    """Build the index folder from the finished shards and commit it, as local does."""
     count = sum(info.chunks for info in infos)
     documents = sum(info.documents for info in infos)
     recipe = choose_recipe(options.type, count, embedder.dim, options.max_memory)
-    from semsearch.index.search_index import write_lexical
-    from semsearch.search import model_fusion
-
-    with staged_folder(out) as staging:
-        store = DocumentStore(staging / STORE_FILE)
-        try:
-            for info in infos:
-                for record in read_records(work, info.shard):
-                    store.add_document(record["id"], record["text"], record["chunks"],
-                                       record["row"], record["metadata"])
-            vectors = _concatenate(work, infos, embedder.dim, staging / VECTORS_FILE)
-            log(f"building {recipe.factory} from {len(infos)} shards ({count:,} vectors)")
-            index, trained_on = _build_from_shards(ray, recipe, vectors, count, work, infos)
-            recipe = tune_to_target(
-                index, recipe, vectors, count, options.target_recall,
-                lambda: tuning_queries(store, embedder, np.arange(count, dtype=np.int64)))
-            write_index(index, staging / INDEX_FILE)
-            if not recipe.rerank:
-                vectors.path.unlink()
-            manifest = Manifest(
-                model_name=embedder.name,
-                model_fingerprint=embedder.fingerprint,
-                model_path=str(getattr(embedder, "path", embedder.name)),
-                dim=embedder.dim,
-                count=int(index.ntotal),
-                documents=store.count_documents(),
-                next_row=count,
-                recipe=recipe.to_dict(),
-                chunking=chunking.to_dict(),
-                corpora=[corpus_entry(reader, _Stats(documents, count, 0), embedder)],
-                precision=getattr(embedder, "precision", "fp32"),
-                trained_on=trained_on,
-                lexical=write_lexical(staging, store),
-                fusion=model_fusion(embedder).to_dict(),
-                created=now(),
-                updated=now(),
-                engine="ray",
-                shards=len(infos),
-            )
-            store.commit()
-            manifest.write(staging / MANIFEST)
-        finally:
-            store.close()
-    return IndexReport(out, recipe.to_dict(), documents, count, 0, reader.skipped,
+    writer.stage()
+    store = writer.documents()
+    try:
+        for info in infos:
+            for record in read_records(work, info.shard):
+                store.add_document(record["id"], record["text"], record["chunks"],
+                                   record["row"], record["metadata"])
+        vectors = _concatenate(work, infos, writer.vectors(embedder.dim))
+        log(f"building {recipe.factory} from {len(infos)} shards ({count:,} vectors)")
+        index, trained_on = _build_from_shards(ray, recipe, vectors, count, work, infos)
+        recipe = tune_to_target(
+            index, recipe, vectors, count, options.target_recall,
+            lambda: tuning_queries(store, embedder, np.arange(count, dtype=np.int64)))
+        writer.write_index(index)
+        if not recipe.rerank:
+            vectors.path.unlink()
+        manifest = Manifest(
+            model_name=embedder.name,
+            model_fingerprint=embedder.fingerprint,
+            model_path=str(getattr(embedder, "path", embedder.name)),
+            dim=embedder.dim,
+            count=int(index.ntotal),
+            documents=store.count_documents(),
+            next_row=count,
+            recipe=recipe.to_dict(),
+            chunking=chunking.to_dict(),
+            corpora=[corpus_entry(reader, EmbedStats(documents, count, 0), embedder)],
+            precision=getattr(embedder, "precision", "fp32"),
+            trained_on=trained_on,
+            lexical=writer.write_lexical(store),
+            fusion=model_fusion(embedder).to_dict(),
+            created=now(),
+            updated=now(),
+            engine="ray",
+            shards=len(infos),
+        )
+        store.commit()
+        writer.write_manifest(manifest)
+    finally:
+        store.close()
+    writer.commit(latest=True)
+    return IndexReport(writer.folder, recipe.to_dict(), documents, count, 0, reader.skipped,
                        manifest.documents, manifest.count)
 
 
-def _concatenate(work: Path, infos: list[ShardInfo], dim: int, path: Path) -> VectorFile:
+def _concatenate(work: Path, infos: list[ShardInfo], vectors: VectorFile) -> VectorFile:
     """The shards' vectors in row order in one file (the re-rank vectors, and tuning's input);
     streamed shard by shard, so no more than one shard is in memory."""
     row = 0
-    with open(path, "wb") as target:
+    with open(vectors.path, "wb") as target:
         for info in infos:
             if info.first_row != row and info.chunks:
                 raise IndexError_(f"shard {info.shard} starts at row {info.first_row}, expected "
@@ -430,7 +397,6 @@ def _concatenate(work: Path, infos: list[ShardInfo], dim: int, path: Path) -> Ve
             with open(shard_vectors_path(work, info.shard), "rb") as source:
                 shutil.copyfileobj(source, target, 16 << 20)
             row += info.chunks
-    vectors = VectorFile(path, dim)
     if len(vectors) != row:
         raise IndexError_(f"the shards in {work} hold {len(vectors)} vectors, their markers say "
                           f"{row}; delete {work} and rerun")

@@ -56,8 +56,8 @@ def test_export_fuses_and_records_the_weights(exported):
 
 
 def test_queries_take_ort_when_warm_and_numpy_when_one_shot(exported):
+    from semsearch.embedder import ONE_SHOT_NUMPY_TEXTS, load_embedder
     from semsearch.encoder.numpy_encoder import NumpyEncoder
-    from semsearch.search import ONE_SHOT_NUMPY_TEXTS, load_embedder
 
     folder, _ = exported
     assert isinstance(load_embedder(folder, texts=1), OnnxEncoder)  # serve: warm, ORT

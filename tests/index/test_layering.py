@@ -13,7 +13,7 @@ def loaded_after(statement: str) -> set[str]:
 
 
 def test_the_index_and_corpus_layers_do_not_import_torch():
-    modules = loaded_after("import semsearch.index, semsearch.corpora, semsearch.search")
+    modules = loaded_after("import semsearch.index, semsearch.corpora, semsearch.indexing, semsearch.querying")
     assert "faiss" in modules and "torch" not in modules and "click" not in modules
 
 
