@@ -57,7 +57,7 @@ def similarity(text_a: str, text_b: str, model=None) -> float:
 
 def top_k(query: str, candidates: Sequence[str], k: int = 5, model=None) -> list[tuple[str, float]]:
     """The k candidates most similar to `query`, best first, as (text, cosine) pairs."""
-    from semsearch.eval.metrics import top_k_indices
+    from semsearch.index.metrics import top_k_indices
 
     if isinstance(candidates, str):
         raise TypeError("top_k takes a list of candidate texts")

@@ -77,7 +77,8 @@ def _light_embedder(model: str | Path | None, threads: int | None,
                     prefer_numpy: bool = False) -> Embedder:
     """The torch-free encoder for a few texts: ONNX Runtime on an exported, current graph, else
     (or with `prefer_numpy`) numpy, which needs no export."""
-    from semsearch.encoder.onnx_encoder import OnnxEncoder, available, onnx_path
+    from semsearch.encoder.onnx_encoder import OnnxEncoder, available
+    from semsearch.encoder.onnx_files import onnx_path
     from semsearch.encoder.store import resolve_model
     from semsearch.errors import ModelError
 

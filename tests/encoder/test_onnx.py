@@ -11,7 +11,8 @@ import pytest
 pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
 pytest.importorskip("onnx", reason="the onnx extra is not installed")
 
-from semsearch.encoder.onnx_encoder import OnnxEncoder, onnx_path, plan_batches  # noqa: E402
+from semsearch.encoder.onnx_encoder import OnnxEncoder, plan_batches  # noqa: E402
+from semsearch.encoder.onnx_files import onnx_path  # noqa: E402
 from semsearch.encoder.sentence_encoder import SentenceEncoder  # noqa: E402
 from semsearch.errors import ModelError  # noqa: E402
 
