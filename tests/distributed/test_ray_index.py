@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from semsearch.cli import main
-from semsearch.distributed.ray_index import _add_shard_task, _merge_pair_task
+from semsearch.distributed.merge_build import add_shard_task, merge_pair_task
 from semsearch.distributed.shards import write_shard
 from semsearch.index import (
     IndexRecipe,
@@ -97,9 +97,9 @@ def test_shard_indexes_merged_in_rounds_equal_one_index(tmp_path):
     for shard, (start, stop) in enumerate(zip(bounds, bounds[1:])):
         write_shard(tmp_path, shard, stop - start, np.arange(start, stop), vectors[start:stop])
     blob = faiss.serialize_index(trained)
-    parts = [_add_shard_task(blob, str(tmp_path), shard, 32) for shard in range(3)]
-    first = _merge_pair_task(parts[0], parts[1], str(tmp_path), 0, 0)
-    merged = faiss.read_index(_merge_pair_task(first, parts[2], str(tmp_path), 1, 0))
+    parts = [add_shard_task(blob, str(tmp_path), shard, 32) for shard in range(3)]
+    first = merge_pair_task(parts[0], parts[1], str(tmp_path), 0, 0)
+    merged = faiss.read_index(merge_pair_task(first, parts[2], str(tmp_path), 1, 0))
     assert merged.ntotal == 3000
     queries = vectors[:50]
     _, expected = search_with_recipe(whole, recipe, None, queries, 10)
