@@ -48,7 +48,7 @@ def load_embedder(model: str | Path | None, device: str | None = None,
     loaded), else the numpy forward pass; both give the torch vectors. `one_shot`: the process
     encodes these few texts and exits (a `semsearch query` from the shell), so start-up counts,
     and there numpy is the faster for up to ONE_SHOT_NUMPY_TEXTS texts (no ONNX Runtime import
-    or session; docs/results.md, issue 17)."""
+    or session; docs/results.md, Speed)."""
     if backend not in BACKENDS:
         raise ConfigError(f"unknown backend {backend!r}; use {' or '.join(BACKENDS[1:])}")
     if (backend is None and precision == "fp32" and device in (None, "cpu")

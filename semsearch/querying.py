@@ -24,7 +24,7 @@ from semsearch.index.fusion import FusionConfig, fuse
 class QueryEncoding:
     """The query encoder loaded, and the queries encoded, in a thread while the caller opens the
     index: a one-shot query's two start-up costs overlap. Reading the FAISS index, hashing the
-    weights and numpy's products all run with the GIL released (docs/results.md, issue 17).
+    weights and numpy's products all run with the GIL released (docs/results.md, Speed).
 
         encoding = QueryEncoding(folder, model, queries)   # starts the thread
         index = SearchIndex.open(folder)

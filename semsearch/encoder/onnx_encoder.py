@@ -36,7 +36,7 @@ from semsearch.encoder.tokenizer import Tokenizer
 from semsearch.errors import ConfigError, ModelError
 
 # padded tokens (rows x longest row) a batch may hold: about where ORT's matrix products stop
-# gaining from bigger batches on a small CPU (see docs/results.md, issue 17), and a bound on memory
+# gaining from bigger batches on a small CPU (docs/results.md, Speed), and a bound on memory
 TOKEN_BUDGET = 4096
 # texts tokenized at a time; the next window is tokenized while the current one runs
 WINDOW = 4096
