@@ -130,7 +130,8 @@ def embed_window(
     window = max(1, batch_size) * WINDOW_BATCHES
     for begin in range(0, len(texts), window):
         part = texts[begin : begin + window]
-        vectors.write_rows(first_row + stats.chunks + begin, embed_texts(embedder, part, batch_size))
+        vectors.write_rows(first_row + stats.chunks + begin,
+                           embed_texts(embedder, part, batch_size))
     stats.documents += added
     stats.chunks += len(texts)
 

@@ -32,9 +32,7 @@ from semsearch.index import (
     SearchIndex,
     add_rows,
     choose_recipe,
-    read_index,
 )
-from semsearch.index.folder import INDEX_FILE
 from semsearch.index.fusion import FusionConfig, read_model_fusion
 from semsearch.index.lexical import LexicalConfig
 from semsearch.index.lock import MAX_WAIT_SECONDS
@@ -256,7 +254,7 @@ def _append(writer: IndexWriter, reader, embedder, options, chunking, progress,
             progress, row_offset=start - first_row,
         )
         if stats.chunks:
-            index = read_index(writer.path / INDEX_FILE)
+            index = writer.read_index()
             add_rows(index, vectors, first_row, first_row + stats.chunks,
                      id_offset=start - first_row)
             tuned = retune_after_append(index, recipe, store, kept, options.target_recall,

@@ -4,7 +4,7 @@ Every writer of an index folder (build, --append, remove, --add-lexical, the Ray
 through `IndexWriter`, the way SQLite's pager owns a commit: callers hand it the parts and say
 commit; they never take the lock, stage, swap or move the latest pointer themselves.
 
-    with IndexWriter(out, wait=5, fresh=True) as writer:  # write lock held, dead writers' leftovers gone
+    with IndexWriter(out, wait=5, fresh=True) as writer:  # locked; dead writers' leftovers gone
         writer.stage()                             # an empty sibling (copy=True: a copy of `out`)
         store = writer.documents()                 # documents.sqlite in the staging folder
         vectors = writer.vectors(dim)              # vectors.f32 there
@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from semsearch.errors import IndexError_
+from semsearch.index.faiss_index import read_index as read_faiss_index
 from semsearch.index.faiss_index import remove_vectors, supports_removal
 from semsearch.index.faiss_index import write_index as write_faiss_index
 from semsearch.index.folder import (
@@ -119,6 +120,10 @@ class IndexWriter:
     def vectors(self, dim: int, name: str = VECTORS_FILE) -> VectorFile:
         """A vector file of `dim` columns in the staging folder (vectors.f32, or `name`)."""
         return VectorFile(self._staged() / name, dim)
+
+    def read_index(self):
+        """The FAISS index of the staged copy (an append adds to it)."""
+        return read_faiss_index(self._staged() / INDEX_FILE)
 
     def write_index(self, index) -> None:
         """Write the FAISS index into the staging folder."""
