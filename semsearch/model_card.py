@@ -41,6 +41,20 @@ def model_card(config: dict[str, Any], report: dict[str, Any] | None = None,
              "- sentence-similarity", "---", "", f"# {name}", ""]
     kind = "pre-LayerNorm" if model.get("prenorm", True) else "post-LayerNorm (BERT)"
     parameters = config.get("parameters", {}).get("total")
+    if model.get("kind") == "static":
+        run = config.get("run") or {}
+        made = (f"distilled from {run['teacher']} on unlabelled text ("
+                + ", ".join(f"{k} {v:,}" for k, v in (run.get("texts") or {}).items()) + ")"
+                if run.get("teacher") else
+                "trained with InfoNCE on " + " + ".join(run.get("sources") or []))
+        lines.append(
+            f"A semsearch static embedding model (no transformer): {model.get('vocab_size'):,} "
+            f"token vectors of {model.get('hidden')} dimensions, a text's vector the weighted "
+            f"sum of its first {model.get('max_seq_len')} tokens' rows, L2-normalised"
+            + (f", {parameters:,} parameters" if parameters else "") + f"; {made}.")
+        if usage:
+            lines += ["", "## Usage", "", usage.strip()]
+        return "\n".join(lines)
     lines.append(
         f"A semsearch sentence encoder: a {model.get('layers')}-layer {kind} transformer, "
         f"{model.get('hidden')}-dim, {model.get('heads')} heads"

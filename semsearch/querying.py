@@ -18,7 +18,7 @@ from semsearch.embedder import Embedder, check_model, model_for_index
 from semsearch.errors import DataError, IndexError_
 from semsearch.index import Hit, Manifest, SearchIndex
 from semsearch.index.folder import MANIFEST
-from semsearch.index.fusion import FusionConfig, fuse
+from semsearch.index.fusion import FusionConfig, fuse, index_fusion
 
 
 class QueryEncoding:
@@ -116,7 +116,7 @@ def resolve_mode(index: SearchIndex, mode: str | None) -> str:
 
 def fusion_for(index: SearchIndex, options: SearchOptions) -> FusionConfig:
     """The index's fusion settings with the query's overrides applied."""
-    base = FusionConfig.from_dict(index.manifest.fusion)
+    base, _ = index_fusion(index.manifest)
     return FusionConfig(
         method=options.fusion or base.method,
         dense_weight=base.dense_weight if options.dense_weight is None else options.dense_weight,

@@ -35,7 +35,43 @@ def tiny_model_dir(tmp_path_factory, data_dir) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def wiki_text_file(tmp_path_factory, data_dir) -> Path:
+    """400 real Wikipedia sentences, one a line (unlabelled text for distillation tests)."""
+    import gzip
+
+    out = tmp_path_factory.mktemp("text") / "wiki.txt"
+    with gzip.open(data_dir / "wikipedia" / "sentences.txt.gz", "rt", encoding="utf-8") as handle:
+        lines = [next(handle).strip() for _ in range(400)]
+    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return out
+
+
+@pytest.fixture(scope="session")
+def static_model_dir(tmp_path_factory, tiny_model_dir, wiki_text_file) -> Path:
+    """A static model distilled from the tiny model on those sentences (a few seconds)."""
+    from semsearch.encoder.static_train import StaticTrainConfig, distill_static
+
+    cache = tmp_path_factory.mktemp("cache")
+    old = os.environ.get("SEMSEARCH_CACHE")
+    os.environ["SEMSEARCH_CACHE"] = str(cache)
+    try:
+        out = tmp_path_factory.mktemp("models") / "static"
+        texts = wiki_text_file.read_text(encoding="utf-8").splitlines()
+        distill_static(tiny_model_dir, out, StaticTrainConfig(hidden=16, epochs=2, val_texts=40),
+                       texts, {"text": len(texts)}, progress=False, log=lambda _m: None)
+    finally:
+        if old is None:
+            os.environ.pop("SEMSEARCH_CACHE", None)
+        else:
+            os.environ["SEMSEARCH_CACHE"] = old
+    return out
+
+
 @pytest.fixture(autouse=True)
 def _isolated_models_dir(tmp_path, monkeypatch):
     """Commands that default to models/ look in a per-test folder, never the repo's."""
     monkeypatch.setenv("SEMSEARCH_MODELS", str(tmp_path / "models"))
+    # commands that write a model calibrate its fusion on the full retrieval collections
+    # (minutes); tests/cli/test_calibrate.py runs that step on small collections
+    monkeypatch.setenv("SEMSEARCH_CALIBRATE", "0")

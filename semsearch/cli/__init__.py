@@ -28,6 +28,7 @@ COMMANDS = {
     "embed": "semsearch.cli.embed:embed",
     "export": "semsearch.cli.export:export",
     "serve": "semsearch.cli.serve:serve",
+    "distill": "semsearch.cli.distill:distill",
 }
 
 

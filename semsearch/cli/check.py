@@ -53,6 +53,12 @@ def check(ctx, index_dir, model, sample, as_json):
     report = verify_index(folder, sample=sample)
     if report.manifest is not None:
         _check_fingerprint(report, model, Path)
+        if report.manifest.lexical:
+            from semsearch.index.fusion import describe_fusion, index_fusion
+
+            fusion = describe_fusion(*index_fusion(report.manifest))
+            report.add("fusion", "ok" if fusion["calibrated"] else "warn",
+                       f"hybrid {fusion['setting']}: {fusion['note']}")
     if as_json:
         echo_json(report.to_dict())
     else:

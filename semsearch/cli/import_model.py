@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from semsearch.cli.common import echo_json, info, json_option
+from semsearch.cli.common import data_dir_option, echo_json, info, json_option
 
 EXAMPLES = """\b
 Examples:
@@ -28,8 +28,12 @@ Examples:
     "else its learned positions). Longer texts are truncated.",
 )
 @click.option("--overwrite", is_flag=True, help="Replace a model already in --out.")
+@click.option("--no-calibrate", is_flag=True,
+              help="Skip calibrating the model's hybrid fusion on the data folder's retrieval "
+                   "collections (done after the import otherwise).")
+@data_dir_option
 @json_option
-def import_model(source, out, max_seq_len, overwrite, as_json):
+def import_model(source, out, max_seq_len, overwrite, no_calibrate, data_dir, as_json):
     """Import a pretrained BERT encoder (sentence-transformers).
 
     SOURCE is a sentence-transformers folder (modules.json: Transformer, mean Pooling, optionally
@@ -43,6 +47,10 @@ def import_model(source, out, max_seq_len, overwrite, as_json):
     from semsearch.encoder.convert import import_model as run_import
 
     summary = run_import(source, out, max_seq_len=max_seq_len, overwrite=overwrite)
+    from semsearch.cli.calibrate import calibrate_after
+
+    summary["calibration"] = calibrate_after(out, data_dir, skip=no_calibrate,
+                                             log=(lambda _m: None) if as_json else info)
     if as_json:
         echo_json(summary)
         return

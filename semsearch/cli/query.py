@@ -163,8 +163,16 @@ def query(text, k, index_dir, model, queries_file, nprobe, ef_search, mode, fusi
             embedder, vectors = encoding.result(opened)
             report_truncated(embedder, queries)
         results = search(opened, embedder, queries, k, options=options, vectors=vectors)
+        fused = resolve_mode(opened, mode) == "hybrid"
     finally:
         opened.close()
+    fusion_note = None
+    if fused and fusion is None and dense_weight is None:
+        from semsearch.index.fusion import describe_fusion, index_fusion
+
+        fusion_note = describe_fusion(*index_fusion(opened.manifest))
+        if fusion_note["source"] != "index" and not as_json:
+            info(f"fusion {fusion_note['setting']}: {fusion_note['note']}")
     total = opened.manifest.documents
     if k > total and not as_json:
         info(f"the index holds {total} documents; showing all of them")
@@ -172,7 +180,8 @@ def query(text, k, index_dir, model, queries_file, nprobe, ef_search, mode, fusi
     for number, (query_text, hits) in enumerate(zip(queries, results, strict=True)):
         if as_json:
             for hit in hits:
-                echo_json({"query": query_text, **hit.to_dict()})
+                echo_json({"query": query_text, **hit.to_dict(),
+                           **({"fusion": fusion_note} if fusion_note else {})})
             continue
         if len(queries) > 1:
             click.echo(("\n" if number else "") + f"query: {printable(query_text)}")

@@ -15,7 +15,8 @@ from semsearch.cli.common import (
     progress_enabled,
 )
 
-PRESET_NAMES = ("production", "fastest", "max-quality", "quick", "distilled", "tiny")  # see encoder/presets.py
+PRESET_NAMES = ("production", "fastest", "max-quality", "quick", "distilled", "tiny",
+                "static")  # see encoder/presets.py; static: encoder/static_train.py
 
 
 @click.command()
@@ -46,9 +47,12 @@ PRESET_NAMES = ("production", "fastest", "max-quality", "quick", "distilled", "t
 @click.option("--overwrite", is_flag=True, help="Replace an existing model folder.")
 @click.option("--show-config", is_flag=True, help="Print the resolved config as JSON and exit.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or per-epoch lines.")
+@click.option("--no-calibrate", is_flag=True,
+              help="Skip calibrating the hybrid fusion on the data folder's retrieval sets "
+                   "(done after training otherwise, so the model is search-ready).")
 @json_option
 def train(preset_name, settings, config_file, mixture, corpora, teacher, data_dir, out, device,
-          resume, overwrite, show_config, quiet, as_json):
+          resume, overwrite, show_config, quiet, no_calibrate, as_json):
     """Train a sentence encoder from scratch with InfoNCE on human-annotated pairs and passage
     pairs mined from unlabelled text (and, with --corpus, from your own documents).
 
@@ -64,7 +68,13 @@ def train(preset_name, settings, config_file, mixture, corpora, teacher, data_di
       semsearch train --preset quick --corpus docs.jsonl --out models/mine
       semsearch train --preset distilled --teacher models/minilm --out models/distilled
       semsearch train --out models/quick --resume
+      semsearch train --preset static                  # no transformer: ~5 min on 2 cores
+      semsearch train --preset static --teacher models/minilm   # = semsearch distill
     """
+    if preset_name == "static":
+        _train_static(settings, mixture, corpora, teacher, data_dir, out, resume, overwrite,
+                      quiet, no_calibrate, as_json)
+        return
     from semsearch.encoder.presets import (
         apply_overrides,
         load_config_file,
@@ -105,9 +115,48 @@ def train(preset_name, settings, config_file, mixture, corpora, teacher, data_di
                           log=(lambda _m: None) if quiet else info)
     if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 alone reports
         return
-    if as_json:
-        echo_json(summary)
-    else:
+    if not as_json:
         dev = summary["stsb_dev_spearman"]
         info(f"saved {summary['model']} (best epoch {summary['best_epoch']}"
              + (f", STS-B dev Spearman {dev:.2f}" if dev is not None else "") + ")")
+    from semsearch.cli.calibrate import calibrate_after
+
+    summary["calibration"] = calibrate_after(folder, data_dir, skip=no_calibrate,
+                                             log=(lambda _m: None) if quiet else info)
+    if as_json:
+        echo_json(summary)
+
+
+def _train_static(settings, mixture, corpora, teacher, data_dir, out, resume, overwrite, quiet,
+                  no_calibrate, as_json) -> None:
+    """`--preset static`: from scratch on pairs, or distilled with --teacher (distill's path)."""
+    from semsearch.cli.calibrate import calibrate_after
+    from semsearch.encoder.presets import parse_set_options
+    from semsearch.encoder.static_train import STATIC_SOURCES, StaticTrainConfig, train_static
+    from semsearch.encoder.store import models_dir
+
+    if teacher:
+        from semsearch.cli.distill import distill
+
+        args = ["--teacher", teacher, "--preset", "static", *sum((["--set", s] for s in settings),
+                                                                 [])]
+        args += [a for path in corpora for a in ("--corpus", path)]
+        args += (["--data-dir", data_dir] if data_dir else []) + (["--out", out] if out else [])
+        args += (["--resume"] if resume else []) + (["--overwrite"] if overwrite else [])
+        args += (["--no-calibrate"] if no_calibrate else []) + (["--json"] if as_json else [])
+        distill.main(args, standalone_mode=False)
+        return
+    config = StaticTrainConfig.with_overrides(
+        {k: str(v) for k, v in parse_set_options(settings).items()})
+    from semsearch.data.mixture import expand_sources
+
+    sources = expand_sources(tuple(mixture.split(",")) if mixture else STATIC_SOURCES)
+    sources += tuple(f"corpus:{path}" for path in corpora)
+    folder = Path(out) if out else models_dir() / "static"
+    log = (lambda _m: None) if quiet else info
+    summary = train_static(folder, config, sources, data_dir, resume=resume, overwrite=overwrite,
+                           progress=not quiet and progress_enabled(), log=log)
+    log(f"saved {summary['model']} ({summary['seconds']:.0f}s)")
+    summary["calibration"] = calibrate_after(folder, data_dir, skip=no_calibrate, log=log)
+    if as_json:
+        echo_json(summary)

@@ -54,6 +54,10 @@ class NumpyEncoder:
 
         folder = resolve_model(path)
         config = read_config(folder)
+        if config.get("model", {}).get("kind") == "static":  # no graph: its own numpy path
+            from semsearch.encoder.static import StaticEncoder
+
+            return StaticEncoder.load(folder)
         try:
             weights = {k: v.astype(np.float32) for k, v in load_file(str(folder / WEIGHTS)).items()}
         except Exception as error:  # noqa: BLE001 - safetensors raises its own error type

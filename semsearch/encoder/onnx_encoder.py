@@ -86,6 +86,10 @@ class OnnxEncoder:
                               "(or use --backend torch)")
         folder = resolve_model(path)
         config = read_config(folder)
+        if config.get("model", {}).get("kind") == "static":  # no graph: its own numpy path
+            from semsearch.encoder.static import StaticEncoder
+
+            return StaticEncoder.load(folder)
         for name in (TOKENIZER, WEIGHTS):
             if not (folder / name).is_file():
                 raise ModelError(f"{folder}: {name} is missing; retrain the model")

@@ -60,6 +60,8 @@ def export_sentence_transformers(model: str | Path | None, out: str | Path,
     folder = resolve_model(model)
     config = read_config(folder)
     shape = config.get("model") or {}
+    if shape.get("kind") == "static":
+        return _export_static(folder, Path(out).expanduser(), shape, overwrite)
     if shape.get("experts"):
         raise ModelError(f"{folder} is a mixture-of-experts model; no stock transformers "
                          "architecture holds its feed-forward experts, so it cannot be exported "
@@ -202,6 +204,53 @@ def _bert_state(weights: dict[str, np.ndarray], layers: int,
             state[f"{layer}output.dense.{part}"] = weights[f"{block}mlp.2.{part}"]
             state[f"{layer}output.LayerNorm.{part}"] = weights[f"{block}norm2.{part}"]
     return state
+
+
+def _export_static(folder: Path, out: Path, shape: dict[str, Any],
+                   overwrite: bool) -> dict[str, Any]:
+    """A static model as sentence-transformers' StaticEmbedding (+ Normalize): the table with
+    each token's weight folded into its row (EmbeddingBag's mean then has our weighted sum's
+    direction), the tokenizer truncating at the model's window as semsearch does."""
+    from safetensors.numpy import load_file, save_file
+    from tokenizers import Tokenizer as HFTokenizer
+
+    _check_out(out, overwrite)
+    try:
+        tensors = load_file(str(folder / WEIGHTS))
+        table = tensors["embedding"].astype(np.float32) * tensors["weight"].astype(np.float32)[:, None]
+    except Exception as error:  # noqa: BLE001 - safetensors raises its own error type
+        raise ModelError(f"{folder / WEIGHTS}: unreadable static weights ({error})") from None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    try:
+        partial.chmod(0o755)
+        save_file({"embedding.weight": np.ascontiguousarray(table)},
+                  str(partial / "model.safetensors"))
+        tokenizer = HFTokenizer.from_file(str(folder / TOKENIZER))
+        tokenizer.no_padding()
+        tokenizer.enable_truncation(int(shape["max_seq_len"]))
+        tokenizer.save(str(partial / "tokenizer.json"))
+        _write(partial / "modules.json", [
+            {"idx": 0, "name": "0", "path": "",
+             "type": "sentence_transformers.models.StaticEmbedding"},
+            {"idx": 1, "name": "1", "path": "1_Normalize",
+             "type": "sentence_transformers.models.Normalize"}])
+        _write(partial / "config_sentence_transformers.json", {
+            "__version__": {"sentence_transformers": "3.3.0", "semsearch": __version__},
+            "prompts": {}, "default_prompt_name": None, "similarity_fn_name": "cosine"})
+        (partial / "1_Normalize").mkdir()
+        from semsearch.model_card import write_model_card
+
+        write_model_card(folder, usage=USAGE.format(path=out), out=partial / "README.md")
+        if out.exists():
+            shutil.rmtree(out)
+        partial.rename(out)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return {"model": str(folder), "out": str(out), "format": "sentence-transformers",
+            "architecture": "StaticEmbedding", "dim": int(shape["hidden"]),
+            "max_seq_len": int(shape["max_seq_len"])}
 
 
 def _check_out(out: Path, overwrite: bool) -> None:

@@ -88,6 +88,9 @@ _INT_BOUNDS = {
 _FLOAT_BOUNDS = {"dropout": (0.0, 1.0), "attention_dropout": (0.0, 1.0),
                  "layer_norm_eps": (1e-30, 1.0)}
 REQUIRED_MODEL_FIELDS = ("vocab_size", "hidden", "layers", "heads", "ff", "max_seq_len")
+# model kinds (config.json model.kind; absent: transformer): semsearch/encoder/static.py
+MODEL_KINDS = ("transformer", "static")
+STATIC_MODEL_FIELDS = ("vocab_size", "hidden", "max_seq_len")
 # parameters a model may have (4 GB of float32): a config past it is a damaged file
 MAX_PARAMETERS = 1_000_000_000
 
@@ -98,6 +101,13 @@ def check_model_config(model: Any, path: Path) -> None:
     fix = "fix or replace the model folder (retrain, or re-import it)"
     if not isinstance(model, dict):
         raise ModelError(f"{path}: 'model' must be an object of settings; {fix}")
+    kind = model.get("kind", "transformer")
+    if kind not in MODEL_KINDS:
+        raise ModelError(f"{path}: model kind {kind!r} is not one this semsearch reads "
+                         f"({', '.join(MODEL_KINDS)}); upgrade semsearch or use another model")
+    if kind == "static":
+        _check_static_config(model, path, fix)
+        return
     for name in REQUIRED_MODEL_FIELDS:
         if name not in model:
             raise ModelError(f"{path}: model field {name!r} is missing; {fix}")
@@ -136,6 +146,24 @@ def check_model_config(model: Any, path: Path) -> None:
         raise ModelError(f"{path}: model fields describe {parameters:,} parameters (more than "
                          f"{MAX_PARAMETERS:,}); check 'layers', 'hidden', 'ff', 'experts' and "
                          f"'vocab_size'; {fix}")
+
+
+def _check_static_config(model: dict[str, Any], path: Path, fix: str) -> None:
+    """A static model's section: vocab_size, hidden, max_seq_len in bounds, no transformer
+    fields (a transformer setting on a static model is a mixed-up file)."""
+    for name in STATIC_MODEL_FIELDS:
+        low, high = _INT_BOUNDS[name] if name != "max_seq_len" else (1, 1_000_000)
+        value = model.get(name)
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            raise ModelError(f"{path}: static model field {name!r} is {value!r}; it must be a "
+                             f"whole number from {low} to {high:,}; {fix}")
+    extra = sorted(set(model) - {*STATIC_MODEL_FIELDS, "kind"})
+    if extra:
+        raise ModelError(f"{path}: a static model has no {', '.join(map(repr, extra))} (those "
+                         f"are transformer settings); {fix}")
+    if model["vocab_size"] * model["hidden"] > MAX_PARAMETERS:
+        raise ModelError(f"{path}: a {model['vocab_size']:,} x {model['hidden']} table is more "
+                         f"than {MAX_PARAMETERS:,} parameters; {fix}")
 
 
 def check_tokenizer_fits(vocab_size: int, tokenizer_size: int, folder: Path) -> None:

@@ -108,6 +108,10 @@ def format_report(report: dict[str, Any]) -> str:
             rows.append([f"  {metric}"] + [_number(result[side].get(metric), 3)
                                            for side in ("bm25", "dense", "hybrid")])
         lines += ["", *_table(rows)]
+    speed = report.get("speed")
+    if speed:
+        lines += ["", f"encode speed: {speed['texts_per_s']:,.0f} texts/s ({speed['texts']:,} "
+                  f"{speed['collection']} passages, {speed['backend']})"]
     if search.get("fusion"):
         lines += ["", f"hybrid fusion for this model: {search['fusion']['setting']} (the grid's "
                   "setting with the smallest shortfall against the better side, over these "

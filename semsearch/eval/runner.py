@@ -128,6 +128,10 @@ def model_kind(config: dict | None) -> str:
     'distilled from models/minilm'
     """
     config = config or {}
+    if (config.get("model") or {}).get("kind") == "static":
+        run = config.get("run") or {}
+        made = (f"distilled from {run['teacher']}" if run.get("teacher") else "from scratch")
+        return f"static ({made})"
     if config.get("imported_from"):
         return f"imported ({config['imported_from']})"
     teacher = (config.get("train") or {}).get("teacher")
@@ -272,6 +276,9 @@ def evaluate(
             collection = limit_retrieval_set(collection, limit)
         collections.append(collection)
     if collections:
+        report["speed"] = encode_speed(encoder, collections[0], batch_size)
+        log(f"encode speed: {report['speed']['texts_per_s']:,.0f} texts/s on "
+            f"{report['speed']['texts']:,} {collections[0].name} passages")
         from semsearch.eval.search_eval import evaluate_search
 
         report["search"], _ = evaluate_search(collections, encoder, batch_size, progress, log)
@@ -300,6 +307,24 @@ def clustering_report(embeds: dict[str, Embed], data_dir, limit: int | None,
     log(f"clustering {cluster_set.name}: {len(cluster_set.texts):,} sentences of {articles} "
         "articles")
     return {cluster_set.name: evaluate_clustering(cluster_set, embeds)}
+
+
+SPEED_TEXTS = 2000  # passages timed for the encode speed
+
+
+def encode_speed(encoder, collection, batch_size: int) -> dict[str, Any]:
+    """Texts a second the encoder embeds on the first SPEED_TEXTS passages of `collection`
+    (one warm-up batch first, then best of two passes: the machine's noise is one-sided)."""
+    texts = list(collection.corpus.values())[:SPEED_TEXTS]
+    encoder.encode(texts[:batch_size], batch_size=batch_size)
+    best = float("inf")
+    for _ in range(2):
+        started = time.perf_counter()
+        encoder.encode(texts, batch_size=batch_size)
+        best = min(best, time.perf_counter() - started)
+    return {"collection": collection.name, "texts": len(texts),
+            "texts_per_s": round(len(texts) / best, 1),
+            "backend": getattr(encoder, "backend", "torch")}
 
 
 def clean_floats(value: Any) -> Any:

@@ -192,3 +192,33 @@ def shared_collections(data_dir: Path | None) -> list[tuple[Path, str]]:
         for folder, split in SHARED_COLLECTIONS
         if (Path(data_dir) / folder / "qrels" / f"{split}.tsv").is_file()
     ]
+
+
+def out_of_fold(runs: Sequence[CollectionRun]) -> dict[str, Any]:
+    """Hybrid nDCG@10 with the weight chosen on other queries than it is scored on: each
+    collection's queries in two halves (alternate query ids in sorted order), the fusion
+    calibrated on one half of every collection and scored on the other, both ways round; the
+    figure is the mean of the two halves. Returns {collection: {"hybrid_ndcg@10": ...,
+    "settings": [setting chosen on half 0, on half 1]}}."""
+    halves = []
+    for part in (0, 1):
+        chosen_on = [_subset(run, part) for run in runs]
+        fusion, _ = calibrate(chosen_on, [side_scores(run) for run in chosen_on])
+        halves.append(fusion)
+    result = {}
+    for run in runs:
+        scores = []
+        for part, fusion in enumerate(halves):
+            held_out = _subset(run, 1 - part)
+            scores.append(score_rankings(hybrid_rankings(held_out, fusion),
+                                         held_out.qrels)["ndcg@10"])
+        result[run.name] = {"hybrid_ndcg@10": sum(scores) / 2,
+                            "settings": [describe(f) for f in halves]}
+    return result
+
+
+def _subset(run: CollectionRun, part: int) -> CollectionRun:
+    keep = sorted(run.qrels)[part::2]
+    return CollectionRun(run.name, {q: run.qrels[q] for q in keep},
+                         {q: run.dense[q] for q in keep}, {q: run.lexical[q] for q in keep},
+                         run.corpus, run.index)

@@ -156,3 +156,27 @@ def write_model_fusion(model_dir: str | Path, fingerprint: str, fusion: FusionCo
     partial.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     partial.replace(path)
     return path
+
+
+def index_fusion(manifest) -> tuple[FusionConfig, str]:
+    """(fusion, where it came from) of an index: its own calibrated fusion ("index"); else the
+    calibration its model got after the build ("model": fusion.json in the manifest's model
+    folder, made for the same fingerprint); else its uncalibrated setting ("default")."""
+    own = FusionConfig.from_dict(manifest.fusion)
+    if own.calibrated:
+        return own, "index"
+    if manifest.model_path:
+        later = read_model_fusion(manifest.model_path, manifest.model_fingerprint)
+        if later.calibrated:
+            return later, "model"
+    return own, "default"
+
+
+def describe_fusion(fusion: FusionConfig, source: str) -> dict:
+    """What `query --json`, `/health` and `check` say of an index's fusion."""
+    setting = "rrf" if fusion.method == "rrf" else f"weighted {fusion.dense_weight:.2f}"
+    note = {"index": "calibrated for the model when the index was built",
+            "model": "the model's calibration, made after the index was built",
+            "default": "uncalibrated default: run `semsearch evaluate --model MODEL` (or "
+                       "retrain) to calibrate it"}[source]
+    return {"setting": setting, "calibrated": fusion.calibrated, "source": source, "note": note}

