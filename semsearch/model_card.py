@@ -44,7 +44,8 @@ def model_card(config: dict[str, Any], report: dict[str, Any] | None = None,
     if model.get("kind") == "static":
         run = config.get("run") or {}
         made = (f"distilled from {run['teacher']} on unlabelled text ("
-                + ", ".join(f"{k} {v:,}" for k, v in (run.get("texts") or {}).items()) + ")"
+                + ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}"
+                            for k, v in (run.get("texts") or {}).items()) + ")"
                 if run.get("teacher") else
                 "trained with InfoNCE on " + " + ".join(run.get("sources") or []))
         lines.append(

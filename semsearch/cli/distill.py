@@ -16,6 +16,8 @@ Examples:
   semsearch distill --teacher models/minilm --corpus docs.jsonl --out models/static-docs
   semsearch distill --teacher models/minilm --text my_sentences.txt --set hidden=384 --out models/s384
   semsearch distill --teacher models/minilm --out models/static --resume   # after Ctrl-C
+  semsearch distill --teacher models/minilm --preset distilled --out models/student \
+      --set max_minutes=50
 """
 
 
@@ -24,8 +26,9 @@ Examples:
               help="The model whose vectors the student learns (any model folder, e.g. one "
                    "brought in with `semsearch import-model`).")
 @click.option("--preset", "preset_name", default="static", show_default=True,
-              type=click.Choice(["static"]),
-              help="The student: static (a table of token vectors, no transformer).")
+              type=click.Choice(["static", "distilled"]),
+              help="The student: static (a table of token vectors, no transformer) or "
+                   "distilled (a transformer of every other teacher layer, window 128).")
 @click.option("--text", "text_files", multiple=True, type=click.Path(dir_okay=False),
               metavar="FILE", help="Also distil on this text file, one text a line (repeatable).")
 @click.option("--corpus", "corpora", multiple=True, type=click.Path(dir_okay=False),
@@ -63,11 +66,17 @@ def distill(teacher, preset_name, text_files, corpora, wiki, settings, data_dir,
     from semsearch.encoder.presets import parse_set_options
     from semsearch.encoder.static_train import StaticTrainConfig, distill_static
     from semsearch.encoder.store import models_dir, read_config, resolve_model
+    from semsearch.encoder.student_train import StudentConfig, distill_transformer
     from semsearch.encoder.tokenizer import Tokenizer
 
-    config = StaticTrainConfig.with_overrides(
-        {k: str(v) for k, v in parse_set_options(settings).items()})
+    values = {k: str(v) for k, v in parse_set_options(settings).items()}
+    config = (StaticTrainConfig.with_overrides(values) if preset_name == "static"
+              else StudentConfig.with_overrides(values))
     teacher_dir = resolve_model(teacher).resolve()
+    if preset_name == "distilled":  # a start the teacher cannot give fails before any work
+        from semsearch.encoder.student_train import student_from_teacher
+
+        student_from_teacher(teacher_dir, config)
     folder = Path(out) if out else models_dir() / preset_name
     specs = () if wiki == ("none",) else (wiki or DEFAULT_TEXT)
     folder_data = resolve_data_dir(data_dir)
@@ -78,8 +87,9 @@ def distill(teacher, preset_name, text_files, corpora, wiki, settings, data_dir,
     info(f"distilling {teacher_dir.name} into a {preset_name} student: {len(texts):,} texts ("
          + ", ".join(f"{name} {n:,}" for name, n in counts.items()) + ")")
     quiet = not progress_enabled()
-    summary = distill_static(teacher_dir, folder, config, texts, counts, resume=resume,
-                             overwrite=overwrite, progress=not quiet, log=info)
+    run = distill_static if preset_name == "static" else distill_transformer
+    summary = run(teacher_dir, folder, config, texts, counts, resume=resume,
+                  overwrite=overwrite, progress=not quiet, log=info)
     summary["calibration"] = calibrate_after(folder, data_dir, skip=no_calibrate)
     if as_json:
         echo_json(summary)

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from semsearch import __version__
+from semsearch.encoder.heap import reuse_freed_memory
 from semsearch.encoder.static import (
     KIND,
     StaticConfig,
@@ -142,12 +143,21 @@ def prepare_out(out: Path, resume: bool, overwrite: bool) -> Path:
 
 # -- stage 1: Model2Vec's start ----------------------------------------------------------------
 
+_token_vectors: dict[str, np.ndarray] = {}  # fingerprint -> table: one per process and teacher
+
+
 @torch.inference_mode()
 def teacher_token_vectors(teacher: Path, batch: int = 2048) -> np.ndarray:
     """(vocab, teacher dim): each token id alone through the teacher, `[CLS] id [SEP]`."""
     from semsearch.encoder.sentence_encoder import SentenceEncoder
 
     encoder = SentenceEncoder.load(teacher, device="cpu")
+    if encoder.fingerprint not in _token_vectors:
+        _token_vectors[encoder.fingerprint] = _token_vectors_of(encoder, batch)
+    return _token_vectors[encoder.fingerprint]
+
+
+def _token_vectors_of(encoder, batch: int) -> np.ndarray:
     if getattr(encoder, "kind", "transformer") == KIND:
         return encoder.table / np.maximum(np.linalg.norm(encoder.table, axis=1, keepdims=True),
                                           1e-12)
@@ -304,8 +314,9 @@ def _bar(total: int, description: str, enabled: bool):
 def distill_static(teacher: str | Path, out: str | Path, config: StaticTrainConfig,
                    texts: list[str], text_counts: dict[str, int], resume: bool = False,
                    overwrite: bool = False, progress: bool = True,
-                   log: Log = print) -> dict[str, Any]:
-    """Distil a static model from `teacher` on `texts`; write the model folder `out`."""
+                   log: Log = print, vectors: np.ndarray | None = None) -> dict[str, Any]:
+    """Distil a static model from `teacher` on `texts`; write the model folder `out`.
+    `vectors`: the teacher's vectors of `texts` when the caller has them (benchmarks)."""
     from semsearch.encoder.store import read_config, resolve_model
     from semsearch.encoder.teacher import teacher_vectors
     from semsearch.encoder.tokenizer import Tokenizer
@@ -314,7 +325,10 @@ def distill_static(teacher: str | Path, out: str | Path, config: StaticTrainConf
     out, teacher = Path(out), resolve_model(teacher)
     partial = prepare_out(out, resume, overwrite)
     try:
-        vectors, teacher_summary = teacher_vectors(teacher, texts, log, progress)
+        if vectors is None:
+            vectors, teacher_summary = teacher_vectors(teacher, texts, log, progress)
+        else:
+            teacher_summary = {"path": "given", "texts": len(texts), "encoded": 0, "seconds": 0}
         if not np.isfinite(vectors).all():
             raise DataError(f"teacher {teacher} gave non-finite vectors; check the teacher model")
         width = vectors.shape[1]
@@ -333,7 +347,8 @@ def distill_static(teacher: str | Path, out: str | Path, config: StaticTrainConf
         ids = [e.ids[: config.max_seq_len] for e in
                tokenizer.inner.encode_batch_fast(texts, add_special_tokens=False)]
         module = static_module(table, _start_weights(config, ids, len(table)))
-        history = fit(module, ids, targets, config, partial, log, progress, resume)
+        with reuse_freed_memory():  # each step reuses the last one's gradient buffers
+            history = fit(module, ids, targets, config, partial, log, progress, resume)
         teacher_config = read_config(teacher)
         run = {"kind": "distilled", "teacher": str(teacher),
                "teacher_fingerprint": teacher_summary, "texts": text_counts,
@@ -463,8 +478,9 @@ def train_static(out: str | Path, config: StaticTrainConfig, sources: tuple[str,
             table = rng.normal(0, 1 / math.sqrt(config.hidden),
                                (tokenizer.vocab_size, config.hidden)).astype(np.float32)
             module = static_module(table, _start_weights(config, ids, tokenizer.vocab_size))
-        history = _fit_pairs(module, ids, pairs, anchors, positives, config, partial, log,
-                             progress, resume)
+        with reuse_freed_memory():
+            history = _fit_pairs(module, ids, pairs, anchors, positives, config, partial, log,
+                                 progress, resume)
         run = {"kind": "from scratch" if init is None else "adapted", "sources": list(sources),
                "data_report": report, "train": asdict(config),
                **({"init_from": str(init)} if init is not None else {})}

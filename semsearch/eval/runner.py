@@ -132,6 +132,8 @@ def model_kind(config: dict | None) -> str:
         run = config.get("run") or {}
         made = (f"distilled from {run['teacher']}" if run.get("teacher") else "from scratch")
         return f"static ({made})"
+    if (config.get("run") or {}).get("teacher"):
+        return f"distilled from {config['run']['teacher']} on unlabelled text"
     if config.get("imported_from"):
         return f"imported ({config['imported_from']})"
     teacher = (config.get("train") or {}).get("teacher")

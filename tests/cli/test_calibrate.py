@@ -1,0 +1,113 @@
+"""Every model is search-ready when written: the calibration step (on small slices of the real
+retrieval collections), its out-of-fold figures, and an index built before the calibration
+picking it up afterwards, saying so."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from semsearch.cli import main
+
+
+def _slice(source: Path, target: Path, split: str, queries: int, extra_docs: int) -> None:
+    """The first `queries` judged queries of a BEIR folder, their documents and `extra_docs`
+    others, in the same layout."""
+    lines = (source / "qrels" / f"{split}.tsv").read_text(encoding="utf-8").splitlines()
+    qrels = [line.split("\t") for line in lines[1:]]
+    chosen = list(dict.fromkeys(q for q, _, _ in qrels))[:queries]
+    kept = [row for row in qrels if row[0] in chosen]
+    wanted = {d for _, d, _ in kept}
+    docs, others = [], 0
+    with (source / "corpus.jsonl").open(encoding="utf-8") as handle:
+        for line in handle:
+            doc = json.loads(line)
+            if doc["_id"] in wanted or others < extra_docs:
+                others += doc["_id"] not in wanted
+                docs.append(line)
+    query_lines = [line for line in (source / "queries.jsonl").open(encoding="utf-8")
+                   if json.loads(line)["_id"] in chosen]
+    (target / "qrels").mkdir(parents=True)
+    (target / "qrels" / f"{split}.tsv").write_text(
+        "\n".join([lines[0], *("\t".join(row) for row in kept)]) + "\n", encoding="utf-8")
+    (target / "corpus.jsonl").write_text("".join(docs), encoding="utf-8")
+    (target / "queries.jsonl").write_text("".join(query_lines), encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def small_data(tmp_path_factory, data_dir) -> Path:
+    folder = tmp_path_factory.mktemp("data")
+    _slice(data_dir / "beir" / "mlquestions", folder / "beir" / "mlquestions", "dev", 12, 60)
+    _slice(data_dir / "beir" / "arguana", folder / "beir" / "arguana", "test", 12, 60)
+    return folder
+
+
+def run(*args, **env):
+    return CliRunner().invoke(main, [str(a) for a in args], env=env or None)
+
+
+def test_out_of_fold_chooses_on_one_half_and_scores_the_other():
+    from semsearch.eval.search_eval import CollectionRun, out_of_fold
+    from semsearch.index.search_index import Hit
+
+    def hits(ids):
+        return [Hit(rank=i + 1, score=1.0 - i / 10, id=d, chunk=0, chunks=1, text="",
+                    metadata={}) for i, d in enumerate(ids)]
+
+    # dense finds every query's document first, BM25 never: any half picks a dense-heavy fusion
+    qrels = {f"q{i}": {f"d{i}": 1} for i in range(6)}
+    dense = {f"q{i}": hits([f"d{i}", "x"]) for i in range(6)}
+    lexical = {f"q{i}": hits(["x", "y"]) for i in range(6)}
+    result = out_of_fold([CollectionRun("c", qrels, dense, lexical, 8, {})])
+    assert result["c"]["hybrid_ndcg@10"] == pytest.approx(1.0)
+    assert all(s != "weighted 0.0" for s in result["c"]["settings"])
+
+
+def test_a_model_is_calibrated_when_written_and_old_indexes_follow(
+        static_model_dir, small_data, tmp_path, monkeypatch):
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(static_model_dir, model)
+    monkeypatch.setenv("SEMSEARCH_INDEXES", str(tmp_path / "indexes"))
+    (tmp_path / "docs.txt").write_text("rivers flow to the sea\ncats purr\nmachine learning\n")
+    built = run("index", tmp_path / "docs.txt", "--model", model, "--out", tmp_path / "idx")
+    assert built.exit_code == 0, built.output
+    before = json.loads(run("query", "cats", "--index", tmp_path / "idx", "--json")
+                        .output.splitlines()[0])
+    assert before["fusion"]["source"] == "default" and not before["fusion"]["calibrated"]
+
+    monkeypatch.delenv("SEMSEARCH_CALIBRATE")
+    from semsearch.cli.calibrate import calibrate_after
+
+    lines: list[str] = []
+    summary = calibrate_after(model, small_data, log=lines.append)
+    assert lines and lines[0].startswith("hybrid fusion calibrated in ")
+    assert set(summary["collections"]) == {"mlquestions", "arguana"}
+    for figures in summary["collections"].values():
+        assert 0.0 <= figures["hybrid_out_of_fold"] <= 1.0
+    saved = json.loads((model / "fusion.json").read_text())
+    assert saved["fusion"]["calibrated"] is True
+
+    result = run("query", "cats", "--index", tmp_path / "idx")
+    assert "the model's calibration, made after the index was built" in result.output
+    after = json.loads(run("query", "cats", "--index", tmp_path / "idx", "--json")
+                       .output.splitlines()[0])
+    assert after["fusion"]["source"] == "model" and after["fusion"]["calibrated"]
+    checked = run("check", tmp_path / "idx")
+    assert "made after the index was built" in checked.output and checked.exit_code == 0
+
+
+def test_no_calibrate_and_no_collections_say_so(static_model_dir, tmp_path, monkeypatch):
+    from semsearch.cli.calibrate import calibrate_after
+
+    monkeypatch.delenv("SEMSEARCH_CALIBRATE")
+    lines: list[str] = []
+    assert calibrate_after(static_model_dir, tmp_path, skip=True, log=lines.append) is None
+    assert "--no-calibrate" in lines[-1]
+    assert calibrate_after(static_model_dir, tmp_path, log=lines.append) is None
+    assert "no retrieval collection" in lines[-1]
+    assert not (static_model_dir / "fusion.json").exists()
