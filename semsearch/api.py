@@ -21,24 +21,27 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from semsearch.encoder import SentenceEncoder
+    from semsearch.embedder import Embedder
 
-_loaded: dict[tuple[Path, str | None, str], SentenceEncoder] = {}
+_loaded: dict[tuple[Path, str | None, str, str | None], Embedder] = {}
 
 
 def load(model: str | Path | None = None, device: str | None = None,
-         precision: str = "fp32") -> SentenceEncoder:
-    """The SentenceEncoder in the model folder `model` (default: the newest under models/), in
-    `precision` fp32 or int8 (dynamic int8 quantization of the Linear layers, CPU only).
+         precision: str = "fp32", backend: str | None = None) -> Embedder:
+    """The encoder in the model folder `model` (default: the newest under models/), in
+    `precision` fp32 or int8 (CPU only), run by `backend` as the CLI's --backend: "onnx" (ONNX
+    Runtime, CPU; the graph is exported into the folder on first use), "torch", or None (the
+    default): ONNX Runtime on a CPU where it is installed, torch otherwise and on a GPU.
 
     Raises ModelError when the folder is missing, incomplete or of another format version, and
-    ConfigError for an unknown precision or int8 on a GPU.
+    ConfigError for an unknown precision or backend, or int8 on a GPU.
     """
-    from semsearch.encoder import SentenceEncoder, resolve_model
+    from semsearch.embedder import load_embedder
+    from semsearch.encoder import resolve_model
 
-    key = (resolve_model(model).resolve(), device, precision)
+    key = (resolve_model(model).resolve(), device, precision, backend)
     if key not in _loaded:
-        _loaded[key] = SentenceEncoder.load(key[0], device=device, precision=precision)
+        _loaded[key] = load_embedder(key[0], device=device, precision=precision, backend=backend)
     return _loaded[key]
 
 
@@ -57,7 +60,7 @@ def similarity(text_a: str, text_b: str, model=None) -> float:
 
 def top_k(query: str, candidates: Sequence[str], k: int = 5, model=None) -> list[tuple[str, float]]:
     """The k candidates most similar to `query`, best first, as (text, cosine) pairs."""
-    from semsearch.eval.metrics import top_k_indices
+    from semsearch.index.metrics import top_k_indices
 
     if isinstance(candidates, str):
         raise TypeError("top_k takes a list of candidate texts")
@@ -87,9 +90,10 @@ def query(
     with rank, score, id, chunk, chunks, text, metadata and each side's score and rank), a list
     of queries a list of such lists.
     """
+    from semsearch.embedder import model_for_index
     from semsearch.index import SearchIndex, resolve_index_dir
-    from semsearch.search import SearchOptions, model_for_index, resolve_mode
-    from semsearch.search import search as run_search
+    from semsearch.querying import SearchOptions, resolve_mode
+    from semsearch.querying import search as run_search
 
     single = isinstance(queries, str)
     texts = [queries] if single else list(queries)
@@ -108,7 +112,7 @@ def query(
     return found[0] if single else found
 
 
-def _encoder(model) -> SentenceEncoder:
+def _encoder(model) -> Embedder:
     # a path given as str has an .encode too (str.encode), so test for paths first
     if model is None or isinstance(model, (str, Path)):
         return load(model)

@@ -68,7 +68,7 @@ def test_search_an_index_in_every_mode(tiny_model_dir, tmp_path, monkeypatch):
 
     import semsearch
     from semsearch.encoder import SentenceEncoder
-    from semsearch.search import index_corpus
+    from semsearch.indexing import index_corpus
 
     monkeypatch.setenv("SEMSEARCH_INDEXES", str(tmp_path / "indexes"))
     docs = Path(__file__).resolve().parents[1] / "corpora" / "docs.txt"
@@ -80,3 +80,28 @@ def test_search_an_index_in_every_mode(tiny_model_dir, tmp_path, monkeypatch):
     assert all(hit["dense_rank"] or hit["lexical_rank"] for hits in both for hit in hits)
     dense = semsearch.query("machine learning", k=4, mode="dense")  # the latest index
     assert [hit["dense_rank"] for hit in dense] == [1, 2, 3, 4]
+
+
+def test_load_takes_the_clis_backend_choice_and_default(tiny_model_dir, tmp_path):
+    """`semsearch.load` runs where `semsearch index` does: ONNX Runtime on a CPU by default
+    (where it is installed), torch when asked; both give the same vectors."""
+    import shutil
+
+    from semsearch.embedder import load_embedder
+    from semsearch.errors import ConfigError
+
+    folder = tmp_path / "tiny"  # a copy: the ONNX export is written into the folder
+    shutil.copytree(tiny_model_dir, folder)
+    default = api.load(folder)
+    cli_default = load_embedder(folder, device=None)  # what the CLI loads with no --backend
+    assert getattr(default, "backend", "torch") == getattr(cli_default, "backend", "torch")
+    onnx_installed = __import__("importlib").util.find_spec("onnxruntime") is not None
+    assert getattr(default, "backend", "torch") == ("onnx" if onnx_installed else "torch")
+    torch_encoder = api.load(folder, backend="torch")
+    assert getattr(torch_encoder, "backend", "torch") == "torch" and torch_encoder is not default
+    assert api.load(folder, backend="torch") is torch_encoder  # cached per backend
+    texts = ["a dog runs in the park", "the stock market fell"]
+    cosines = (api.encode(texts, model=default) * api.encode(texts, model=torch_encoder)).sum(1)
+    assert cosines.min() >= 0.9999
+    with pytest.raises(ConfigError, match="unknown backend"):
+        api.load(folder, backend="tensorflow")

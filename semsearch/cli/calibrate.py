@@ -25,10 +25,10 @@ def calibrate_after(model: str | Path, data_dir: str | Path | None, skip: bool =
         log(f"hybrid fusion not calibrated ({why}); `semsearch evaluate` calibrates it")
         return None
     from semsearch.data.sources import resolve_data_dir
+    from semsearch.embedder import load_embedder
     from semsearch.eval.beir import read_beir
     from semsearch.eval.search_eval import evaluate_search, out_of_fold, shared_collections
     from semsearch.index.fusion import write_model_fusion
-    from semsearch.search import load_embedder
 
     sets = shared_collections(resolve_data_dir(data_dir))
     if not sets:

@@ -56,7 +56,7 @@ def embed(corpus, out, model, batch_size, corpus_format, text_field, id_field, e
     """
     from semsearch.corpora import ReaderOptions
     from semsearch.embed_corpus import embed_corpus, output_format
-    from semsearch.search import load_embedder
+    from semsearch.embedder import load_embedder
 
     output_format(out)  # a bad --out fails before the model loads
     embedder = load_embedder(model, device=None if device == "auto" else device,

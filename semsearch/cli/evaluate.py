@@ -90,7 +90,7 @@ def evaluate(model, data_dir, retrieval_dirs, split, run_search, pairs_file, bat
         search_sets = [(folder, split or _default_split(folder)) for folder in retrieval_dirs]
     elif run_search:
         search_sets = shared_collections(resolve_data_dir(data_dir))
-    from semsearch.search import load_embedder
+    from semsearch.embedder import load_embedder
 
     encoder = load_embedder(model, device=None if device == "auto" else device,
                             precision=precision, backend=backend)

@@ -171,11 +171,12 @@ def index(
 
     from semsearch.cli.terminal import printable
     from semsearch.corpora import ReaderOptions
+    from semsearch.embedder import load_embedder, model_for_index
     from semsearch.index import Manifest, default_index_dir, parse_memory
-    from semsearch.search import IndexOptions, index_corpus, load_embedder, model_for_index
+    from semsearch.indexing import IndexOptions, index_corpus
 
     if add_lexical:
-        from semsearch.index.search_index import add_lexical as add_lexical_part
+        from semsearch.index import add_lexical as add_lexical_part
 
         if corpus is not None or out is None:
             raise click.UsageError("--add-lexical takes --out INDEX and no CORPUS")

@@ -120,7 +120,7 @@ def query(text, k, index_dir, model, queries_file, nprobe, ef_search, mode, fusi
     """
     from semsearch.errors import DataError
     from semsearch.index import SearchIndex, resolve_index_dir
-    from semsearch.search import (
+    from semsearch.querying import (
         QueryEncoding,
         SearchOptions,
         read_queries,

@@ -10,112 +10,66 @@ normal index folder from the shards.
 3. The index is built from the shards without holding every vector in one process: for IVF
    recipes (ivf, ivfpq, and auto beyond 50K vectors) the driver trains on a sample, one Ray task
    a shard adds that shard's vectors to its own copy of the trained index, and Ray tasks merge
-   the copies' inverted lists in pairs, round by round (autofaiss's distributed build). Exact and
-   HNSW recipes, which cannot merge lists, are built at the driver from the vector file, as local.
+   the copies' inverted lists in pairs, round by round (autofaiss's distributed build;
+   merge_build.py). Exact and HNSW recipes, which cannot merge lists, are built at the driver
+   from the vector file, as local.
 4. nprobe / efSearch are tuned on encoded corpus spans as local; the folder gets the same files and
    manifest (plus `engine` and `shards`), so query, --append and remove work on it unchanged.
 
-The work folder is a hidden sibling of the index folder, and on a cluster it must be on storage
-every node sees (the actors write shards there, the tasks read them). It is deleted once the
-index folder is written, and kept after a failure so the rerun resumes.
+The folder is written through its IndexWriter, whose write lock is held for the whole build;
+connecting to Ray, and its options, are session.py. The work folder is a hidden sibling of the
+index folder, and on a cluster it must be on storage every node sees (the actors write shards
+there, the tasks read them). It is deleted once the index folder is written, and kept after a
+failure so the rerun resumes.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import socket
 import time
 import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from semsearch.corpora import ChunkConfig, CorpusReader, chunk_documents
+from semsearch.distributed.merge_build import ShardBuildFailed, build_from_shards
+from semsearch.distributed.session import (
+    MAX_RETRIES,
+    RayOptions,
+    ray_session,
+    require_ray,
+)
 from semsearch.distributed.shards import (
     ShardInfo,
     chunk_rows,
     finished_shard,
     read_records,
-    read_shard,
     shard_vectors_path,
     work_folder,
     write_records,
     write_shard,
 )
+from semsearch.embed_chunks import EmbedStats, embed_texts
+from semsearch.embedder import Embedder, load_embedder
 from semsearch.encoder.store import sha256_file
-from semsearch.errors import ConfigError, DataError, IndexError_, SemsearchError
+from semsearch.errors import DataError, IndexError_, SemsearchError
 from semsearch.index import (
-    DocumentStore,
+    IndexWriter,
     Manifest,
     VectorFile,
-    build_index,
     choose_recipe,
-    create_index,
-    mark_latest,
-    staged_folder,
-    train_index,
-    training_sample,
-    write_index,
-)
-from semsearch.index.folder import (
-    INDEX_FILE,
-    MANIFEST,
-    STORE_FILE,
-    VECTORS_FILE,
-    check_replaceable,
 )
 from semsearch.index.manifest import now
-from semsearch.search import (
-    Embedder,
-    IndexOptions,
-    IndexReport,
-    _Stats,
-    corpus_entry,
-    load_embedder,
-    tune_to_target,
-    tuning_queries,
-)
+from semsearch.index_tuning import tune_to_target, tuning_queries
+from semsearch.indexing import IndexOptions, IndexReport, corpus_entry, model_fusion
 
-INSTALL_HINT = "--engine ray needs Ray; install it with: pip install 'semsearch[distributed]'"
-# documents a partition (= a shard): 10,000 sentences are ~15 MB of float32 vectors at 384 dims,
-# small enough to redo after a crash, large enough that a shard's fixed costs stay small
-PARTITION_DOCUMENTS = 10_000
-# seconds to wait for a cluster address to answer before calling it unreachable
-CONNECT_TIMEOUT = 10.0
 # seconds to wait for the cluster to find room for the encoder actors (an autoscaling cluster
 # may have to start nodes) before saying so
 PLACEMENT_TIMEOUT = 600.0
-# times a died worker is restarted, or a task retried, before the build fails
-MAX_RETRIES = 3
-
-
-@dataclass(frozen=True)
-class RayOptions:
-    """Where and how wide the Ray build runs: the CLI's --address, --concurrency, --num-gpus."""
-
-    address: str | None = None  # None: start a local Ray; "auto" or "ray://host:10001": a cluster
-    concurrency: int = 2  # encoder actors (each loads the model once)
-    num_cpus: float = 1.0  # CPUs each actor reserves
-    num_gpus: float = 0.0  # GPUs each actor reserves (0: encode on the CPU)
-    partition_documents: int = PARTITION_DOCUMENTS  # documents a shard
-    local_cpus: int | None = None  # CPUs a local Ray may use (None: all); tests pass 2
-    object_store_memory: int | None = None  # bytes for a local Ray's object store (None: Ray's)
-
-
-def require_ray():
-    """The ray module, or a ConfigError saying what to install."""
-    try:
-        import ray
-        import ray.data  # noqa: F401  (the `data` extra: pyarrow, pandas)
-    except ImportError:
-        raise ConfigError(INSTALL_HINT) from None
-    return ray
 
 
 def index_corpus_ray(
@@ -123,7 +77,7 @@ def index_corpus_ray(
     embedder: Embedder,
     out: Path,
     options: IndexOptions | None = None,
-    ray_options: RayOptions = RayOptions(),
+    ray_options: RayOptions | None = None,
     load: Callable[[], Embedder] | None = None,
     log: Callable[[str], None] | None = None,
 ) -> IndexReport:
@@ -135,58 +89,60 @@ def index_corpus_ray(
     """
     started = time.perf_counter()
     options = options or IndexOptions()
+    ray_options = ray_options or RayOptions()
     log = log or (lambda _line: None)
     ray = require_ray()
     out = Path(out)
-    check_replaceable(out)  # before any work, not after the embedding
-    reader = CorpusReader(corpus, options.reader)
-    chunking = ChunkConfig(max_tokens=embedder.max_seq_len, overlap=options.overlap)
-    key = {
-        "corpus": sha256_file(reader.path),
-        "reader": repr(options.reader),
-        "model": embedder.fingerprint,
-        "precision": getattr(embedder, "precision", "fp32"),
-        "chunking": chunking.to_dict(),
-        "partition_documents": ray_options.partition_documents,
-    }
-    work = work_folder(out, key)
-    if load is None:
-        device = "cuda" if ray_options.num_gpus > 0 else "cpu"
-        load = partial(load_embedder, str(getattr(embedder, "path", embedder.name)), device,
-                       None, getattr(embedder, "precision", "fp32"))
-    try:
-        with ray_session(ray, ray_options):  # first: an unreachable cluster fails at once
-            work.mkdir(parents=True, exist_ok=True)
-            shards, pending = _write_partitions(reader, embedder, work, chunking,
-                                                ray_options.partition_documents)
-            if not shards:
-                skipped = (f" ({len(reader.skipped)} unreadable lines skipped)"
-                           if reader.skipped else "")
-                raise DataError(f"corpus {reader.path} has no documents{skipped}; give a file "
-                                "with one document a line (blank lines are skipped)")
-            log(f"{len(shards)} shards in {work}: {len(shards) - len(pending)} already embedded, "
-                f"{len(pending)} to embed")
-            if pending:
-                _embed_shards(ray, pending, work, load, options.batch_size, ray_options, log)
-            infos = [finished_shard(work, shard) for shard in range(len(shards))]
-            missing = [str(i) for i, info in enumerate(infos) if info is None]
-            if missing:
-                raise IndexError_(
-                    f"shard(s) {', '.join(missing[:5])} of {len(infos)} were not written; rerun "
-                    "the same command to embed them (finished shards are kept)")
-            report = _write_folder(ray, reader, embedder, out, options, chunking, work, infos,
-                                   log)
-    except OSError as error:  # a full disk, a folder that cannot be written
-        _drop_if_empty(work)
-        where = f" ({error.filename})" if error.filename else ""
-        raise IndexError_(
-            f"writing the index failed: {error.strerror or error}{where}; free space or fix the "
-            f"folder and rerun the same command (finished shards are kept in {work})") from None
-    except BaseException:
-        _drop_if_empty(work)
-        raise
-    shutil.rmtree(work, ignore_errors=True)
-    mark_latest(out)
+    # the folder's write lock is held for the whole build, as local; a path that is not an index
+    # is refused here, before any work
+    with IndexWriter(out, options.wait, fresh=True) as writer:
+        reader = CorpusReader(corpus, options.reader)
+        chunking = ChunkConfig(max_tokens=embedder.max_seq_len, overlap=options.overlap)
+        key = {
+            "corpus": sha256_file(reader.path),
+            "reader": repr(options.reader),
+            "model": embedder.fingerprint,
+            "precision": getattr(embedder, "precision", "fp32"),
+            "chunking": chunking.to_dict(),
+            "partition_documents": ray_options.partition_documents,
+        }
+        work = work_folder(out, key)
+        if load is None:
+            device = "cuda" if ray_options.num_gpus > 0 else "cpu"
+            load = partial(load_embedder, str(getattr(embedder, "path", embedder.name)), device,
+                           None, getattr(embedder, "precision", "fp32"))
+        try:
+            with ray_session(ray, ray_options):  # first: an unreachable cluster fails at once
+                work.mkdir(parents=True, exist_ok=True)
+                shards, pending = _write_partitions(reader, embedder, work, chunking,
+                                                    ray_options.partition_documents)
+                if not shards:
+                    skipped = (f" ({len(reader.skipped)} unreadable lines skipped)"
+                               if reader.skipped else "")
+                    raise DataError(f"corpus {reader.path} has no documents{skipped}; give a file "
+                                    "with one document a line (blank lines are skipped)")
+                log(f"{len(shards)} shards in {work}: {len(shards) - len(pending)} already embedded, "
+                    f"{len(pending)} to embed")
+                if pending:
+                    _embed_shards(ray, pending, work, load, options.batch_size, ray_options, log)
+                infos = [finished_shard(work, shard) for shard in range(len(shards))]
+                missing = [str(i) for i, info in enumerate(infos) if info is None]
+                if missing:
+                    raise IndexError_(
+                        f"shard(s) {', '.join(missing[:5])} of {len(infos)} were not written; rerun "
+                        "the same command to embed them (finished shards are kept)")
+                report = _write_folder(ray, writer, reader, embedder, options, chunking, work,
+                                       infos, log)
+        except OSError as error:  # a full disk, a folder that cannot be written
+            _drop_if_empty(work)
+            where = f" ({error.filename})" if error.filename else ""
+            raise IndexError_(
+                f"writing the index failed: {error.strerror or error}{where}; free space or fix the "
+                f"folder and rerun the same command (finished shards are kept in {work})") from None
+        except BaseException:
+            _drop_if_empty(work)
+            raise
+        shutil.rmtree(work, ignore_errors=True)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -264,24 +220,6 @@ class ShardEncoder:
                 raise ShardFailed(f"shard {int(shard)}: {type(error).__name__}: {error}") from None
             counts.append(info.chunks)
         return {"shard": np.asarray(batch["shard"]), "chunks": np.asarray(counts)}
-
-
-def embed_texts(embedder: Embedder, texts: list[str], batch_size: int) -> np.ndarray:
-    """(n, dim) unit float32 vectors of `texts` in their order, encoded sorted by length so that
-    similar lengths share a batch (less padding), as the local engine does."""
-    if not texts:
-        return np.zeros((0, embedder.dim), dtype=np.float32)
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    embedded = np.asarray(embedder.encode([texts[i] for i in order], batch_size=batch_size),
-                          dtype=np.float32)
-    if embedded.shape != (len(texts), embedder.dim):
-        raise IndexError_(f"the encoder returned vectors of shape {embedded.shape} for "
-                          f"{len(texts)} texts of dimension {embedder.dim}; the model folder "
-                          "may be damaged")
-    vectors = np.empty_like(embedded)
-    vectors[order] = embedded
-    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-    return vectors
 
 
 def _embed_shards(ray, pending: list[int], work: Path, load, batch_size: int,
@@ -366,63 +304,65 @@ def _ray_failure(stage: str, error: BaseException, work: Path) -> str:
             f"are kept in {work})")
 
 
-def _write_folder(ray, reader, embedder, out, options, chunking, work, infos, log) -> IndexReport:
-    """Build the index folder from the finished shards, staged and renamed like local."""
+def _write_folder(ray, writer: IndexWriter, reader, embedder, options, chunking, work,
+                  infos, log) -> IndexReport:
+    """Build the index folder from the finished shards and commit it, as local does."""
     count = sum(info.chunks for info in infos)
     documents = sum(info.documents for info in infos)
     recipe = choose_recipe(options.type, count, embedder.dim, options.max_memory)
-    from semsearch.index.search_index import write_lexical
-    from semsearch.search import model_fusion
-
-    with staged_folder(out) as staging:
-        store = DocumentStore(staging / STORE_FILE)
+    writer.stage()
+    store = writer.documents()
+    try:
+        for info in infos:
+            for record in read_records(work, info.shard):
+                store.add_document(record["id"], record["text"], record["chunks"],
+                                   record["row"], record["metadata"])
+        vectors = _concatenate(work, infos, writer.vectors(embedder.dim))
+        log(f"building {recipe.factory} from {len(infos)} shards ({count:,} vectors)")
         try:
-            for info in infos:
-                for record in read_records(work, info.shard):
-                    store.add_document(record["id"], record["text"], record["chunks"],
-                                       record["row"], record["metadata"])
-            vectors = _concatenate(work, infos, embedder.dim, staging / VECTORS_FILE)
-            log(f"building {recipe.factory} from {len(infos)} shards ({count:,} vectors)")
-            index, trained_on = _build_from_shards(ray, recipe, vectors, count, work, infos)
-            recipe = tune_to_target(
-                index, recipe, vectors, count, options.target_recall,
-                lambda: tuning_queries(store, embedder, np.arange(count, dtype=np.int64)))
-            write_index(index, staging / INDEX_FILE)
-            if not recipe.rerank:
-                vectors.path.unlink()
-            manifest = Manifest(
-                model_name=embedder.name,
-                model_fingerprint=embedder.fingerprint,
-                model_path=str(getattr(embedder, "path", embedder.name)),
-                dim=embedder.dim,
-                count=int(index.ntotal),
-                documents=store.count_documents(),
-                next_row=count,
-                recipe=recipe.to_dict(),
-                chunking=chunking.to_dict(),
-                corpora=[corpus_entry(reader, _Stats(documents, count, 0), embedder)],
-                precision=getattr(embedder, "precision", "fp32"),
-                trained_on=trained_on,
-                lexical=write_lexical(staging, store),
-                fusion=model_fusion(embedder).to_dict(),
-                created=now(),
-                updated=now(),
-                engine="ray",
-                shards=len(infos),
-            )
-            store.commit()
-            manifest.write(staging / MANIFEST)
-        finally:
-            store.close()
-    return IndexReport(out, recipe.to_dict(), documents, count, 0, reader.skipped,
+            index, trained_on = build_from_shards(ray, recipe, vectors, count, work, infos)
+        except ShardBuildFailed as failed:
+            raise IndexError_(_ray_failure("building the index", failed.error, work)) from None
+        recipe = tune_to_target(
+            index, recipe, vectors, count, options.target_recall,
+            lambda: tuning_queries(store, embedder, np.arange(count, dtype=np.int64)))
+        writer.write_index(index)
+        if not recipe.rerank:
+            vectors.path.unlink()
+        manifest = Manifest(
+            model_name=embedder.name,
+            model_fingerprint=embedder.fingerprint,
+            model_path=str(getattr(embedder, "path", embedder.name)),
+            dim=embedder.dim,
+            count=int(index.ntotal),
+            documents=store.count_documents(),
+            next_row=count,
+            recipe=recipe.to_dict(),
+            chunking=chunking.to_dict(),
+            corpora=[corpus_entry(reader, EmbedStats(documents, count, 0), embedder)],
+            precision=getattr(embedder, "precision", "fp32"),
+            trained_on=trained_on,
+            lexical=writer.write_lexical(store),
+            fusion=model_fusion(embedder).to_dict(),
+            created=now(),
+            updated=now(),
+            engine="ray",
+            shards=len(infos),
+        )
+        store.commit()
+        writer.write_manifest(manifest)
+    finally:
+        store.close()
+    writer.commit(latest=True)
+    return IndexReport(writer.folder, recipe.to_dict(), documents, count, 0, reader.skipped,
                        manifest.documents, manifest.count)
 
 
-def _concatenate(work: Path, infos: list[ShardInfo], dim: int, path: Path) -> VectorFile:
+def _concatenate(work: Path, infos: list[ShardInfo], vectors: VectorFile) -> VectorFile:
     """The shards' vectors in row order in one file (the re-rank vectors, and tuning's input);
     streamed shard by shard, so no more than one shard is in memory."""
     row = 0
-    with open(path, "wb") as target:
+    with open(vectors.path, "wb") as target:
         for info in infos:
             if info.first_row != row and info.chunks:
                 raise IndexError_(f"shard {info.shard} starts at row {info.first_row}, expected "
@@ -430,138 +370,7 @@ def _concatenate(work: Path, infos: list[ShardInfo], dim: int, path: Path) -> Ve
             with open(shard_vectors_path(work, info.shard), "rb") as source:
                 shutil.copyfileobj(source, target, 16 << 20)
             row += info.chunks
-    vectors = VectorFile(path, dim)
     if len(vectors) != row:
         raise IndexError_(f"the shards in {work} hold {len(vectors)} vectors, their markers say "
                           f"{row}; delete {work} and rerun")
     return vectors
-
-
-def _build_from_shards(ray, recipe, vectors: VectorFile, count: int, work: Path,
-                       infos: list[ShardInfo]):
-    """(index, vectors trained on): IVF recipes trained at the driver, filled a shard a Ray
-    task and merged in rounds; others built at the driver from the vector file."""
-    import faiss
-
-    index = create_index(recipe, vectors.dim)
-    if faiss.try_extract_index_ivf(index) is None or len(infos) == 1:
-        return build_index(recipe, vectors, count)
-    sample = training_sample(vectors, 0, count, recipe.train_size or count)
-    train_index(index, sample)
-    trained = ray.put(faiss.serialize_index(index))
-    try:
-        parts = [_add_shard.remote(trained, str(work), info.shard, vectors.dim) for info in infos]
-        round_ = 0
-        while len(parts) > 1:  # merge pairs in parallel, log2(shards) rounds
-            merged = [_merge_pair.remote(parts[i], parts[i + 1], str(work), round_, i // 2)
-                      for i in range(0, len(parts) - 1, 2)]
-            parts = merged + (parts[-1:] if len(parts) % 2 else [])
-            round_ += 1
-        path = ray.get(parts[0])
-    except ray.exceptions.RayError as error:
-        raise IndexError_(_ray_failure("building the index", error, work)) from None
-    return faiss.read_index(path), len(sample)
-
-
-def _remote(function):
-    """`function` as a Ray task (made on first use, so importing this module needs no Ray)."""
-    holder: dict = {}
-
-    class Lazy:
-        @staticmethod
-        def remote(*args):
-            if "task" not in holder:
-                import ray
-
-                holder["task"] = ray.remote(num_cpus=1, max_retries=MAX_RETRIES)(function)
-            return holder["task"].remote(*args)
-
-    return Lazy
-
-
-def _add_shard_task(trained: np.ndarray, work: str, shard: int, dim: int) -> str:
-    """Add one shard's vectors (under their row ids) to a copy of the trained index; write it."""
-    import faiss
-
-    index = faiss.deserialize_index(trained)
-    rows, vectors = read_shard(Path(work), shard, dim)
-    index.add_with_ids(np.ascontiguousarray(vectors), np.ascontiguousarray(rows))
-    path = Path(work) / f"index-shard-{shard:05d}.faiss"
-    _write_index_atomic(index, path)
-    return str(path)
-
-
-def _merge_pair_task(first: str, second: str, work: str, round_: int, pair: int) -> str:
-    """Move the inverted lists of `second` into `first` (faiss merge_into); write the result."""
-    import faiss
-
-    index, other = faiss.read_index(first), faiss.read_index(second)
-    faiss.merge_into(index, other, False)  # ids kept: they are the global row ids already
-    path = Path(work) / f"index-merge-{round_:02d}-{pair:05d}.faiss"
-    _write_index_atomic(index, path)
-    for used in (first, second):
-        Path(used).unlink(missing_ok=True)
-    return str(path)
-
-
-def _write_index_atomic(index, path: Path) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    write_index(index, temporary)
-    os.replace(temporary, path)
-
-
-_add_shard = _remote(_add_shard_task)
-_merge_pair = _remote(_merge_pair_task)
-
-
-@contextmanager
-def ray_session(ray, options: RayOptions) -> Iterator[None]:
-    """Connect to the cluster at options.address (or start a local Ray) for the build, and
-    disconnect after; a Ray already initialised by the caller is used as it is."""
-    if ray.is_initialized():
-        yield
-        return
-    if options.address not in (None, "auto", "local"):
-        _check_reachable(options.address)
-    quiet = {"include_dashboard": False, "log_to_driver": False, "logging_level": "WARNING"}
-    try:
-        if options.address is None:
-            import semsearch
-
-            # the workers import the same semsearch as this driver
-            root = str(Path(semsearch.__file__).resolve().parents[1])
-            path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
-            ray.init(num_cpus=options.local_cpus, object_store_memory=options.object_store_memory,
-                     runtime_env={"env_vars": {"PYTHONPATH": path}}, **quiet)
-        else:
-            ray.init(address=options.address, **quiet)
-    except (ConnectionError, RuntimeError, ValueError) as error:
-        detail = str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error)
-        raise IndexError_(
-            f"cannot start or reach Ray at {options.address or 'local'} ({detail}); check "
-            "--address (auto, HOST:6379 or ray://HOST:10001), or leave it out for a local Ray"
-        ) from None
-    context = ray.data.DataContext.get_current()
-    context.enable_progress_bars = False
-    context.print_on_execution_start = False
-    try:
-        yield
-    finally:
-        ray.shutdown()
-
-
-def _check_reachable(address: str) -> None:
-    """Fail fast, in one line, when nothing listens at HOST:PORT (Ray itself retries for
-    minutes before giving up on a GCS address)."""
-    target = address.removeprefix("ray://")
-    host, _, port = target.rpartition(":")
-    if not host or not port.isdigit():
-        raise ConfigError(f"--address {address!r} is not auto, HOST:PORT or ray://HOST:PORT; "
-                          "e.g. --address ray://head-node:10001")
-    try:
-        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT).close()
-    except OSError as error:
-        raise IndexError_(
-            f"cannot reach the Ray cluster at {address} ({error.strerror or error}); check that "
-            "the head node is up (`ray status` there) and the address, or leave out --address "
-            "for a local Ray") from None

@@ -5,7 +5,7 @@ step. glibc's malloc serves every block above its mmap threshold (at most 32 MiB
 mmap and unmaps it on free, so each step faults in and zeroes those pages again: at the quick
 preset's shape about 5M minor page faults over 6 steps, 16% of the CPU time in the kernel.
 With mmap off and trimming off the heap keeps the freed blocks and the next step reuses them
-(bench/bench_heap.py measures it). It costs some peak memory (the heap holds what it reused,
+(bench/probes/bench_heap.py measures it). It costs some peak memory (the heap holds what it reused,
 +6-17% in that bench); `SEMSEARCH_REUSE_MEMORY=0` turns it off. Other platforms' allocators are
 left alone.
 """

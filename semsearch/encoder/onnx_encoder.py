@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from semsearch.encoder.onnx_files import FINGERPRINT_KEY, PRECISIONS, onnx_path
 from semsearch.encoder.store import (
     TOKENIZER,
     WEIGHTS,
@@ -34,12 +35,8 @@ from semsearch.encoder.store import (
 from semsearch.encoder.tokenizer import Tokenizer
 from semsearch.errors import ConfigError, ModelError
 
-PRECISIONS = ("fp32", "int8")
-ONNX_DIR = "onnx"
-ONNX_FILES = {"fp32": "model-fp32.onnx", "int8": "model-int8.onnx"}
-FINGERPRINT_KEY = "semsearch_weights_fingerprint"  # ONNX metadata: the weights it came from
 # padded tokens (rows x longest row) a batch may hold: about where ORT's matrix products stop
-# gaining from bigger batches on a small CPU (see docs/results.md, issue 17), and a bound on memory
+# gaining from bigger batches on a small CPU (docs/results.md, Speed), and a bound on memory
 TOKEN_BUDGET = 4096
 # texts tokenized at a time; the next window is tokenized while the current one runs
 WINDOW = 4096
@@ -58,11 +55,6 @@ def default_threads() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
         return max(1, os.cpu_count() or 1)
-
-
-def onnx_path(folder: Path, precision: str) -> Path:
-    """Where the ONNX graph of `precision` lives in a model folder."""
-    return Path(folder) / ONNX_DIR / ONNX_FILES[precision]
 
 
 class OnnxEncoder:

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from semsearch.encoder.model import Encoder, EncoderConfig
-from semsearch.encoder.onnx_encoder import FINGERPRINT_KEY, ONNX_DIR, onnx_path
+from semsearch.encoder.onnx_files import FINGERPRINT_KEY, ONNX_DIR, onnx_path
 from semsearch.encoder.store import CONFIG, WEIGHTS, fingerprint, load_weights, read_config
 from semsearch.errors import ModelError
 

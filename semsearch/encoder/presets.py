@@ -73,7 +73,7 @@ PRESETS: dict[str, RunConfig] = {
     # lr 2e-3), then 2 epochs of the STS-B stage at 1e-4. Chosen by the preset rule (mean dense
     # nDCG@10 on MLQuestions dev and ArguAna, STS-B dev down at most 1 point): against the earlier
     # `local` mixture (30K pairs x 2 epochs) STS-B dev 80.20 vs 81.14, MLQuestions 0.278 vs
-    # 0.194, ArguAna 0.184 vs 0.096 (docs/results.md, issue 14)
+    # 0.194, ArguAna 0.184 vs 0.096 (docs/results.md, Training)
     "quick": RunConfig(
         model=EncoderConfig(hidden=256, layers=4, heads=4, ff=1024, max_seq_len=64),
         tokenizer=TokenizerConfig(vocab_size=8_000),

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from semsearch.eval.metrics import retrieval_scores, top_k_indices
+from semsearch.eval.metrics import retrieval_scores
+from semsearch.index.metrics import top_k_indices
 
 
 @dataclass(frozen=True)

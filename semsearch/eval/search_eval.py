@@ -49,7 +49,8 @@ def run_collection(retrieval_set: RetrievalSet, embedder, batch_size: int = 64,
     of each."""
     from semsearch.corpora import ReaderOptions
     from semsearch.index import SearchIndex
-    from semsearch.search import IndexOptions, SearchOptions, index_corpus, search
+    from semsearch.indexing import IndexOptions, index_corpus
+    from semsearch.querying import SearchOptions, search
 
     query_ids = [q for q in retrieval_set.queries if q in retrieval_set.qrels]
     texts = [retrieval_set.queries[q] for q in query_ids]
@@ -94,7 +95,7 @@ def score_rankings(rankings: dict[str, list[str]], qrels: dict) -> dict[str, flo
 def hybrid_rankings(run: CollectionRun, fusion: FusionConfig, k: int = DEPTH
                     ) -> dict[str, list[str]]:
     """Each query's fused ranking, by the same `fuse_hits` that `semsearch query` runs."""
-    from semsearch.search import fuse_hits
+    from semsearch.querying import fuse_hits
 
     return {
         q: [hit.id for hit in fuse_hits(run.dense[q][: fusion.depth],

@@ -16,20 +16,15 @@ from semsearch.index.faiss_index import (
     train_index,
     write_index,
 )
-from semsearch.index.folder import (
-    default_index_dir,
-    indexes_dir,
-    mark_latest,
-    resolve_index_dir,
-    staged_folder,
-)
+from semsearch.index.folder import default_index_dir, indexes_dir, resolve_index_dir
 from semsearch.index.manifest import FORMAT_VERSION, Manifest
 from semsearch.index.merge import best_per_document
 from semsearch.index.metrics import exact_search, recall_at_k
 from semsearch.index.recipe import IndexRecipe, choose_recipe, estimate_memory, parse_memory
-from semsearch.index.search_index import Hit, SearchIndex, remove_documents, search_with_recipe
+from semsearch.index.search_index import Hit, SearchIndex, search_with_recipe
 from semsearch.index.store import Chunk, DocumentStore
 from semsearch.index.vector_file import VectorFile, rerank_exact
+from semsearch.index.writer import IndexWriter, add_lexical, remove_documents
 
 __all__ = [
     "FORMAT_VERSION",
@@ -37,9 +32,11 @@ __all__ = [
     "DocumentStore",
     "Hit",
     "IndexRecipe",
+    "IndexWriter",
     "Manifest",
     "SearchIndex",
     "VectorFile",
+    "add_lexical",
     "add_rows",
     "add_vectors",
     "best_per_document",
@@ -50,7 +47,6 @@ __all__ = [
     "estimate_memory",
     "exact_search",
     "indexes_dir",
-    "mark_latest",
     "parse_memory",
     "read_index",
     "recall_at_k",
@@ -60,7 +56,6 @@ __all__ = [
     "resolve_index_dir",
     "search_vectors",
     "search_with_recipe",
-    "staged_folder",
     "supports_removal",
     "train_index",
     "training_sample",

@@ -1,6 +1,7 @@
-"""Where index folders live and how they are replaced: write a temporary sibling, then swap it
-in under the swap lock, so a crash at any point leaves the previous index whole and a reader
-sees either the old version or the new one.
+"""Where index folders live and the steps that replace one: a temporary sibling is written, then
+swapped in under the swap lock, so a crash at any point leaves the previous index whole and a
+reader sees either the old version or the new one. `semsearch.index.writer.IndexWriter` runs
+these steps in order; nothing else calls them.
 
 Layout:  indexes/<name>/{manifest.json, index.faiss, documents.sqlite[, vectors.f32]}
          indexes/.semsearch-latest   the folder `semsearch query` opens when not told (a hidden
@@ -20,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from semsearch.errors import IndexError_
-from semsearch.index.lock import index_writer, swapping
+from semsearch.index.lock import swapping
 
 MANIFEST = "manifest.json"
 INDEX_FILE = "index.faiss"
@@ -190,35 +191,6 @@ def clean_stale(folder: Path) -> list[Path]:
             shutil.rmtree(stale, ignore_errors=True)
             removed.append(stale)
     return removed
-
-
-@contextmanager
-def staged_folder(folder: Path, copy_from: Path | None = None, wait: float = 0) -> Iterator[Path]:
-    """Yield a temporary sibling of `folder` (a copy of `copy_from` if given); on normal exit it
-    replaces `folder`, on an exception (or a signal) it is deleted and `folder` is untouched.
-    Holds the folder's write lock throughout (waiting up to `wait` seconds for it)."""
-    folder = Path(folder)
-    with index_writer(folder, wait):
-        clean_stale(folder)
-        check_replaceable(folder)
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}{TMP_INFIX}", dir=folder.parent))
-        umask = os.umask(0)
-        os.umask(umask)
-        staging.chmod(0o777 & ~umask)  # mkdtemp makes it private; the index is an ordinary folder
-        try:
-            if copy_from is not None:
-                for item in Path(copy_from).iterdir():
-                    if item.is_file():
-                        shutil.copy2(item, staging / item.name)
-                    elif item.is_dir() and not item.is_symlink():  # the lexical index
-                        shutil.copytree(item, staging / item.name)
-            yield staging
-            check_replaceable(folder)  # nothing else may have appeared there meanwhile
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        replace_folder(staging, folder)
 
 
 def replace_folder(staging: Path, folder: Path) -> None:

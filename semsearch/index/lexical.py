@@ -1,8 +1,8 @@
 """The lexical side of an index folder: BM25 over the same chunks as the vectors, with `bm25s`.
 
 Why bm25s rather than SQLite's FTS5 (measured on the two BEIR collections in ../shared/data, see
-docs/results.md): with the same tokens, FTS5 took 540 ms a query on ArguAna (its queries are
-whole arguments, ~100 OR'ed terms, and `bm25()` is evaluated per matching row and term) where
+docs/results.md, Search history, "Which BM25"): with the same tokens, FTS5 took 540 ms a query
+on ArguAna (its queries are whole arguments, ~100 OR'ed terms, and `bm25()` is evaluated per matching row and term) where
 bm25s takes 3 ms, and FTS5's `bm25()` cannot change k1 and b. bm25s keeps BM25 as a sparse
 matrix of precomputed term scores in three .npy files (no pickle), loaded memory-mapped, so a
 query is a sum of a few columns.

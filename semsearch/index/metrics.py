@@ -1,4 +1,5 @@
-"""Exact search and recall against it: the yardstick every approximate index is measured by."""
+"""Exact search and recall against it: the yardstick every approximate index is measured by;
+and the exact top k of a score matrix (the Python API's top_k, evaluation's rankings)."""
 
 from __future__ import annotations
 
@@ -42,3 +43,24 @@ def recall_at_k(found_ids: np.ndarray, true_ids: np.ndarray, k: int) -> float:
     ]
     denominator = [max(1, int((t >= 0).sum())) for t in true]
     return float(np.mean(np.array(hits) / np.array(denominator)))
+
+
+def top_k_indices(scores: np.ndarray, k: int) -> np.ndarray:
+    """Column indices of the k highest scores in each row, best first; ties go to the lower index.
+
+    >>> top_k_indices(np.array([[0.1, 0.9, 0.5, 0.9]]), 3).tolist()
+    [[1, 3, 2]]
+    """
+    scores = np.atleast_2d(scores)  # (queries, documents)
+    k = min(k, scores.shape[1])
+    if k <= 0:
+        return np.empty((scores.shape[0], 0), dtype=np.int64)
+    # argpartition then a stable sort of the k survivors; mergesort keeps the lower index first
+    # on ties, but argpartition may drop a tied lower index, so widen to every tie with the kth.
+    kth = np.partition(-scores, k - 1, axis=1)[:, k - 1 : k]  # (queries, 1), negated kth best
+    rows = []
+    for row, cut in zip(scores, kth[:, 0], strict=True):
+        candidates = np.flatnonzero(-row <= cut)
+        order = np.argsort(-row[candidates], kind="mergesort")
+        rows.append(candidates[order][:k])
+    return np.stack(rows).astype(np.int64)

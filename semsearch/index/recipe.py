@@ -165,7 +165,7 @@ def _ivf_pq(count: int, dim: int, max_memory: int | None, kind: str, reason: str
         m, suffix = 2 * m, "x4fs"
         # in fewer, longer lists, which fast scan reads in blocks of 32 codes: at recall@10
         # >= 0.95 on those vectors IVF1024 (sqrt(count) lists) ran 7.1-8.9x exact search where
-        # IVF4096 ran 6.1-7.5x (bench/index_sweep.py), and its k-means trains 4x faster
+        # IVF4096 ran 6.1-7.5x (bench/probes/index_sweep.py), and its k-means trains 4x faster
         nlist = ivf_list_count(count, per_sqrt=1)
     train = min(count, max(nlist * TRAIN_POINTS_PER_CENTROID, (2**nbits) * POINTS_PER_CENTROID))
     return IndexRecipe(

@@ -1,11 +1,10 @@
 """An index folder opened for use: the FAISS index, the document store and the manifest
-together. Searching returns document hits; removing rewrites the folder atomically."""
+together. Searching returns document hits; writes go through `semsearch.index.writer`."""
 
 from __future__ import annotations
 
 import math
-import shutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -15,10 +14,7 @@ from semsearch.errors import IndexError_
 from semsearch.index.faiss_index import (
     faiss_ivf,
     read_index,
-    remove_vectors,
     search_vectors,
-    supports_removal,
-    write_index,
 )
 from semsearch.index.folder import (
     INDEX_FILE,
@@ -26,18 +22,13 @@ from semsearch.index.folder import (
     STORE_FILE,
     VECTORS_FILE,
     check_not_interrupted,
-    clean_stale,
-    staged_folder,
 )
 from semsearch.index.lexical import (
-    LEXICAL_DIR,
     LexicalConfig,
     LexicalIndex,
-    build_lexical,
-    join_chunks,
 )
-from semsearch.index.lock import index_writer, reading, swap_lock_path
-from semsearch.index.manifest import Manifest, now
+from semsearch.index.lock import reading, swap_lock_path
+from semsearch.index.manifest import Manifest
 from semsearch.index.merge import best_per_document
 from semsearch.index.recipe import RERANK_MIN_K, IndexRecipe
 from semsearch.index.store import DocumentStore
@@ -321,82 +312,3 @@ def fetch_for(k: int, vectors: int, documents: int) -> int:
     if vectors <= documents:
         return k
     return min(4 * k, math.ceil(k * 1.25 * vectors / max(1, documents)))
-
-
-def write_lexical(staging: Path, store: DocumentStore,
-                  config: LexicalConfig | None = None) -> dict:
-    """(Re)build the lexical part of a staging folder from its store's documents; returns the
-    manifest's `lexical` entry."""
-    config = config or LexicalConfig()
-    shutil.rmtree(Path(staging) / LEXICAL_DIR, ignore_errors=True)
-    documents = ((row, join_chunks(chunks)) for row, chunks in store.iter_documents())
-    count = build_lexical(staging, documents, config)
-    return {**config.to_dict(), "documents": count}
-
-
-def add_lexical(folder: Path) -> int:
-    """Give an index folder built before semsearch had a lexical side its BM25 index, from the
-    chunks it stores (no re-embedding); returns the chunks indexed."""
-    current = SearchIndex.open(folder)
-    current.close()
-    with staged_folder(folder, copy_from=folder) as staging:
-        store = DocumentStore.open_existing(staging / STORE_FILE)
-        try:
-            manifest = Manifest.read(staging / MANIFEST)
-            manifest.lexical = write_lexical(staging, store)
-            manifest.updated = now()
-            manifest.write(staging / MANIFEST)
-        finally:
-            store.close()
-    return manifest.lexical["documents"]
-
-
-def remove_documents(folder: Path, doc_ids: Iterable[str], wait: float = 0) -> tuple[int, int]:
-    """Delete documents (all their chunks) by id, rewriting the folder atomically under its
-    write lock (waiting up to `wait` seconds for another writer); returns (documents removed,
-    vectors removed). Unknown ids and HNSW indexes raise IndexError_."""
-    doc_ids = list(dict.fromkeys(doc_ids))
-    with index_writer(folder, wait):
-        clean_stale(Path(folder))
-        return _remove_locked(Path(folder), doc_ids)
-
-
-def _remove_locked(folder: Path, doc_ids: list[str]) -> tuple[int, int]:
-    current = SearchIndex.open(folder)
-    try:
-        if not supports_removal(current.index):
-            raise IndexError_(
-                f"the index in {folder} ({current.recipe.factory}) cannot delete vectors: HNSW "
-                "graphs do not support removal; rebuild without those documents, or rebuild "
-                "with --type flat or --type ivf to allow `semsearch remove`"
-            )
-        rows = current.store.rows_of(doc_ids)
-    finally:
-        current.close()
-    missing = [doc_id for doc_id in doc_ids if doc_id not in rows]
-    if missing:
-        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
-        raise IndexError_(
-            f"no document with id {shown} in {folder}; nothing removed (ids are shown by "
-            "`semsearch query`)"
-        )
-    with staged_folder(folder, copy_from=folder) as staging:
-        staged = SearchIndex.open(staging, read_only=False)
-        try:
-            all_rows = np.array([row for found in rows.values() for row in found], dtype=np.int64)
-            removed = remove_vectors(staged.index, all_rows)
-            staged.store.remove_documents(rows)
-            staged.store.commit()
-            manifest = staged.manifest
-            if manifest.lexical is not None:
-                manifest.lexical = write_lexical(
-                    staging, staged.store, LexicalConfig.from_dict(manifest.lexical)
-                )
-            manifest.count = int(staged.index.ntotal)
-            manifest.documents = staged.store.count_documents()
-            manifest.updated = now()
-            write_index(staged.index, staging / INDEX_FILE)
-            manifest.write(staging / MANIFEST)
-        finally:
-            staged.close()
-    return len(rows), removed

@@ -6,8 +6,8 @@ The queries, where the caller can encode text (`semsearch index`), are short run
 from the corpus's own chunks and encoded (`span_texts`): real questions sit farther from the
 corpus than its own vectors do, and on 704K Wikipedia sentences recall tuned on the vectors
 (0.95) came out at 0.91 for real MLQuestions questions, while spans track the questions'
-recall (docs/results.md, issue 17). Without an encoder (`semsearch check`), a seeded sample of
-the stored vectors, each one's own row left out of both its exact and its approximate
+recall (docs/results.md, Search: the tuner's queries). Without an encoder (`semsearch check`), a
+seeded sample of the stored vectors, each one's own row left out of both its exact and its approximate
 neighbours, so finding itself earns no credit.
 """
 

@@ -54,7 +54,7 @@ def _clean(text: str) -> str:
 
 class SearchOptions(BaseModel):
     """The query options `semsearch query` has, under the same names; they become the library's
-    `semsearch.search.SearchOptions` (see `Served.search`)."""
+    `semsearch.querying.SearchOptions` (see `Served.search`)."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -70,16 +70,16 @@ class ServeConfig:
 
 
 def search_parameters() -> frozenset[str]:
-    """The options `semsearch.search.search` takes (the fields of its SearchOptions); a request
+    """The options `semsearch.querying.search` takes (the fields of its SearchOptions); a request
     option outside them is refused."""
-    from semsearch.search import SearchOptions
+    from semsearch.querying import SearchOptions
 
     return frozenset(SearchOptions.__dataclass_fields__)
 
 
 def library_options(options: dict[str, Any]) -> dict[str, Any]:
-    """Request options as the keywords `semsearch.search.search` takes."""
-    from semsearch.search import SearchOptions
+    """Request options as the keywords `semsearch.querying.search` takes."""
+    from semsearch.querying import SearchOptions
 
     return {"options": SearchOptions(**options)} if options else {}
 
@@ -133,7 +133,7 @@ class Served:
     # --- loading ---------------------------------------------------------------------------
 
     def _load_embedder(self, model):
-        from semsearch.search import load_embedder
+        from semsearch.embedder import load_embedder
 
         # the query path: numpy on a CPU for batches up to the request limit, as `query` does
         return load_embedder(model, device=self.config.device, texts=self.config.limits.max_texts,
@@ -141,8 +141,8 @@ class Served:
 
     def _open_index(self) -> None:
         """Open (or reopen) the index on the index thread, and the model it needs."""
+        from semsearch.embedder import model_for_index
         from semsearch.index import SearchIndex
-        from semsearch.search import model_for_index
 
         stamp = self._manifest_stamp()
         opened = SearchIndex.open(self.index_dir)
@@ -229,7 +229,7 @@ class Served:
             self._answer(index, batch)
 
     def _answer(self, index, batch: list[_Pending]) -> None:
-        from semsearch.search import search
+        from semsearch.querying import search
 
         first = batch[0]
         queries = [query for request in batch for query in request.queries]

@@ -33,7 +33,7 @@ def test_every_command_has_quiet_and_verbose(name):
 def test_quiet_silences_messages_but_not_results(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("SEMSEARCH_INDEXES", str(tmp_path / "indexes"))
-    monkeypatch.setattr("semsearch.search.load_embedder",
+    monkeypatch.setattr("semsearch.embedder.load_embedder",
                         lambda model, **options: HashEmbedder())
     (tmp_path / "pets.txt").write_text("cats purr\ndogs bark\n")
     runner = CliRunner()
@@ -59,7 +59,7 @@ def test_progress_only_on_a_terminal_and_not_with_tqdm_disable(monkeypatch):
 
 
 def test_the_library_logs_through_a_named_logger_without_handlers():
-    code = ("import logging, semsearch.search, semsearch.embed_corpus, semsearch.model_card; "
+    code = ("import logging, semsearch.indexing, semsearch.querying, semsearch.embed_corpus, semsearch.model_card; "
             "import semsearch.serve; logger = logging.getLogger('semsearch'); "
             "print(len(logger.handlers), logging.getLogger().handlers == [])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

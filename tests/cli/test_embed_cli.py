@@ -13,7 +13,7 @@ from semsearch.embed_corpus import embed_corpus
 
 @pytest.fixture
 def hashed(monkeypatch):
-    monkeypatch.setattr("semsearch.search.load_embedder",
+    monkeypatch.setattr("semsearch.embedder.load_embedder",
                         lambda model, **options: HashEmbedder())
 
 

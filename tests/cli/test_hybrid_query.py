@@ -41,7 +41,7 @@ def indexed(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("SEMSEARCH_INDEXES", str(tmp_path / "indexes"))
     monkeypatch.setattr(
-        "semsearch.search.load_embedder",
+        "semsearch.embedder.load_embedder",
         lambda model, **options: HashEmbedder(),
     )
     (tmp_path / "docs.jsonl").write_text("".join(json.dumps(row) + "\n" for row in ROWS))
@@ -72,7 +72,7 @@ def test_every_mode_reports_both_sides_and_hybrid_is_the_default(indexed):
 def test_hybrid_equals_fusing_the_two_modes(indexed):
     from semsearch.index import SearchIndex
     from semsearch.index.fusion import FusionConfig
-    from semsearch.search import SearchOptions, fuse_hits, search
+    from semsearch.querying import SearchOptions, fuse_hits, search
 
     opened = SearchIndex.open(indexed / "idx")
     try:

@@ -17,7 +17,7 @@ def workspace(tmp_path, monkeypatch):
     """Run in a temp folder with indexes/ there and the hash embedder standing in for a model."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("SEMSEARCH_INDEXES", str(tmp_path / "indexes"))
-    monkeypatch.setattr("semsearch.search.load_embedder",
+    monkeypatch.setattr("semsearch.embedder.load_embedder",
                         lambda model, **options: HashEmbedder())
     (tmp_path / "pets.txt").write_text("cats purr\ndogs bark\nparrots talk\n")
     return tmp_path

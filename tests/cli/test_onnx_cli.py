@@ -44,7 +44,7 @@ def test_export_onnx_then_index_and_query(model, tmp_path, monkeypatch):
 
 
 def test_default_backend_on_a_cpu_is_onnx(model, tmp_path):
-    from semsearch.search import load_embedder
+    from semsearch.embedder import load_embedder
 
     assert getattr(load_embedder(model, device="cpu"), "backend", "torch") == "onnx"
     assert getattr(load_embedder(model, backend="torch"), "backend", "torch") == "torch"

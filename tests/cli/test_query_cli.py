@@ -27,7 +27,7 @@ def hashed(workspace, monkeypatch):
     """An index of three documents built with the hash embedder."""
     embedders = {"other": HashEmbedder(name="other")}
     monkeypatch.setattr(
-        "semsearch.search.load_embedder",
+        "semsearch.embedder.load_embedder",
         lambda model, device=None, texts=None, precision="fp32", backend=None, one_shot=False:
         embedders.get(
             str(model), HashEmbedder()),
@@ -160,7 +160,7 @@ def test_a_model_that_fails_to_load_beside_the_index_is_one_line(hashed, monkeyp
     def broken(model, **options):
         raise ModelError("model folder models/gone is missing; train or import one")
 
-    monkeypatch.setattr("semsearch.search.load_embedder", broken)
+    monkeypatch.setattr("semsearch.embedder.load_embedder", broken)
     result = run("query", "cats")
     assert result.exit_code == 1 and "models/gone is missing" in result.output
     assert "Traceback" not in result.output
@@ -171,7 +171,7 @@ def test_the_encoding_follows_a_folder_swapped_to_another_model(workspace, monke
     """QueryEncoding reads the manifest before the index opens; when the folder it opens names
     another model (swapped meanwhile), that model is loaded and encodes the queries."""
     from semsearch.index import SearchIndex
-    from semsearch.search import QueryEncoding, search
+    from semsearch.querying import QueryEncoding, search
 
     embedders = {"hash": HashEmbedder(), "other": HashEmbedder(name="other")}
     loaded = []
@@ -180,7 +180,7 @@ def test_the_encoding_follows_a_folder_swapped_to_another_model(workspace, monke
         loaded.append(str(model))
         return embedders[Path(model).name]
 
-    monkeypatch.setattr("semsearch.search.load_embedder", load)
+    monkeypatch.setattr("semsearch.embedder.load_embedder", load)
     for name in embedders:
         (workspace / name).mkdir()  # the manifests' model folders exist, so they are used
     (workspace / "pets.txt").write_text("cats purr softly\ndogs bark loudly\n")

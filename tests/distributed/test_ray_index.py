@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from semsearch.cli import main
-from semsearch.distributed.ray_index import _add_shard_task, _merge_pair_task
+from semsearch.distributed.merge_build import add_shard_task, merge_pair_task
 from semsearch.distributed.shards import write_shard
 from semsearch.index import (
     IndexRecipe,
@@ -97,9 +97,9 @@ def test_shard_indexes_merged_in_rounds_equal_one_index(tmp_path):
     for shard, (start, stop) in enumerate(zip(bounds, bounds[1:])):
         write_shard(tmp_path, shard, stop - start, np.arange(start, stop), vectors[start:stop])
     blob = faiss.serialize_index(trained)
-    parts = [_add_shard_task(blob, str(tmp_path), shard, 32) for shard in range(3)]
-    first = _merge_pair_task(parts[0], parts[1], str(tmp_path), 0, 0)
-    merged = faiss.read_index(_merge_pair_task(first, parts[2], str(tmp_path), 1, 0))
+    parts = [add_shard_task(blob, str(tmp_path), shard, 32) for shard in range(3)]
+    first = merge_pair_task(parts[0], parts[1], str(tmp_path), 0, 0)
+    merged = faiss.read_index(merge_pair_task(first, parts[2], str(tmp_path), 1, 0))
     assert merged.ntotal == 3000
     queries = vectors[:50]
     _, expected = search_with_recipe(whole, recipe, None, queries, 10)
@@ -141,7 +141,7 @@ class _Sabotaged:
     all workers: a marker file remembers) or raises while `poison` exists and a text has it."""
 
     def __init__(self, model: Path, marker: Path | None, poison: Path | None) -> None:
-        from semsearch.search import load_embedder
+        from semsearch.embedder import load_embedder
 
         self.inner = load_embedder(model, "cpu")
         self.marker, self.poison = marker, poison
@@ -187,7 +187,8 @@ def _recall_against_exact(folder: Path, queries: int = 200) -> float:
 def test_ray_build_equals_local_even_when_a_worker_dies(local_ray, workspace, data_dir,
                                                         tiny_model_dir):
     from semsearch.distributed import RayOptions, index_corpus_ray
-    from semsearch.search import IndexOptions, index_corpus, load_embedder
+    from semsearch.embedder import load_embedder
+    from semsearch.indexing import IndexOptions, index_corpus
 
     corpus = _corpus(data_dir, workspace / "wiki.txt", 600)
     embedder = load_embedder(tiny_model_dir, "cpu")
@@ -233,8 +234,9 @@ def test_ray_build_equals_local_even_when_a_worker_dies(local_ray, workspace, da
 def test_a_failed_shard_is_named_leaves_the_old_index_and_the_rerun_resumes(
         local_ray, workspace, data_dir, tiny_model_dir):
     from semsearch.distributed import RayOptions, index_corpus_ray
+    from semsearch.embedder import load_embedder
     from semsearch.errors import IndexError_
-    from semsearch.search import IndexOptions, load_embedder
+    from semsearch.indexing import IndexOptions
 
     corpus = _corpus(data_dir, workspace / "wiki.txt", 300)
     embedder = load_embedder(tiny_model_dir, "cpu")
@@ -271,8 +273,9 @@ def test_a_failed_shard_is_named_leaves_the_old_index_and_the_rerun_resumes(
 def test_actors_the_cluster_cannot_place_are_one_line_not_a_hang(local_ray, workspace,
                                                                 monkeypatch, tiny_model_dir):
     from semsearch.distributed import RayOptions, index_corpus_ray, ray_index
+    from semsearch.embedder import load_embedder
     from semsearch.errors import IndexError_
-    from semsearch.search import IndexOptions, load_embedder
+    from semsearch.indexing import IndexOptions
 
     monkeypatch.setattr(ray_index, "PLACEMENT_TIMEOUT", 3.0)
     embedder = load_embedder(tiny_model_dir, "cpu")

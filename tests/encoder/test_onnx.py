@@ -11,7 +11,8 @@ import pytest
 pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
 pytest.importorskip("onnx", reason="the onnx extra is not installed")
 
-from semsearch.encoder.onnx_encoder import OnnxEncoder, onnx_path, plan_batches  # noqa: E402
+from semsearch.encoder.onnx_encoder import OnnxEncoder, plan_batches  # noqa: E402
+from semsearch.encoder.onnx_files import onnx_path  # noqa: E402
 from semsearch.encoder.sentence_encoder import SentenceEncoder  # noqa: E402
 from semsearch.errors import ModelError  # noqa: E402
 
@@ -56,8 +57,8 @@ def test_export_fuses_and_records_the_weights(exported):
 
 
 def test_queries_take_ort_when_warm_and_numpy_when_one_shot(exported):
+    from semsearch.embedder import ONE_SHOT_NUMPY_TEXTS, load_embedder
     from semsearch.encoder.numpy_encoder import NumpyEncoder
-    from semsearch.search import ONE_SHOT_NUMPY_TEXTS, load_embedder
 
     folder, _ = exported
     assert isinstance(load_embedder(folder, texts=1), OnnxEncoder)  # serve: warm, ORT

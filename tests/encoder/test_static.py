@@ -65,9 +65,9 @@ def test_sif_weights_fall_with_frequency():
 
 def test_every_loader_gives_the_static_encoder(static_model_dir):
     import semsearch
+    from semsearch.embedder import load_embedder
     from semsearch.encoder.numpy_encoder import NumpyEncoder
     from semsearch.encoder.sentence_encoder import SentenceEncoder
-    from semsearch.search import load_embedder
 
     for encoder in (SentenceEncoder.load(static_model_dir),
                     SentenceEncoder.load(static_model_dir, precision="int8"),

@@ -14,7 +14,6 @@ from semsearch.eval.metrics import (
     recall_at_k,
     retrieval_scores,
     spearman,
-    top_k_indices,
 )
 
 
@@ -92,20 +91,6 @@ def test_retrieval_scores_average_over_judged_queries():
     assert scores["recall@10"] == pytest.approx(1.0)
     assert scores["mrr@10"] == pytest.approx((1 + 0.5) / 2)
     assert scores["ndcg@10"] == pytest.approx((1 + 1 / math.log2(3)) / 2)
-
-
-def test_top_k_indices_order_and_ties():
-    scores = np.array([[0.1, 0.9, 0.5, 0.9, 0.9], [3.0, 2.0, 1.0, 0.0, -1.0]])
-    assert top_k_indices(scores, 2).tolist() == [[1, 3], [0, 1]]
-    assert top_k_indices(scores, 10).shape == (2, 5)
-    assert top_k_indices(scores, 0).shape == (2, 0)
-
-
-def test_top_k_indices_matches_a_full_sort():
-    rng = np.random.default_rng(0)
-    scores = rng.standard_normal((20, 50))
-    expected = np.argsort(-scores, axis=1, kind="stable")[:, :7]
-    assert np.array_equal(top_k_indices(scores, 7), expected)
 
 
 def test_paired_cosine_dense_and_sparse_agree():

@@ -2,7 +2,7 @@
 the encoder (the encoder is not what these tests exercise). $FAKE_ENCODE_DELAY seconds of sleep
 a batch widen the windows the fault tests kill a writer in; $FAKE_MAX_SEQ_LEN sets the window;
 $FAKE_KILL_AT=embed|index_written|between_renames|before_latest makes the process kill -9
-itself at that point of a write.
+itself at that point of a write, first writing the point's name to $FAKE_KILL_MARKER (if set).
 
     python tests/faults/fake_cli.py index corpus.txt --out idx
 """
@@ -27,7 +27,7 @@ def _die() -> None:
 class SlowHashEmbedder(HashEmbedder):
     def encode(self, texts, batch_size=64, progress=False):
         if os.environ.get("FAKE_KILL_AT") == "embed":
-            _die()
+            _reached("embed")
         delay = float(os.environ.get("FAKE_ENCODE_DELAY") or 0)
         if delay:
             marker = os.environ.get("FAKE_ENCODE_MARKER")
@@ -41,37 +41,48 @@ def load_embedder(model=None, **options):
     return SlowHashEmbedder(max_seq_len=int(os.environ.get("FAKE_MAX_SEQ_LEN") or 32))
 
 
+def _reached(point: str) -> None:
+    """Record that the kill point was reached (the test checks the kill happened there), then
+    kill -9 this process."""
+    marker = os.environ.get("FAKE_KILL_MARKER")
+    if marker:
+        Path(marker).write_text(point)
+    _die()
+
+
 def _arm(point: str) -> None:
     """Patch the write path so the process kill -9s itself at `point`."""
     import semsearch.index.folder
-    import semsearch.search
+    import semsearch.index.writer
 
     if point == "index_written":
-        original = semsearch.search.write_index
+        original = semsearch.index.writer.IndexWriter.write_index
 
-        def write_then_die(index, path):
-            original(index, path)
-            _die()
+        def write_then_die(self, index):
+            original(self, index)
+            _reached(point)
 
-        semsearch.search.write_index = write_then_die
+        semsearch.index.writer.IndexWriter.write_index = write_then_die
     elif point == "between_renames":
         rename = os.rename
 
         def rename_then_die(source, target):
             rename(source, target)
             if semsearch.index.folder.OLD_INFIX in Path(target).name:
-                _die()
+                _reached(point)
 
         semsearch.index.folder.os.rename = rename_then_die
     elif point == "before_latest":
-        semsearch.search.mark_latest = lambda folder: _die()
+        semsearch.index.writer.mark_latest = lambda folder: _reached(point)
+    elif point != "embed":
+        raise SystemExit(f"unknown FAKE_KILL_AT {point!r}")
 
 
 def main() -> None:
-    import semsearch.search
+    import semsearch.embedder
     from semsearch.cli import main as cli
 
-    semsearch.search.load_embedder = load_embedder
+    semsearch.embedder.load_embedder = load_embedder
     if os.environ.get("FAKE_KILL_AT"):
         _arm(os.environ["FAKE_KILL_AT"])
     cli(prog_name="semsearch")

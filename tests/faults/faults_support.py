@@ -25,7 +25,7 @@ def workspace(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("SEMSEARCH_INDEXES", str(tmp_path / "indexes"))
     monkeypatch.setattr(
-        "semsearch.search.load_embedder",
+        "semsearch.embedder.load_embedder",
         lambda model=None, **options: HashEmbedder(),
     )
     return tmp_path

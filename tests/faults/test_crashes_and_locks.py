@@ -63,8 +63,11 @@ def test_kill_9_never_damages_the_index_and_the_next_writer_cleans_up(workspace,
     folder = build(workspace, 30)
     more = write_corpus(workspace / "more.txt", 10, prefix="more")
     args = ["index", more, "--out", "idx"] + (["--append"] if append else [])
-    code, _, _ = run(workspace, *args, FAKE_KILL_AT=point)
-    assert code == -signal.SIGKILL
+    marker = workspace / "killed-at"
+    code, _, err = run(workspace, *args, FAKE_KILL_AT=point, FAKE_KILL_MARKER=str(marker))
+    # killed, and at the point armed (a patch of a name that moved would never be reached)
+    assert code == -signal.SIGKILL, err
+    assert marker.read_text() == point
     if point == "between_renames":
         assert not folder.exists() and leftovers(workspace)  # the one window a crash shows
     else:

@@ -16,11 +16,11 @@ from faults_support import (
     write_corpus,
 )
 
+from semsearch.embedder import check_model
 from semsearch.encoder.numpy_encoder import NumpyEncoder
 from semsearch.encoder.store import model_fingerprints
 from semsearch.errors import IndexError_, ModelError
 from semsearch.index import SearchIndex
-from semsearch.search import check_model
 
 
 @pytest.fixture

@@ -8,9 +8,11 @@ import pytest
 from conftest import TableEmbedder
 from fakes import HashEmbedder
 
+from semsearch.embedder import check_model
 from semsearch.errors import DataError, IndexError_
 from semsearch.index import FORMAT_VERSION, SearchIndex, remove_documents, resolve_index_dir
-from semsearch.search import IndexOptions, check_model, index_corpus, search
+from semsearch.indexing import IndexOptions, index_corpus
+from semsearch.querying import search
 
 
 def build(corpus, out, embedder=None, **options):

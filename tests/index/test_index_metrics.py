@@ -1,6 +1,7 @@
 import numpy as np
 
 from semsearch.index import best_per_document, exact_search, recall_at_k
+from semsearch.index.metrics import top_k_indices
 
 
 def test_exact_search_known_answer():
@@ -27,3 +28,17 @@ def test_best_per_document_keeps_one_chunk_a_document():
     scores = np.array([0.9, 0.8, 0.7, 0.6])
     rows = np.array([10, 11, -1, 13])
     assert best_per_document(scores, rows, ["a", "a", None, "b"], 5) == [0, 3]
+
+
+def test_top_k_indices_order_and_ties():
+    scores = np.array([[0.1, 0.9, 0.5, 0.9, 0.9], [3.0, 2.0, 1.0, 0.0, -1.0]])
+    assert top_k_indices(scores, 2).tolist() == [[1, 3], [0, 1]]
+    assert top_k_indices(scores, 10).shape == (2, 5)
+    assert top_k_indices(scores, 0).shape == (2, 0)
+
+
+def test_top_k_indices_matches_a_full_sort():
+    rng = np.random.default_rng(0)
+    scores = rng.standard_normal((20, 50))
+    expected = np.argsort(-scores, axis=1, kind="stable")[:, :7]
+    assert np.array_equal(top_k_indices(scores, 7), expected)

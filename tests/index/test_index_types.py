@@ -15,7 +15,7 @@ from semsearch.index import (
     recall_at_k,
     search_vectors,
 )
-from semsearch.search import IndexOptions, index_corpus
+from semsearch.indexing import IndexOptions, index_corpus
 
 TYPES = ["flat", "hnsw", "ivf", "ivfpq", "auto", "IVF16,SQ8"]
 

@@ -13,7 +13,7 @@ def loaded_after(statement: str) -> set[str]:
 
 
 def test_the_index_and_corpus_layers_do_not_import_torch():
-    modules = loaded_after("import semsearch.index, semsearch.corpora, semsearch.search")
+    modules = loaded_after("import semsearch.index, semsearch.corpora, semsearch.indexing, semsearch.querying")
     assert "faiss" in modules and "torch" not in modules and "click" not in modules
 
 
@@ -23,3 +23,17 @@ def test_index_commands_help_is_light():
         "[CliRunner().invoke(main, [c, '--help']) for c in ('index', 'query', 'remove')]"
     )
     assert "faiss" not in modules and "torch" not in modules
+
+
+def test_only_the_index_package_takes_a_write_apart():
+    """Every writer goes through semsearch.index.writer.IndexWriter: no module outside
+    semsearch/index (nor a benchmark) locks, stages, cleans up, swaps or moves the pointer."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    steps = ("staged_folder", "index_writer", "clean_stale", "check_replaceable", "mark_latest")
+    outside = [path for folder in ("semsearch", "bench") for path in (root / folder).rglob("*.py")
+               if (root / "semsearch" / "index") not in path.parents]
+    offenders = [f"{path.relative_to(root)}: {step}" for path in outside
+                 for step in steps if step in path.read_text(encoding="utf-8")]
+    assert outside and offenders == []

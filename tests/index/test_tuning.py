@@ -16,7 +16,7 @@ from semsearch.index.tuning import (
     span_texts,
     tune_recipe,
 )
-from semsearch.search import IndexOptions, index_corpus
+from semsearch.indexing import IndexOptions, index_corpus
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +132,7 @@ def test_tuning_queries_are_encoded_spans_and_whole_chunks_leave_themselves_out(
     from fakes import HashEmbedder
 
     from semsearch.index import DocumentStore
-    from semsearch.search import tuning_queries
+    from semsearch.index_tuning import tuning_queries
 
     store = DocumentStore(tmp_path / "documents.sqlite")
     long_text = " ".join(f"word{i}" for i in range(30))
@@ -152,7 +152,7 @@ def test_tuning_queries_are_encoded_spans_and_whole_chunks_leave_themselves_out(
 
 
 def test_no_spans_are_encoded_for_an_index_with_nothing_to_tune(corpus):
-    from semsearch.search import tune_to_target
+    from semsearch.index_tuning import tune_to_target
 
     _, file = corpus
     asked = []

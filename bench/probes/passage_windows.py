@@ -7,7 +7,7 @@ encoder then processes relative to the 64-token window (the linear layers' compu
 dominates at these lengths, grows with it; attention's grows faster). Pure counting: no timing,
 so a shared machine does not skew it.
 
-    python bench/passage_windows.py --tokenizer models/quick/tokenizer.json
+    python bench/probes/passage_windows.py --tokenizer models/quick/tokenizer.json
 """
 
 from __future__ import annotations

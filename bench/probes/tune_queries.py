@@ -1,7 +1,7 @@
 """Which sample queries should the nprobe tuner use? recall@10 against exact search, at a row of
 nprobe values, for real questions and for query sets the tuner can make from the corpus alone.
 
-    python bench/tune_queries.py --index runs/wiki704k/index-local-onnx \
+    python bench/probes/tune_queries.py --index runs/wiki704k/index-local-onnx \
         --nprobe 64,96,128,160,192,256,384 --json
 
 Real questions (MLQuestions dev, ArguAna, encoded with the index's model) are what users ask;
@@ -30,13 +30,14 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/, for bench_query
 from bench_query import read_queries  # noqa: E402
 
+from semsearch.embedder import load_embedder, model_for_index  # noqa: E402
 from semsearch.index import recall_at_k  # noqa: E402
 from semsearch.index.search_index import SearchIndex, search_with_recipe  # noqa: E402
 from semsearch.index.tuning import NO_ROW, _drop_self  # noqa: E402
-from semsearch.search import load_embedder, model_for_index, tuning_queries  # noqa: E402
+from semsearch.index_tuning import tuning_queries  # noqa: E402
 
 
 def unit(x: np.ndarray) -> np.ndarray:

@@ -7,7 +7,7 @@ It reaches into the trainer (swapping its tokenizer and model factory), so it li
 in the package. One run on an H200 (README "Results"): 3000 MLM steps of 256 sentences, then
 the 30K-pair batch-64 recipe: dev 74.66 against 74.41 without, test 68.11 against 68.55.
 
-    SEMSEARCH_DATA=../shared/data python bench/mlm_probe.py mlm3k 3000 \
+    SEMSEARCH_DATA=../shared/data python bench/probes/mlm_probe.py mlm3k 3000 \
         data.max_pairs=30000 train.batch_size=64 train.lr=1e-3 train.grad_cache_chunk=0
 """
 import gzip

@@ -1,6 +1,6 @@
 """Training steps with and without `reuse_freed_memory` (semsearch/encoder/heap.py), in one run.
 
-    python bench/bench_heap.py --rounds 2 --steps 6 --json
+    python bench/probes/bench_heap.py --rounds 2 --steps 6 --json
 
 Each round runs two fresh processes, the setting off then on. Each process times `--steps`
 InfoNCE steps at the quick preset's shape (hidden 256, 4 layers, ff 1024, batch 512 pairs;

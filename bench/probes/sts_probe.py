@@ -6,8 +6,8 @@ does after its InfoNCE epochs (the same `sts_step`, batches, warmup and cosine d
 similar (gold >= 4) and dissimilar (gold <= 1) pairs, the evaluate checklist's two means (on dev,
 where choices are made). Nothing is saved: it is for choosing the stage's loss and rate.
 
-    python bench/sts_probe.py --model models/quick --set train.sts_loss=cosine --set train.sts_lr=1e-4
-    python bench/sts_probe.py --model models/production --epochs 4 --set train.sts_lr=3e-4 --json
+    python bench/probes/sts_probe.py --model models/quick --set train.sts_loss=cosine --set train.sts_lr=1e-4
+    python bench/probes/sts_probe.py --model models/production --epochs 4 --set train.sts_lr=3e-4 --json
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Which BM25 for the lexical side: SQLite FTS5 against bm25s, stopword lists and k1/b, on the
 shared BEIR collections (whole documents, title + text, BEIR scoring).
 
-    python bench/bench_bm25.py                    # every engine on both collections
-    python bench/bench_bm25.py --engines bm25s    # the quick part (FTS5 on ArguAna takes minutes)
+    python bench/probes/bench_bm25.py                    # every engine on both collections
+    python bench/probes/bench_bm25.py --engines bm25s    # the quick part (FTS5 on ArguAna takes minutes)
 
 Prints nDCG@10, recall@100, build seconds and milliseconds a query for each row.
 """
@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from semsearch.data.sources import resolve_data_dir  # noqa: E402
 from semsearch.eval.beir import read_beir  # noqa: E402

@@ -8,11 +8,11 @@ query that misses a neighbour's first list often probes its second. Both variant
 recipe's 4-bit fast-scan PQ codes with the same exact re-rank semsearch does; a spilled index
 returns some candidates twice, so duplicates are dropped before the re-rank.
 
-    python bench/spill_sweep.py --index runs/wiki704k/index-local-onnx --lists 1024,2048 \\
+    python bench/probes/spill_sweep.py --index runs/wiki704k/index-local-onnx --lists 1024,2048 \\
         --nprobe 64,96,128,160,192 --json
 
 Base: the index folder's re-rank vectors; queries: real questions encoded with its model (as
-bench/index_sweep.py does). A measurement for issue 17's search target, not the index's code.
+bench/probes/index_sweep.py does). A measurement for issue 17's search target, not the index's code.
 """
 
 from __future__ import annotations

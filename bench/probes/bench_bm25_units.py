@@ -2,7 +2,7 @@
 documents (the chunks joined, overlaps removed), with a model's own chunker, on the shared BEIR
 collections.
 
-    python bench/bench_bm25_units.py --model models/quick
+    python bench/probes/bench_bm25_units.py --model models/quick
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from semsearch.corpora import ChunkConfig, chunk_documents  # noqa: E402
 from semsearch.data.sources import resolve_data_dir  # noqa: E402

@@ -1,9 +1,9 @@
 """Sweep FAISS factory strings, nprobe and re-rank depth on vectors cached by bench_index.py:
 queries/s against exact search in the same run, and recall@10 of the held-out queries.
 
-    python bench/index_sweep.py --cache runs/wiki-vectors --factory IVF512,PQ128x4fs \
+    python bench/probes/index_sweep.py --cache runs/wiki-vectors --factory IVF512,PQ128x4fs \
         --nprobe 64,85,128 --rerank 10,20
-    python bench/index_sweep.py --index runs/wiki704k/index-local-onnx \
+    python bench/probes/index_sweep.py --index runs/wiki704k/index-local-onnx \
         --factory IVF1024,PQ128x4fs --factory OPQ64,IVF1024,PQ64x4fs --nprobe 64,128
 
 Faster to explore with than bench_index.py (one process, no tuning, no peak-memory
@@ -93,12 +93,12 @@ def index_vectors(args) -> tuple[VectorFile, np.ndarray]:
     """An index folder's re-rank vectors and the query texts encoded with the folder's model."""
     import sys
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/, for bench_query
     from bench_query import read_queries
 
+    from semsearch.embedder import load_embedder, model_for_index
     from semsearch.index.folder import MANIFEST, VECTORS_FILE
     from semsearch.index.manifest import Manifest
-    from semsearch.search import load_embedder, model_for_index
 
     manifest = Manifest.read(args.index / MANIFEST)
     if not (args.index / VECTORS_FILE).is_file():

@@ -1,0 +1,234 @@
+"""One write of an index folder, owned whole by one object: lock, stage, receive, swap, point.
+
+Every writer of an index folder (build, --append, remove, --add-lexical, the Ray engine) goes
+through `IndexWriter`, the way SQLite's pager owns a commit: callers hand it the parts and say
+commit; they never take the lock, stage, swap or move the latest pointer themselves.
+
+    with IndexWriter(out, wait=5, fresh=True) as writer:  # locked; dead writers' leftovers gone
+        writer.stage()                             # an empty sibling (copy=True: a copy of `out`)
+        store = writer.documents()                 # documents.sqlite in the staging folder
+        vectors = writer.vectors(dim)              # vectors.f32 there
+        writer.write_index(index)
+        manifest.lexical = writer.write_lexical(store)
+        writer.write_manifest(manifest)
+        writer.commit(latest=True)                 # swap in; `semsearch query` opens it next
+
+Leaving the block without `commit` (an exception, Ctrl-C or SIGTERM raised as one, or a write
+that found nothing to add) deletes the staging folder and leaves `out` as it was; the lock is
+released either way. A kill -9 leaves a staging folder (or, between the two renames of the
+swap, the previous version aside), which the next writer's `__enter__` cleans up or restores.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable
+from contextlib import ExitStack
+from pathlib import Path
+
+import numpy as np
+
+from semsearch.errors import IndexError_
+from semsearch.index.faiss_index import read_index as read_faiss_index
+from semsearch.index.faiss_index import remove_vectors, supports_removal
+from semsearch.index.faiss_index import write_index as write_faiss_index
+from semsearch.index.folder import (
+    INDEX_FILE,
+    MANIFEST,
+    STORE_FILE,
+    TMP_INFIX,
+    VECTORS_FILE,
+    check_replaceable,
+    clean_stale,
+    mark_latest,
+    replace_folder,
+)
+from semsearch.index.lexical import LEXICAL_DIR, LexicalConfig, build_lexical, join_chunks
+from semsearch.index.lock import index_writer
+from semsearch.index.manifest import Manifest, now
+from semsearch.index.store import DocumentStore
+from semsearch.index.vector_file import VectorFile
+
+
+class IndexWriter:
+    """The write transaction of the index folder `folder` (see the module doc).
+
+    `wait`: seconds to wait for another writer's lock (0: refuse at once). `fresh`: the write
+    builds the folder anew, so a path that is not an index (a file, a folder of other things)
+    is refused on entry, before the lock file is written beside it."""
+
+    def __init__(self, folder: Path, wait: float = 0, fresh: bool = False) -> None:
+        self.folder = Path(folder)
+        self.wait = wait
+        self.fresh = fresh
+        self.path: Path | None = None  # the staging folder, once staged
+        self.stale_removed: list[Path] = []  # leftovers of dead writers removed on entry
+        self.committed = False
+        self._stack = ExitStack()
+
+    def __enter__(self) -> IndexWriter:
+        if self.fresh:
+            check_replaceable(self.folder)  # refuse before anything is written beside it
+        self._stack.enter_context(index_writer(self.folder, self.wait))
+        try:
+            self.stale_removed = clean_stale(self.folder)
+        except BaseException:
+            self._stack.close()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            if self.path is not None and not self.committed:
+                shutil.rmtree(self.path, ignore_errors=True)
+        finally:
+            self._stack.close()  # releases the write lock
+
+    def stage(self, copy: bool = False) -> Path:
+        """Make the staging folder, a temporary sibling of the index folder (a copy of its
+        files with `copy`); returns its path."""
+        if self.path is not None:
+            raise IndexError_(f"the write of {self.folder} is staged already")
+        check_replaceable(self.folder)
+        self.folder.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{self.folder.name}{TMP_INFIX}",
+                                        dir=self.folder.parent))
+        self.path = staging  # from here on, leaving without commit removes it
+        umask = os.umask(0)
+        os.umask(umask)
+        staging.chmod(0o777 & ~umask)  # mkdtemp makes it private; the index is an ordinary folder
+        if copy:
+            for item in self.folder.iterdir():
+                if item.is_file():
+                    shutil.copy2(item, staging / item.name)
+                elif item.is_dir() and not item.is_symlink():  # the lexical index
+                    shutil.copytree(item, staging / item.name)
+        return staging
+
+    def _staged(self) -> Path:
+        if self.path is None:
+            raise IndexError_(f"the write of {self.folder} is not staged; call stage() first")
+        return self.path
+
+    def documents(self, existing: bool = False) -> DocumentStore:
+        """The staging folder's document store: new, or (`existing`) the copied one."""
+        path = self._staged() / STORE_FILE
+        return DocumentStore.open_existing(path) if existing else DocumentStore(path)
+
+    def vectors(self, dim: int, name: str = VECTORS_FILE) -> VectorFile:
+        """A vector file of `dim` columns in the staging folder (vectors.f32, or `name`)."""
+        return VectorFile(self._staged() / name, dim)
+
+    def read_index(self):
+        """The FAISS index of the staged copy (an append adds to it)."""
+        return read_faiss_index(self._staged() / INDEX_FILE)
+
+    def write_index(self, index) -> None:
+        """Write the FAISS index into the staging folder."""
+        write_faiss_index(index, self._staged() / INDEX_FILE)
+
+    def write_lexical(self, store: DocumentStore, config: LexicalConfig | None = None) -> dict:
+        """(Re)build the staging folder's lexical part from `store`; the manifest's entry."""
+        return write_lexical(self._staged(), store, config)
+
+    def write_manifest(self, manifest: Manifest) -> None:
+        """Write the manifest into the staging folder (last: it describes the other files)."""
+        manifest.write(self._staged() / MANIFEST)
+
+    def commit(self, latest: bool = False) -> None:
+        """Swap the staging folder in for the index folder (readers see the old version or the
+        new, whole); with `latest`, make it the folder `semsearch query` opens by default."""
+        staging = self._staged()
+        if self.committed:
+            raise IndexError_(f"the write of {self.folder} is committed already")
+        check_replaceable(self.folder)  # nothing else may have appeared there meanwhile
+        replace_folder(staging, self.folder)
+        self.committed = True
+        if latest:
+            mark_latest(self.folder)
+
+    @staticmethod
+    def check(folder: Path) -> None:
+        """Refuse at once a path a fresh write may not replace (for a writer with long work
+        to do before it takes the lock)."""
+        check_replaceable(Path(folder))
+
+
+def write_lexical(folder: Path, store: DocumentStore, config: LexicalConfig | None = None) -> dict:
+    """(Re)build the lexical part of a (staging) folder from its store's documents; returns
+    the manifest's `lexical` entry."""
+    config = config or LexicalConfig()
+    shutil.rmtree(Path(folder) / LEXICAL_DIR, ignore_errors=True)
+    documents = ((row, join_chunks(chunks)) for row, chunks in store.iter_documents())
+    count = build_lexical(folder, documents, config)
+    return {**config.to_dict(), "documents": count}
+
+
+def add_lexical(folder: Path) -> int:
+    """Give an index folder built before semsearch had a lexical side its BM25 index, from the
+    chunks it stores (no re-embedding); returns the chunks indexed."""
+    from semsearch.index.search_index import SearchIndex
+
+    SearchIndex.open(folder).close()  # a missing or damaged folder says how to fix it
+    with IndexWriter(folder) as writer:
+        writer.stage(copy=True)
+        store = writer.documents(existing=True)
+        try:
+            manifest = Manifest.read(writer.path / MANIFEST)
+            manifest.lexical = writer.write_lexical(store)
+            manifest.updated = now()
+            writer.write_manifest(manifest)
+        finally:
+            store.close()
+        writer.commit()
+    return manifest.lexical["documents"]
+
+
+def remove_documents(folder: Path, doc_ids: Iterable[str], wait: float = 0) -> tuple[int, int]:
+    """Delete documents (all their chunks) by id, rewriting the folder atomically under its
+    write lock (waiting up to `wait` seconds for another writer); returns (documents removed,
+    vectors removed). Unknown ids and HNSW indexes raise IndexError_."""
+    from semsearch.index.search_index import SearchIndex
+
+    folder = Path(folder)
+    doc_ids = list(dict.fromkeys(doc_ids))
+    with IndexWriter(folder, wait) as writer:
+        current = SearchIndex.open(folder)
+        try:
+            if not supports_removal(current.index):
+                raise IndexError_(
+                    f"the index in {folder} ({current.recipe.factory}) cannot delete vectors: "
+                    "HNSW graphs do not support removal; rebuild without those documents, or "
+                    "rebuild with --type flat or --type ivf to allow `semsearch remove`"
+                )
+            rows = current.store.rows_of(doc_ids)
+        finally:
+            current.close()
+        missing = [doc_id for doc_id in doc_ids if doc_id not in rows]
+        if missing:
+            shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+            raise IndexError_(
+                f"no document with id {shown} in {folder}; nothing removed (ids are shown by "
+                "`semsearch query`)"
+            )
+        staged = SearchIndex.open(writer.stage(copy=True), read_only=False)
+        try:
+            all_rows = np.array([row for found in rows.values() for row in found], dtype=np.int64)
+            removed = remove_vectors(staged.index, all_rows)
+            staged.store.remove_documents(rows)
+            staged.store.commit()
+            manifest = staged.manifest
+            if manifest.lexical is not None:
+                manifest.lexical = writer.write_lexical(
+                    staged.store, LexicalConfig.from_dict(manifest.lexical))
+            manifest.count = int(staged.index.ntotal)
+            manifest.documents = staged.store.count_documents()
+            manifest.updated = now()
+            writer.write_index(staged.index)
+            writer.write_manifest(manifest)
+        finally:
+            staged.close()
+        writer.commit()
+    return len(rows), removed
