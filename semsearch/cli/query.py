@@ -171,7 +171,7 @@ def query(text, k, index_dir, model, queries_file, nprobe, ef_search, mode, fusi
         from semsearch.index.fusion import describe_fusion, index_fusion
 
         fusion_note = describe_fusion(*index_fusion(opened.manifest))
-        if fusion_note["source"] != "index" and not as_json:
+        if fusion_note["source"] == "model" and not as_json:  # the rest: --json and check
             info(f"fusion {fusion_note['setting']}: {fusion_note['note']}")
     total = opened.manifest.documents
     if k > total and not as_json:

@@ -55,7 +55,13 @@ def test_query_json_lines(hashed):
     lines = [json.loads(line) for line in result.output.splitlines()]
     assert [line["rank"] for line in lines] == [1, 2, 3]
     assert set(lines[0]) == {"query", "rank", "score", "id", "chunk", "chunks", "text", "metadata",
-                             "dense_score", "dense_rank", "lexical_score", "lexical_rank"}
+                             "dense_score", "dense_rank", "lexical_score", "lexical_rank",
+                             "fusion"}
+    # a hybrid answer says how the index fuses: this one was built by an uncalibrated model
+    assert lines[0]["fusion"]["source"] == "default" and not lines[0]["fusion"]["calibrated"]
+    dense = json.loads(run("query", "cats", "--json", "--index", "pets", "--mode", "dense")
+                       .output.splitlines()[0])
+    assert "fusion" not in dense
 
 
 def test_queries_from_a_file_and_stdin(hashed):

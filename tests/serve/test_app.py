@@ -53,6 +53,9 @@ def query_json(index_dir: Path, *args: str) -> list[dict]:
     result = CliRunner().invoke(main, ["query", *args, "--index", str(index_dir), "--json"])
     assert result.exit_code == 0, result.output
     hits = [json.loads(line) for line in result.output.splitlines()]
+    # each line also says how the index fuses (the index's, not the hit's): serve's /health has it
+    assert all(hit.pop("fusion")["source"] in ("index", "model", "default") for hit in hits
+               if "fusion" in hit)
     return [{key: pytest.approx(value, abs=1e-5) if key.endswith("score") and value is not None
              else value for key, value in hit.items()} for hit in hits]
 
