@@ -23,6 +23,7 @@ import numpy as np
 
 from semsearch.corpora import CorpusReader, ReaderOptions
 from semsearch.errors import DataError
+from semsearch.permissions import set_default_mode
 
 # documents embedded and written at a time; bounds memory whatever the corpus size
 WINDOW = 2048
@@ -192,6 +193,7 @@ class _ParquetWriter:
 def _temporary(path: Path) -> Path:
     handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(handle)
+    set_default_mode(name)  # mkstemp makes it 0600; the output is an ordinary file
     return Path(name)
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -48,6 +47,7 @@ from semsearch.encoder.store import (
 )
 from semsearch.encoder.tokenizer import CLS, PAD, SEP, Tokenizer
 from semsearch.errors import ModelError
+from semsearch.permissions import set_default_mode
 
 BERT_WEIGHTS = "model.safetensors"
 # sentence-transformers module types by class name (the dotted path changed across versions)
@@ -133,7 +133,7 @@ def import_model(source: str | Path, out: str | Path, max_seq_len: int | None = 
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
     try:
-        partial.chmod(0o777 & ~_umask())  # mkdtemp makes it private; a model folder is not
+        set_default_mode(partial)  # mkdtemp makes it private; a model folder is not
         tokenizer.save(partial / TOKENIZER)
         save_weights(model, partial / WEIGHTS)
         write_json(partial / CONFIG, meta)
@@ -310,12 +310,6 @@ def _read_json(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ModelError(f"{path}: unreadable ({error})") from None
-
-
-def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current
 
 
 def _first_line(error: Exception) -> str:

@@ -38,6 +38,7 @@ from semsearch import __version__
 from semsearch.encoder.store import TOKENIZER, WEIGHTS, read_config, resolve_model
 from semsearch.encoder.tokenizer import CLS, MASK, PAD, SEP, UNK
 from semsearch.errors import ModelError
+from semsearch.permissions import set_default_mode
 
 USAGE = """```python
 from sentence_transformers import SentenceTransformer
@@ -79,9 +80,10 @@ def export_sentence_transformers(model: str | Path | None, out: str | Path,
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
     try:
-        partial.chmod(0o755)
+        set_default_mode(partial)  # mkdtemp makes it private; a model folder is not
         save_file({k: np.ascontiguousarray(v) for k, v in state.items()},
                   str(partial / "model.safetensors"), metadata={"format": "pt"})
+        set_default_mode(partial / "model.safetensors")  # the safetensors writer makes it 0600
         _write(partial / "config.json", hf_config)
         shutil.copyfile(folder / TOKENIZER, partial / "tokenizer.json")
         specials = {"unk_token": UNK, "sep_token": SEP, "pad_token": PAD, "cls_token": CLS,

@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # torch is imported only by the functions that need it (queri
     import torch
 
 from semsearch.errors import ModelError
+from semsearch.permissions import set_default_mode
 
 FORMAT_VERSION = 1
 MODELS_ENV = "SEMSEARCH_MODELS"
@@ -166,6 +167,7 @@ def save_weights(model: torch.nn.Module, path: Path) -> None:
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     tmp = path.with_name(path.name + ".tmp")
     save_file(state, str(tmp))
+    set_default_mode(tmp)  # the safetensors writer makes it 0600
     os.replace(tmp, path)
 
 
