@@ -2,7 +2,11 @@
 
     GET  /search?q=...&k=5        one query           POST /search          many queries
     POST /v1/embeddings           OpenAI-compatible   GET  /health          no key needed
-    GET  /                        the search page     GET  /docs            OpenAPI
+    GET  /                        the search page     GET  /docs, /redoc    OpenAPI pages
+
+/docs and /redoc load Swagger UI and ReDoc from the package (fastapi-offline), not from a CDN,
+so they work offline; /openapi.json declares every answer (`schema.py`) and, with --api-key,
+the key as a security scheme.
 """
 
 from __future__ import annotations
@@ -17,13 +21,16 @@ from typing import Annotated, Any, Literal
 from fastapi import FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from semsearch import __version__
 from semsearch.errors import ConfigError, DataError, IndexError_, SemsearchError
 from semsearch.limits import MAX_EF_SEARCH, MAX_NPROBE
+from semsearch.serve import schema
 from semsearch.serve.page import render_page
 from semsearch.serve.state import ServeConfig, Served
 
@@ -31,6 +38,7 @@ log = logging.getLogger("semsearch.serve")
 
 CONFIG_ENV = "SEMSEARCH_SERVE_CONFIG"  # how `serve --workers N` hands its options to each worker
 OPEN_PATHS = frozenset({"/health"})
+DOCS_ASSETS = "/docs-assets"  # Swagger UI's and ReDoc's scripts, styles and icon
 
 
 class ApiError(Exception):
@@ -122,9 +130,13 @@ def create_app(config: ServeConfig | None = None, served: Served | None = None) 
         yield
         served.close()
 
-    app = FastAPI(title="semsearch", version=__version__, lifespan=lifespan,
-                  description="Search an index and embed texts with a semsearch model.")
+    # FastAPI's own /docs and /redoc load their scripts from a CDN (blank offline);
+    # fastapi-offline serves the same Swagger UI and ReDoc from files in its package
+    app = FastAPIOffline(title="semsearch", version=__version__, lifespan=lifespan,
+                         description="Search an index and embed texts with a semsearch model.",
+                         static_url=DOCS_ASSETS)
     app.state.served = served
+    app.openapi = lambda: _openapi(app, config)
 
     @app.middleware("http")
     async def guard(request: Request, call_next):
@@ -179,7 +191,8 @@ def create_app(config: ServeConfig | None = None, served: Served | None = None) 
             raise ApiError(422, "empty query; give some text")
         return served.search(queries, options.k, options.search_options())
 
-    @app.get("/search", summary="Search the index for one query")
+    @app.get("/search", summary="Search the index for one query",
+             response_model=schema.SearchAnswer, responses=schema.errors(409, 413, 422))
     async def search_get(
         q: Annotated[str, Query(description="the query text")],
         k: Annotated[int, Query(ge=1)] = 5,
@@ -191,7 +204,7 @@ def create_app(config: ServeConfig | None = None, served: Served | None = None) 
             description="FIELD=VALUE, repeatable (all must hold), as `query --where`")] = None,
         nprobe: Annotated[int | None, Query(ge=1, le=MAX_NPROBE)] = None,
         ef_search: Annotated[int | None, Query(ge=1, le=MAX_EF_SEARCH)] = None,
-    ) -> dict:
+    ):
         try:
             options = SearchOptions(k=k, mode=mode, fusion=fusion, dense_weight=dense_weight,
                                     depth=depth, where=_parse_where(where), nprobe=nprobe,
@@ -201,15 +214,17 @@ def create_app(config: ServeConfig | None = None, served: Served | None = None) 
         hits = await run_in_threadpool(run_search, [_text(q)], options)
         return {"query": q, "hits": hits[0], **_served(served)}
 
-    @app.post("/search", summary="Search the index for many queries")
-    async def search_post(body: SearchRequest) -> dict:
+    @app.post("/search", summary="Search the index for many queries",
+              response_model=schema.BatchSearchAnswer, responses=schema.errors(409, 413, 422))
+    async def search_post(body: SearchRequest):
         results = await run_in_threadpool(run_search, body.queries, body)
         return {"results": [{"query": query, "hits": hits}
                             for query, hits in zip(body.queries, results, strict=True)],
                 **_served(served)}
 
-    @app.post("/v1/embeddings", summary="Embed texts (OpenAI-compatible)")
-    async def embeddings(body: EmbeddingRequest) -> dict:
+    @app.post("/v1/embeddings", summary="Embed texts (OpenAI-compatible)",
+              response_model=schema.EmbeddingsAnswer, responses=schema.errors(413, 422))
+    async def embeddings(body: EmbeddingRequest):
         texts = [body.input] if isinstance(body.input, str) else body.input
         if not texts:
             raise ApiError(422, "input is empty; give a text or a list of texts")
@@ -225,8 +240,9 @@ def create_app(config: ServeConfig | None = None, served: Served | None = None) 
         return {"object": "list", "data": data, "model": served.embedder.name,
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
 
-    @app.get("/health", summary="Model, index and uptime; needs no key")
-    async def health() -> dict:
+    @app.get("/health", summary="Model, index and uptime; needs no key",
+             response_model=schema.Health, responses=schema.errors(413))
+    async def health():
         return served.health()
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -246,6 +262,26 @@ def create_app(config: ServeConfig | None = None, served: Served | None = None) 
             "X-Content-Type-Options": "nosniff"})
 
     return app
+
+
+def _openapi(app: FastAPI, config: ServeConfig) -> dict:
+    """The OpenAPI schema, with the API key as a security scheme on every operation that needs
+    it (all but /health) and its 401 answer, when the server has a key."""
+    if app.openapi_schema is None:
+        document = get_openapi(title=app.title, version=app.version,
+                               description=app.description, routes=app.routes)
+        if config.api_key:
+            document.setdefault("components", {})["securitySchemes"] = schema.SECURITY_SCHEMES
+            unauthorised = {"description": schema.ERROR_MEANINGS[401], "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}}
+            for path, operations in document["paths"].items():
+                if path in OPEN_PATHS:
+                    continue
+                for operation in operations.values():
+                    operation["security"] = [{name: []} for name in schema.SECURITY_SCHEMES]
+                    operation["responses"]["401"] = unauthorised
+        app.openapi_schema = document
+    return app.openapi_schema
 
 
 def _text(text: str) -> str:
