@@ -13,6 +13,11 @@ class DataError(SemsearchError):
     """A data file or folder is missing, empty or malformed."""
 
 
+class UnknownFieldError(DataError):
+    """A filter names a metadata field that no document of the index has (yet): the request is
+    well formed, the index it met cannot answer it (HTTP 409, not 422)."""
+
+
 class ModelError(SemsearchError):
     """A model folder is missing, incomplete or of another format version."""
 

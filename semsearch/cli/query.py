@@ -163,8 +163,16 @@ def query(text, k, index_dir, model, queries_file, nprobe, ef_search, mode, fusi
             embedder, vectors = encoding.result(opened)
             report_truncated(embedder, queries)
         results = search(opened, embedder, queries, k, options=options, vectors=vectors)
+        wordless = ([query for query in queries if not opened.lexical.query_tokens(query)]
+                    if resolve_mode(opened, mode) == "lexical" else [])
     finally:
         opened.close()
+    if wordless:
+        why = "no searchable words (only stopwords or punctuation); use other words, or --mode dense"
+        if len(wordless) == len(queries):
+            raise DataError(f"the query has {why}")
+        for query in wordless:
+            info(f"query {printable(query)!r} has {why}")
     total = opened.manifest.documents
     if k > total and not as_json:
         info(f"the index holds {total} documents; showing all of them")

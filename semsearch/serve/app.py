@@ -28,16 +28,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from semsearch import __version__
-from semsearch.errors import ConfigError, DataError, IndexError_, SemsearchError
+from semsearch.errors import IndexError_, SemsearchError, UnknownFieldError
 from semsearch.limits import MAX_EF_SEARCH, MAX_NPROBE
 from semsearch.serve import schema
 from semsearch.serve.page import render_page
-from semsearch.serve.state import ServeConfig, Served
+from semsearch.serve.state import Limits, ServeConfig, Served
 
 log = logging.getLogger("semsearch.serve")
 
 CONFIG_ENV = "SEMSEARCH_SERVE_CONFIG"  # how `serve --workers N` hands its options to each worker
 OPEN_PATHS = frozenset({"/health"})
+MALFORMED_JSON = "malformed JSON body; send a JSON object (Content-Type: application/json)"
 DOCS_ASSETS = "/docs-assets"  # Swagger UI's and ReDoc's scripts, styles and icon
 
 
@@ -136,7 +137,7 @@ def create_app(config: ServeConfig | None = None, served: Served | None = None) 
                          description="Search an index and embed texts with a semsearch model.",
                          static_url=DOCS_ASSETS)
     app.state.served = served
-    app.openapi = lambda: _openapi(app, config)
+    app.openapi = lambda: _openapi(app, config, served.embedder.dim)
 
     @app.middleware("http")
     async def guard(request: Request, call_next):
@@ -157,9 +158,9 @@ def create_app(config: ServeConfig | None = None, served: Served | None = None) 
 
     @app.exception_handler(SemsearchError)
     async def library_error(request: Request, error: SemsearchError):
-        status = 409 if isinstance(error, IndexError_) else 422
-        if isinstance(error, ConfigError | DataError):
-            status = 422
+        # 409: the request is well formed but the served index cannot answer it (no index, a
+        # broken one, a filter on a field none of its documents has); 422: the request is wrong
+        status = 409 if isinstance(error, IndexError_ | UnknownFieldError) else 422
         return _error(status, str(error))
 
     @app.exception_handler(RequestValidationError)
@@ -168,6 +169,10 @@ def create_app(config: ServeConfig | None = None, served: Served | None = None) 
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException):
+        if isinstance(error.__cause__, UnicodeDecodeError):
+            # FastAPI's 400 "error parsing the body" for bytes that are not UTF-8: malformed JSON
+            # (RFC 8259 text is UTF-8), answered as every other malformed body is
+            return _error(422, MALFORMED_JSON + " in UTF-8")
         return _error(error.status_code, str(error.detail))
 
     @app.exception_handler(Exception)
@@ -264,12 +269,13 @@ def create_app(config: ServeConfig | None = None, served: Served | None = None) 
     return app
 
 
-def _openapi(app: FastAPI, config: ServeConfig) -> dict:
-    """The OpenAPI schema, with the API key as a security scheme on every operation that needs
-    it (all but /health) and its 401 answer, when the server has a key."""
+def _openapi(app: FastAPI, config: ServeConfig, dim: int) -> dict:
+    """The OpenAPI schema: this server's limits on each text field, and with a key the key as a
+    security scheme on every operation that needs it (all but /health) and its 401 answer."""
     if app.openapi_schema is None:
         document = get_openapi(title=app.title, version=app.version,
                                description=app.description, routes=app.routes)
+        _declare_limits(document, config.limits, dim)
         if config.api_key:
             document.setdefault("components", {})["securitySchemes"] = schema.SECURITY_SCHEMES
             unauthorised = {"description": schema.ERROR_MEANINGS[401], "content": {
@@ -282,6 +288,40 @@ def _openapi(app: FastAPI, config: ServeConfig) -> dict:
                     operation["responses"]["401"] = unauthorised
         app.openapi_schema = document
     return app.openapi_schema
+
+
+# Python's white space (what str.strip() removes, so what the routes call empty), spelled out:
+# a schema's \s is ECMAScript's, which lacks U+001C-U+001F and U+0085 and has U+FEFF
+SPACE = r"\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+# a text holds no NUL (see `_clean`); a query also something to search for, a character other
+# than white space; a filter is FIELD=VALUE with a field name that is not blank
+TEXT_PATTERN = r"^[^\x00]*$"
+QUERY_PATTERN = f"^[^\\x00]*[^\\x00{SPACE}][^\\x00]*$"
+WHERE_PATTERN = f"^[^=\\x00]*[^=\\x00{SPACE}][^=\\x00]*=[^\\x00]*$"
+
+
+def _declare_limits(document: dict, limits: Limits, dim: int) -> None:
+    """Write the limits this server's routes check (`check_texts`, `run_search`) into the schema,
+    so that what it declares valid is what it accepts: texts a request, characters a text, k,
+    a query with some text, and the one `dimensions` the model gives."""
+    query = {"maxLength": limits.max_chars, "pattern": QUERY_PATTERN}
+    text = {"type": "string", "maxLength": limits.max_chars, "pattern": TEXT_PATTERN}
+    for parameter in document["paths"]["/search"]["get"]["parameters"]:
+        if parameter["name"] == "q":
+            parameter["schema"].update(query)
+        elif parameter["name"] == "k":
+            parameter["schema"]["maximum"] = limits.max_k
+        elif parameter["name"] == "where":
+            parameter["schema"]["anyOf"][0]["items"]["pattern"] = WHERE_PATTERN
+    models = document["components"]["schemas"]
+    search = models["SearchRequest"]["properties"]
+    search["k"]["maximum"] = limits.max_k
+    search["queries"].update(maxItems=limits.max_texts)
+    search["queries"]["items"].update(query)
+    embed = models["EmbeddingRequest"]["properties"]
+    embed["input"]["anyOf"] = [text, {"type": "array", "items": text, "minItems": 1,
+                                      "maxItems": limits.max_texts}]
+    embed["dimensions"]["anyOf"][0]["enum"] = [dim]
 
 
 def _text(text: str) -> str:
@@ -336,7 +376,7 @@ def _describe(error: RequestValidationError | ValidationError) -> str:
     parts = []
     for problem in error.errors()[:5]:
         if problem.get("type") == "json_invalid":
-            return "malformed JSON body; send a JSON object (Content-Type: application/json)"
+            return MALFORMED_JSON
         where = ".".join(str(part) for part in problem.get("loc", ()) if part != "body")
         message = problem.get("msg", "invalid")
         if problem.get("type") == "extra_forbidden":
