@@ -51,8 +51,9 @@ class Chunk:
 def metadata_condition(field_name: str) -> str:
     """The SQL test (two parameters: field name, value) that a document's metadata field equals a
     value, compared as text. json_extract is fast but its paths cannot quote every name; a name
-    holding a quote or backslash goes through json_each."""
-    if '"' in field_name or "\\" in field_name:
+    holding a quote, a backslash or a NUL (where SQLite's JSON path ends: "JSON path error")
+    goes through json_each."""
+    if '"' in field_name or "\\" in field_name or "\x00" in field_name:
         return ("EXISTS (SELECT 1 FROM json_each(d.metadata) j WHERE j.key = ? "
                 "AND CAST(j.value AS TEXT) = ?)")
     return "CAST(json_extract(d.metadata, '$.\"' || ? || '\"') AS TEXT) = ?"

@@ -67,19 +67,22 @@ class SearchOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    k: int = Field(5, ge=1, description="documents to return a query")
+    # strict numbers: JSON true is not 1 here (lax pydantic would take it); an integer still
+    # counts as a float, as JSON has one number type
+    k: int = Field(5, ge=1, strict=True, description="documents to return a query")
     mode: Literal["hybrid", "dense", "lexical"] | None = Field(
         None, description="hybrid (vectors and BM25 fused; the default where the index has a "
         "lexical part), dense or lexical")
     fusion: Literal["weighted", "rrf"] | None = Field(None, description="how hybrid fuses")
-    dense_weight: float | None = Field(None, ge=0.0, le=1.0,
+    dense_weight: float | None = Field(None, ge=0.0, le=1.0, strict=True,
                                        description="weighted fusion's share of the dense score")
-    depth: int | None = Field(None, ge=1, le=10_000,
+    depth: int | None = Field(None, ge=1, le=10_000, strict=True,
                               description="documents each side hands to fusion")
-    where: dict[str, str | int | float] | None = Field(
+    where: dict[str, str | bool | int | float] | None = Field(
         None, description="metadata filters, field: value; all must hold")
-    nprobe: int | None = Field(None, ge=1, le=MAX_NPROBE, description="IVF lists to search")
-    ef_search: int | None = Field(None, ge=1, le=MAX_EF_SEARCH,
+    nprobe: int | None = Field(None, ge=1, le=MAX_NPROBE, strict=True,
+                               description="IVF lists to search")
+    ef_search: int | None = Field(None, ge=1, le=MAX_EF_SEARCH, strict=True,
                                   description="HNSW candidate list size")
 
     def search_options(self) -> dict[str, Any]:
@@ -109,7 +112,7 @@ class EmbeddingRequest(BaseModel):
     input: str | list[str] = Field(description="a text or a list of texts")
     model: str | None = None
     encoding_format: Literal["float", "base64"] = "float"
-    dimensions: int | None = Field(None, ge=1)
+    dimensions: int | None = Field(None, ge=1, strict=True)
     user: str | None = None
 
     @field_validator("input")
@@ -324,11 +327,11 @@ def _declare_limits(document: dict, limits: Limits, dim: int) -> None:
     embed["dimensions"]["anyOf"][0]["enum"] = [dim]
 
 
-def _text(text: str) -> str:
+def _text(text: str, what: str = "q") -> str:
     try:
         return _clean(text)
     except ValueError as error:
-        raise ApiError(422, f"q: {error}") from None
+        raise ApiError(422, f"{what}: {error}") from None
 
 
 def _parse_where(items: list[str] | None) -> dict | None:
@@ -340,12 +343,19 @@ def _parse_where(items: list[str] | None) -> dict | None:
         name, equals, value = item.partition("=")
         if not equals or not name.strip():
             raise ApiError(422, f"where: {item!r} is not FIELD=VALUE, e.g. where=lang=en")
-        where[name.strip()] = _text(value)
+        where[_text(name.strip(), "where")] = _text(value, "where")
     return where
 
 
-def _where_value(value: str | int | float) -> str:
-    """A filter value as the metadata store compares it: as text (`year=2015` matches 2015)."""
+def _where_value(value: str | bool | int | float) -> str:
+    """A filter value as the metadata store compares it: as text (`year=2015` matches 2015),
+    JSON true / false as 1 / 0, as the library's `search(where=...)` takes them.
+
+    >>> [_where_value(v) for v in ("en", 2015, True, False)]
+    ['en', '2015', '1', '0']
+    """
+    if isinstance(value, bool):
+        return "1" if value else "0"
     return str(value)
 
 

@@ -353,3 +353,41 @@ def test_fuzz_the_embeddings_schema_names_the_one_dimension(client):
     dim = client.get("/health").json()["model"]["dim"]
     assert dimensions["anyOf"][0]["enum"] == [dim]
     assert client.post("/v1/embeddings", json={"input": "a", "dimensions": dim}).status_code == 200
+
+
+def test_fuzz_a_filter_name_holding_nul_is_answered_not_a_500(client):
+    """Found (deep run): a POST filter named "\\x00" or "kind\\x00" ended SQLite's JSON path
+    ("JSON path error"), a 500; such a name now goes through json_each and, as no document
+    has it, gets the 409 of any unknown field. In a GET where= it is a NUL in the text: 422."""
+    for name in ("\x00", "kind\x00"):
+        answer = client.post("/search", json={"queries": ["cats"], "where": {name: "x"}})
+        assert answer.status_code == 409, answer.text
+    answer = client.get("/search", params={"q": "cats", "where": "ki\x00nd=mammal"})
+    assert answer.status_code == 422 and "where: text contains a NUL" in answer.text
+
+
+@pytest.mark.parametrize("body", [{"dense_weight": False}, {"k": True}, {"depth": True},
+                                  {"nprobe": False}])
+def test_fuzz_json_true_and_false_are_not_numbers(client, body):
+    """Found (deep run): "dense_weight": false was taken as 0 (pydantic's lax mode), though the
+    schema says number; numbers are strict now."""
+    answer = client.post("/search", json={"queries": ["cats"], **body})
+    assert answer.status_code == 422, answer.text
+    assert client.post("/search", json={"queries": ["cats"], "dense_weight": 1}).status_code == 200
+
+
+def test_fuzz_a_boolean_filter_value_matches_as_the_library_and_cli_match_it(tmp_path,
+                                                                             tiny_model_dir):
+    """Found while fixing the above: POST where {"reviewed": true} compared the text "True",
+    where the store (and `query --where reviewed=1`, and `search(where=...)`) holds JSON true
+    as 1, so it matched nothing; it is 1 / 0 now."""
+    rows = [{"id": "a", "text": "cats purr", "reviewed": True},
+            {"id": "b", "text": "cats sleep", "reviewed": False}]
+    (tmp_path / "flags.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    result = CliRunner().invoke(main, ["index", str(tmp_path / "flags.jsonl"), "--model",
+                                       str(tiny_model_dir), "--out", str(tmp_path / "flags")])
+    assert result.exit_code == 0, result.output
+    with TestClient(create_app(ServeConfig(index=str(tmp_path / "flags")))) as client:
+        for value, expected in ((True, ["a"]), (False, ["b"]), (1, ["a"])):
+            answer = client.post("/search", json={"queries": ["cats"], "where": {"reviewed": value}})
+            assert [hit["id"] for hit in answer.json()["results"][0]["hits"]] == expected
