@@ -100,7 +100,7 @@ def fuse(
             return value
     else:
         raise ConfigError(f"fusion method {method!r} is unknown; use one of {METHODS}")
-    # first-seen order breaks ties: dense first, then lexical, each best first
+    # first-seen order: dense first, then lexical, each best first
     documents = list(dict.fromkeys([doc for doc, _ in dense] + [doc for doc, _ in lexical]))
     fused = [
         Fused(
@@ -113,7 +113,17 @@ def fuse(
         )
         for doc in documents
     ]
-    fused.sort(key=lambda f: -f.score)  # stable: ties keep first-seen order
+    # ties: in weighted fusion by the rank on the side that weighs more (dense at 0.5), so a
+    # weight of 1 or 0 gives exactly that side's order, equal scores included; then (and in
+    # rrf) first-seen order, the sort being stable
+    if method == "weighted":
+        first, second = ("dense_rank", "lexical_rank") if dense_weight >= 0.5 else (
+            "lexical_rank", "dense_rank")
+        absent = len(documents) + 1
+        fused.sort(key=lambda f: (-f.score, getattr(f, first) or absent,
+                                  getattr(f, second) or absent))
+    else:
+        fused.sort(key=lambda f: -f.score)
     return fused
 
 
