@@ -41,7 +41,7 @@ def covers(text: str, chunks: list[str]) -> bool:
     flat = "".join(text.split())
     flats = ["".join(chunk.split()) for chunk in chunks]
 
-    @functools.lru_cache(maxsize=None)
+    @functools.cache
     def place(number: int, start: int, end: int) -> bool:
         if number == len(flats):
             return end == len(flat)
