@@ -24,7 +24,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi_offline import FastAPIOffline
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from semsearch import __version__
@@ -61,28 +68,39 @@ def _clean(text: str) -> str:
     return text
 
 
+def _a_json_number(value: Any) -> Any:
+    """Refuse true / false and strings where JSON numbers are asked for: pydantic's lax mode
+    would read true as 1 and "5" as 5 (its strict mode also refuses 5.0, which JSON Schema
+    counts as an integer)."""
+    if isinstance(value, bool | str):
+        raise ValueError("must be a JSON number")
+    return value
+
+
+# a JSON number (an integer: 5 or 5.0), and a JSON number of any kind
+Count = Annotated[int, BeforeValidator(_a_json_number)]
+Number = Annotated[float, BeforeValidator(_a_json_number)]
+
+
 class SearchOptions(BaseModel):
     """The query options `semsearch query` has, under the same names; they become the library's
     `semsearch.search.SearchOptions` (see `Served.search`)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    # strict numbers: JSON true is not 1 here (lax pydantic would take it); an integer still
-    # counts as a float, as JSON has one number type
-    k: int = Field(5, ge=1, strict=True, description="documents to return a query")
+    k: Count = Field(5, ge=1, description="documents to return a query")
     mode: Literal["hybrid", "dense", "lexical"] | None = Field(
         None, description="hybrid (vectors and BM25 fused; the default where the index has a "
         "lexical part), dense or lexical")
     fusion: Literal["weighted", "rrf"] | None = Field(None, description="how hybrid fuses")
-    dense_weight: float | None = Field(None, ge=0.0, le=1.0, strict=True,
+    dense_weight: Number | None = Field(None, ge=0.0, le=1.0,
                                        description="weighted fusion's share of the dense score")
-    depth: int | None = Field(None, ge=1, le=10_000, strict=True,
+    depth: Count | None = Field(None, ge=1, le=10_000,
                               description="documents each side hands to fusion")
     where: dict[str, str | bool | int | float] | None = Field(
         None, description="metadata filters, field: value; all must hold")
-    nprobe: int | None = Field(None, ge=1, le=MAX_NPROBE, strict=True,
-                               description="IVF lists to search")
-    ef_search: int | None = Field(None, ge=1, le=MAX_EF_SEARCH, strict=True,
+    nprobe: Count | None = Field(None, ge=1, le=MAX_NPROBE, description="IVF lists to search")
+    ef_search: Count | None = Field(None, ge=1, le=MAX_EF_SEARCH,
                                   description="HNSW candidate list size")
 
     def search_options(self) -> dict[str, Any]:
@@ -112,7 +130,7 @@ class EmbeddingRequest(BaseModel):
     input: str | list[str] = Field(description="a text or a list of texts")
     model: str | None = None
     encoding_format: Literal["float", "base64"] = "float"
-    dimensions: int | None = Field(None, ge=1, strict=True)
+    dimensions: Count | None = Field(None, ge=1)
     user: str | None = None
 
     @field_validator("input")
