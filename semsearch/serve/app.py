@@ -77,9 +77,15 @@ def _a_json_number(value: Any) -> Any:
     return value
 
 
-# a JSON number (an integer: 5 or 5.0), and a JSON number of any kind
-Count = Annotated[int, BeforeValidator(_a_json_number)]
-Number = Annotated[float, BeforeValidator(_a_json_number)]
+JSON_NUMBER = BeforeValidator(_a_json_number)
+# the bounds sit inside the Annotated, before the validator: given as Field(ge=...) of an
+# `Annotated[...] | None`, or after it, pydantic checks them but writes "ge" / "le" into the
+# JSON schema (not minimum / maximum), so the schema would not say them
+Depth = Annotated[int, Field(ge=1, le=10_000), JSON_NUMBER]
+NProbe = Annotated[int, Field(ge=1, le=MAX_NPROBE), JSON_NUMBER]
+EfSearch = Annotated[int, Field(ge=1, le=MAX_EF_SEARCH), JSON_NUMBER]
+Weight = Annotated[float, Field(ge=0.0, le=1.0), JSON_NUMBER]
+Dimensions = Annotated[int, Field(ge=1), JSON_NUMBER]
 
 
 class SearchOptions(BaseModel):
@@ -88,19 +94,19 @@ class SearchOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    k: Count = Field(5, ge=1, description="documents to return a query")
+    k: Annotated[int, JSON_NUMBER] = Field(5, ge=1, description="documents to return a query")
     mode: Literal["hybrid", "dense", "lexical"] | None = Field(
         None, description="hybrid (vectors and BM25 fused; the default where the index has a "
         "lexical part), dense or lexical")
     fusion: Literal["weighted", "rrf"] | None = Field(None, description="how hybrid fuses")
-    dense_weight: Number | None = Field(None, ge=0.0, le=1.0,
+    dense_weight: Weight | None = Field(None,
                                        description="weighted fusion's share of the dense score")
-    depth: Count | None = Field(None, ge=1, le=10_000,
+    depth: Depth | None = Field(None,
                               description="documents each side hands to fusion")
     where: dict[str, str | bool | int | float] | None = Field(
         None, description="metadata filters, field: value; all must hold")
-    nprobe: Count | None = Field(None, ge=1, le=MAX_NPROBE, description="IVF lists to search")
-    ef_search: Count | None = Field(None, ge=1, le=MAX_EF_SEARCH,
+    nprobe: NProbe | None = Field(None, description="IVF lists to search")
+    ef_search: EfSearch | None = Field(None,
                                   description="HNSW candidate list size")
 
     def search_options(self) -> dict[str, Any]:
@@ -130,7 +136,7 @@ class EmbeddingRequest(BaseModel):
     input: str | list[str] = Field(description="a text or a list of texts")
     model: str | None = None
     encoding_format: Literal["float", "base64"] = "float"
-    dimensions: Count | None = Field(None, ge=1)
+    dimensions: Dimensions | None = None
     user: str | None = None
 
     @field_validator("input")
