@@ -11,6 +11,7 @@ Two methods, as the hybrid search of Elasticsearch, Vespa, LanceDB and txtai off
 from __future__ import annotations
 
 import json
+import numbers
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -34,12 +35,17 @@ class FusionConfig:
     calibrated: bool = False  # chosen by measurement on the dev collections
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
+        if not isinstance(self.method, str) or self.method not in METHODS:
             raise ConfigError(f"fusion method {self.method!r} is unknown; use one of {METHODS}")
-        if not 0.0 <= self.dense_weight <= 1.0:  # also refuses nan
+        # types too: a manifest's JSON true is no weight, depth or calibration
+        if (not isinstance(self.dense_weight, numbers.Real) or isinstance(self.dense_weight, bool)
+                or not 0.0 <= self.dense_weight <= 1.0):  # also refuses nan
             raise ConfigError(f"dense weight must be between 0 and 1, not {self.dense_weight}")
-        if not 1 <= self.depth <= 10_000:
+        if (not isinstance(self.depth, numbers.Integral) or isinstance(self.depth, bool)
+                or not 1 <= self.depth <= 10_000):
             raise ConfigError(f"fusion depth must be between 1 and 10000, not {self.depth}")
+        if not isinstance(self.calibrated, bool):
+            raise ConfigError(f"fusion 'calibrated' must be true or false, not {self.calibrated}")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -57,6 +57,23 @@ def test_a_weight_of_one_or_zero_keeps_that_sides_order(dense, lexical, weight):
     assert fused[:len(kept)] == kept  # and ahead of the documents only the other side has
 
 
+JSON = st.recursive(st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=9),
+                    lambda inner: st.lists(inner, max_size=3)
+                    | st.dictionaries(st.text(max_size=12), inner, max_size=3), max_leaves=8)
+FIELDS = st.fixed_dictionaries({}, optional={"method": JSON, "dense_weight": JSON,
+                                             "depth": JSON, "calibrated": JSON})
+
+
+@given(data=st.one_of(JSON, FIELDS))
+def test_a_fusion_setting_of_any_json_gives_a_valid_config(data):
+    """What a manifest or fusion.json holds: a valid FusionConfig, else the default."""
+    config = FusionConfig.from_dict(data)
+    assert config.method in ("weighted", "rrf") and 0 <= config.dense_weight <= 1
+    assert 1 <= config.depth <= 10_000
+    assert not isinstance(config.depth, bool) and not isinstance(config.dense_weight, bool)
+    assert type(config.calibrated) is bool
+
+
 @given(side=ranking(), dense_side=st.booleans(), weight=st.floats(0.01, 0.99))
 def test_rrf_and_weighted_agree_on_one_side_alone(side, dense_side, weight):
     dense, lexical = (side, []) if dense_side else ([], side)

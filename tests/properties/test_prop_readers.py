@@ -27,7 +27,10 @@ SHAPED = st.one_of(
     st.lists(st.sampled_from([b'{"id": 1, "text": "a"}', b'{"text": null}', b'{"text": [1]}',
                               b'{"id": {}, "text": "x"}', b"[1, 2]", b"id,text", b"id\ttext",
                               b'"unclosed,quote', b"1,2,3", b"\xef\xbb\xbfid,text", b"\xff\xfe",
-                              b'1,"a\nb"', b"", b"  ", b"\r"]),
+                              b'1,"a\nb"', b"", b"  ", b"\r", b'{"id": 1.5, "text": "a"}',
+                              b'{"id": "", "text": "a"}', b'{"id": true, "text": "a"}',
+                              b'{"other": 1}', b'{"id": 7, "text": 12}', b"\xc3\xa9" * 40,
+                              b'x,"' + b"y" * 80 + b'"', b"text", b"id,text,extra"]),
              max_size=8).map(b"\n".join),
 )
 TEXT = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=40).map(
@@ -36,20 +39,21 @@ ID = st.one_of(st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, 
                st.integers(-10**12, 10**12).map(str))
 
 
-def read(data: bytes, suffix: str, gz: bool, errors: str = "strict"):
+def read(data: bytes, suffix: str, gz: bool, errors: str = "strict", limit: int = 4096):
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / f"corpus{suffix}{'.gz' if gz else ''}"
         path.write_bytes(gzip.compress(data) if gz else data)
-        reader = CorpusReader(path, ReaderOptions(errors=errors, max_line_bytes=4096))
+        reader = CorpusReader(path, ReaderOptions(errors=errors, max_line_bytes=limit))
         return list(reader), reader
 
 
 @given(data=SHAPED, suffix=st.sampled_from(SUFFIXES), gz=st.booleans(),
-       errors=st.sampled_from(["strict", "skip", "replace"]))
-@example(data=b"\x1f\x8b\x08garbage", suffix=".txt", gz=False, errors="strict")
-def test_any_bytes_give_documents_or_one_data_error(data, suffix, gz, errors):
+       errors=st.sampled_from(["strict", "skip", "replace"]),
+       limit=st.sampled_from([4096, 61]))  # 61: lines past the limit (cut or refused)
+@example(data=b"\x1f\x8b\x08garbage", suffix=".txt", gz=False, errors="strict", limit=4096)
+def test_any_bytes_give_documents_or_one_data_error(data, suffix, gz, errors, limit):
     try:
-        documents, reader = read(data, suffix, gz, errors)
+        documents, reader = read(data, suffix, gz, errors, limit)
     except DataError as error:
         assert "\n" not in str(error).strip() and str(error)
         return
