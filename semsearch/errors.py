@@ -26,5 +26,10 @@ class IndexError_(SemsearchError):
     """An index folder is missing, corrupt, or was built with another model."""
 
 
+class WriteFailed(SemsearchError):
+    """A write failed part way (disk full, file-size limit, I/O error); what it staged is gone
+    and the previous version is untouched (see semsearch/write_errors.py)."""
+
+
 class TrainingInterrupted(SemsearchError):
     """Training stopped early (Ctrl-C); a resumable checkpoint was saved."""

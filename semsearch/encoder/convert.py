@@ -48,6 +48,7 @@ from semsearch.encoder.store import (
 from semsearch.encoder.tokenizer import CLS, PAD, SEP, Tokenizer
 from semsearch.errors import ModelError
 from semsearch.permissions import set_default_mode
+from semsearch.write_errors import write_failed
 
 BERT_WEIGHTS = "model.safetensors"
 # sentence-transformers module types by class name (the dotted path changed across versions)
@@ -140,8 +141,11 @@ def import_model(source: str | Path, out: str | Path, max_seq_len: int | None = 
         if out.is_dir() and not any(out.iterdir()):
             out.rmdir()  # an empty folder is no model to keep
         publish(partial, out, overwrite)
-    except BaseException:
+    except BaseException as error:
         shutil.rmtree(partial, ignore_errors=True)
+        failed = write_failed(error, out, "a model already there is untouched")
+        if failed is not None:
+            raise failed from None
         raise
     return {"model": str(out), "source": str(found.folder), "kind": found.kind,
             "hidden": config.hidden, "layers": config.layers, "heads": config.heads,

@@ -35,10 +35,11 @@ from typing import Any
 import numpy as np
 
 from semsearch import __version__
-from semsearch.encoder.store import TOKENIZER, WEIGHTS, read_config, resolve_model
+from semsearch.encoder.store import TOKENIZER, WEIGHTS, read_config, resolve_model, swap_in
 from semsearch.encoder.tokenizer import CLS, MASK, PAD, SEP, UNK
 from semsearch.errors import ModelError
 from semsearch.permissions import set_default_mode
+from semsearch.write_errors import write_failed
 
 USAGE = """```python
 from sentence_transformers import SentenceTransformer
@@ -116,11 +117,12 @@ def export_sentence_transformers(model: str | Path | None, out: str | Path,
         from semsearch.model_card import write_model_card
 
         write_model_card(folder, usage=USAGE.format(path=out), out=partial / "README.md")
-        if out.exists():
-            shutil.rmtree(out)
-        partial.rename(out)
-    except BaseException:
+        swap_in(partial, out)  # an old export is replaced only once the new one is whole
+    except BaseException as error:
         shutil.rmtree(partial, ignore_errors=True)
+        failed = write_failed(error, out, "an earlier export there is untouched")
+        if failed is not None:
+            raise failed from None
         raise
     return {"model": str(folder), "out": str(out), "format": "sentence-transformers",
             "architecture": hf_config["architectures"][0], "dim": shape["hidden"],

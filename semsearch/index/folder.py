@@ -21,6 +21,7 @@ from pathlib import Path
 
 from semsearch.errors import IndexError_
 from semsearch.index.lock import index_writer, swapping
+from semsearch.write_errors import write_failed
 
 MANIFEST = "manifest.json"
 INDEX_FILE = "index.faiss"
@@ -94,17 +95,26 @@ def resolve_index_dir(index: str | Path | None) -> Path:
 
 
 def mark_latest(folder: Path) -> None:
-    """Point the latest-index pointer at this folder (relative when under the indexes folder)."""
+    """Point the latest-index pointer at this folder (relative when under the indexes folder).
+    A failed write leaves the old pointer and says the index itself is whole."""
     base = indexes_dir()
-    base.mkdir(parents=True, exist_ok=True)
     folder = Path(folder)
-    try:
-        target = str(folder.resolve().relative_to(base.resolve()))
-    except ValueError:
-        target = str(folder.resolve())
     temporary = base / f"{LATEST}.{os.getpid()}.tmp"
-    temporary.write_text(target + "\n", encoding="utf-8")
-    os.replace(temporary, base / LATEST)
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        try:
+            target = str(folder.resolve().relative_to(base.resolve()))
+        except ValueError:
+            target = str(folder.resolve())
+        temporary.write_text(target + "\n", encoding="utf-8")
+        os.replace(temporary, base / LATEST)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        failed = write_failed(error, base / LATEST, (
+            f"the index {folder} itself is written whole: search it with --index {folder}"))
+        if failed is not None:
+            raise failed from None
+        raise
 
 
 def is_index_folder(folder: Path) -> bool:
@@ -202,7 +212,14 @@ def staged_folder(folder: Path, copy_from: Path | None = None, wait: float = 0) 
         clean_stale(folder)
         check_replaceable(folder)
         folder.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}{TMP_INFIX}", dir=folder.parent))
+        try:
+            staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}{TMP_INFIX}",
+                                            dir=folder.parent))
+        except OSError as error:
+            failed = write_failed(error, folder, "the previous version is untouched")
+            if failed is not None:
+                raise failed from None
+            raise
         umask = os.umask(0)
         os.umask(umask)
         staging.chmod(0o777 & ~umask)  # mkdtemp makes it private; the index is an ordinary folder
@@ -215,10 +232,13 @@ def staged_folder(folder: Path, copy_from: Path | None = None, wait: float = 0) 
                         shutil.copytree(item, staging / item.name)
             yield staging
             check_replaceable(folder)  # nothing else may have appeared there meanwhile
-        except BaseException:
+            replace_folder(staging, folder)
+        except BaseException as error:
             shutil.rmtree(staging, ignore_errors=True)
+            failed = write_failed(error, folder, "the previous version is untouched")
+            if failed is not None:
+                raise failed from None
             raise
-        replace_folder(staging, folder)
 
 
 def replace_folder(staging: Path, folder: Path) -> None:
@@ -228,9 +248,18 @@ def replace_folder(staging: Path, folder: Path) -> None:
     with swapping(folder), _signals_held():
         if folder.exists():
             aside = Path(tempfile.mkdtemp(prefix=f".{folder.name}{OLD_INFIX}", dir=folder.parent))
-            os.rmdir(aside)
+            try:
+                os.rmdir(aside)
+            except BaseException:
+                shutil.rmtree(aside, ignore_errors=True)
+                raise
             os.rename(folder, aside)
-        os.rename(staging, folder)  # a kill -9 just before this is what clean_stale repairs
+        try:
+            os.rename(staging, folder)  # a kill -9 just before this is what clean_stale repairs
+        except BaseException:
+            if aside is not None:
+                os.rename(aside, folder)  # a failed rename: the old version goes back at once
+            raise
     if aside is not None:
         shutil.rmtree(aside, ignore_errors=True)
 
