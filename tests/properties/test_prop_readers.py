@@ -104,3 +104,42 @@ def test_text_lines_round_trip_with_line_numbered_ids(texts, gz):
     documents, _ = read("".join(t + "\n" for t in texts).encode(), ".txt", gz)
     assert [(d.id, d.text) for d in documents] == [(f"corpus:{n}", t)
                                                    for n, t in enumerate(texts, start=1)]
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats()
+                    | st.text(max_size=8),
+                    lambda inner: st.lists(inner, max_size=2)
+                    | st.dictionaries(st.text(max_size=4), inner, max_size=2), max_leaves=4)
+RECORD = st.dictionaries(st.sampled_from(["id", "text", "lang", "body"]), JSON, max_size=4)
+
+
+@given(records=st.lists(st.one_of(RECORD, RECORD, JSON), max_size=8), gz=st.booleans(),
+       errors=st.sampled_from(["strict", "skip", "replace"]))
+def test_any_json_records_give_documents_or_one_data_error(records, gz, errors):
+    """JSONL lines of any JSON value, objects with id / text fields of any JSON type mostly."""
+    data = "\n".join(json.dumps(record) for record in records).encode()
+    try:
+        documents, reader = read(data, ".jsonl", gz, errors)
+    except DataError as error:
+        assert str(error) and "\n" not in str(error).strip()
+        return
+    assert all(d.id and d.text for d in documents)
+
+
+@given(header=st.lists(st.sampled_from(["id", "text", "lang", "", "text"]), min_size=1,
+                       max_size=4),
+       rows=st.lists(st.lists(st.text(max_size=6), max_size=5), max_size=6),
+       delimiter=st.sampled_from([",", "\t"]), errors=st.sampled_from(["strict", "skip"]))
+def test_any_table_gives_documents_or_one_data_error(header, rows, delimiter, errors):
+    """CSV / TSV of any header and ragged rows of any text."""
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter=delimiter)
+    writer.writerow(header)
+    writer.writerows(rows)
+    try:
+        documents, _ = read(out.getvalue().encode(), ".tsv" if delimiter == "\t" else ".csv",
+                            False, errors)
+    except DataError as error:
+        assert str(error) and "\n" not in str(error).strip()
+        return
+    assert all(d.id and d.text for d in documents)
