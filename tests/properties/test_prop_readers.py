@@ -129,16 +129,22 @@ def test_any_json_records_give_documents_or_one_data_error(records, gz, errors):
 @given(header=st.lists(st.sampled_from(["id", "text", "lang", "", "text"]), min_size=1,
                        max_size=4),
        rows=st.lists(st.lists(st.text(max_size=6), max_size=5), max_size=6),
-       delimiter=st.sampled_from([",", "\t"]), errors=st.sampled_from(["strict", "skip"]))
-def test_any_table_gives_documents_or_one_data_error(header, rows, delimiter, errors):
-    """CSV / TSV of any header and ragged rows of any text."""
+       delimiter=st.sampled_from([",", "\t"]), errors=st.sampled_from(["strict", "skip"]),
+       stray=st.one_of(st.none(), st.integers(0, 10**6)))
+def test_any_table_gives_documents_or_one_data_error(header, rows, delimiter, errors, stray):
+    """CSV / TSV of any header and ragged rows of any text, now and then with a stray quote
+    (an unclosed or malformed quoted record)."""
     out = io.StringIO()
     writer = csv.writer(out, delimiter=delimiter)
     writer.writerow(header)
     writer.writerows(rows)
+    text = out.getvalue()
+    if stray is not None:
+        at = stray % (len(text) + 1)
+        text = text[:at] + '"' + text[at:]
     try:
-        documents, _ = read(out.getvalue().encode(), ".tsv" if delimiter == "\t" else ".csv",
-                            False, errors)
+        documents, _ = read(text.encode(), ".tsv" if delimiter == "\t" else ".csv", False,
+                            errors)
     except DataError as error:
         assert str(error) and "\n" not in str(error).strip()
         return
