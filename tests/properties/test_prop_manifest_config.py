@@ -38,7 +38,8 @@ def index_dir(tmp_path_factory, tiny_model_dir) -> Path:
         json.dumps({"id": f"d{i}", "text": text, "lang": "en"}) + "\n"
         for i, text in enumerate(["cats purr", "dogs bark", "the tide rises", "birds sing"])))
     result = CliRunner().invoke(main, ["index", str(folder / "docs.jsonl"), "--model",
-                                       str(tiny_model_dir), "--out", str(folder / "idx")])
+                                       str(tiny_model_dir), "--out", str(folder / "idx")],
+                                env={"SEMSEARCH_INDEXES": str(folder / "indexes")})
     assert result.exit_code == 0, result.output
     return folder / "idx"
 

@@ -38,8 +38,10 @@ def build_index(folder: Path, model: Path) -> Path:
     corpus = folder / "pets.jsonl"
     corpus.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in DOCUMENTS),
                       encoding="utf-8")
+    # its own indexes folder: the build marks itself latest there, not in the checkout's
     result = CliRunner().invoke(main, ["index", str(corpus), "--model", str(model),
-                                       "--out", str(folder / "pets")])
+                                       "--out", str(folder / "pets")],
+                                env={"SEMSEARCH_INDEXES": str(folder / "indexes")})
     assert result.exit_code == 0, result.output
     return folder / "pets"
 

@@ -392,7 +392,8 @@ def test_fuzz_a_boolean_filter_value_matches_as_the_library_and_cli_match_it(tmp
             {"id": "b", "text": "cats sleep", "reviewed": False}]
     (tmp_path / "flags.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
     result = CliRunner().invoke(main, ["index", str(tmp_path / "flags.jsonl"), "--model",
-                                       str(tiny_model_dir), "--out", str(tmp_path / "flags")])
+                                       str(tiny_model_dir), "--out", str(tmp_path / "flags")],
+                                env={"SEMSEARCH_INDEXES": str(tmp_path / "indexes")})
     assert result.exit_code == 0, result.output
     with TestClient(create_app(ServeConfig(index=str(tmp_path / "flags")))) as client:
         for value, expected in ((True, ["a"]), (False, ["b"]), (1, ["a"])):
