@@ -23,6 +23,8 @@ import numpy as np
 
 from semsearch.corpora import CorpusReader, ReaderOptions
 from semsearch.errors import DataError
+from semsearch.permissions import set_default_mode
+from semsearch.write_errors import write_failed
 
 # documents embedded and written at a time; bounds memory whatever the corpus size
 WINDOW = 2048
@@ -82,7 +84,13 @@ def embed_corpus(corpus: Path, embedder: TextEmbedder, out: Path,
             raise DataError(f"{target} exists; pass --overwrite to replace it or choose --out")
     reader = CorpusReader(Path(corpus), options or ReaderOptions())
     out.parent.mkdir(parents=True, exist_ok=True)
-    writer = (_NpyWriter if kind == "npy" else _ParquetWriter)(out, embedder.dim)
+    try:
+        writer = (_NpyWriter if kind == "npy" else _ParquetWriter)(out, embedder.dim)
+    except BaseException as error:
+        failed = write_failed(error, Path(out), "a file already there is untouched")
+        if failed is not None:
+            raise failed from None
+        raise
     report = EmbedReport(out, targets[1] if kind == "npy" else None, kind, dim=embedder.dim)
     from tqdm import tqdm
 
@@ -113,8 +121,11 @@ def embed_corpus(corpus: Path, embedder: TextEmbedder, out: Path,
             raise DataError(f"corpus {reader.path} has no documents; give a file with one "
                             "document a line")
         writer.finish()
-    except BaseException:
+    except BaseException as error:
         writer.discard()
+        failed = write_failed(error, Path(out), "a file already there is untouched")
+        if failed is not None:
+            raise failed from None
         raise
     report.lines_skipped = len(reader.skipped)
     return report
@@ -126,11 +137,16 @@ class _NpyWriter:
     def __init__(self, out: Path, dim: int) -> None:
         self.out, self.dim, self.rows = out, dim, 0
         self.ids_out = ids_path(out)
+        self.handle = self.ids_handle = self.ids_temporary = None
         self.temporary = _temporary(out)
-        self.ids_temporary = _temporary(self.ids_out)
-        self.handle = open(self.temporary, "wb")
-        self.ids_handle = open(self.ids_temporary, "w", encoding="utf-8", newline="\n")
-        self.handle.write(_npy_header(0, dim))
+        try:
+            self.ids_temporary = _temporary(self.ids_out)
+            self.handle = open(self.temporary, "wb")
+            self.ids_handle = open(self.ids_temporary, "w", encoding="utf-8", newline="\n")
+            self.handle.write(_npy_header(0, dim))
+        except BaseException:
+            self.discard()  # a temporary made before the failure is not left behind
+            raise
 
     def write(self, ids: list[str], vectors: np.ndarray) -> None:
         for doc_id in ids:
@@ -146,14 +162,35 @@ class _NpyWriter:
         self.handle.write(_npy_header(self.rows, self.dim))
         self.handle.close()
         self.ids_handle.close()
-        os.replace(self.temporary, self.out)
-        os.replace(self.ids_temporary, self.ids_out)
+        # the two renames: the old vectors are kept (a hard link) until the ids are in place
+        # too, so a failure between them restores the old pair rather than mixing the two
+        backup = None
+        if self.out.exists():
+            backup = _temporary(self.out)
+            try:
+                os.unlink(backup)
+                os.link(self.out, backup)
+            except OSError:
+                backup.unlink(missing_ok=True)
+                backup = None
+        try:
+            os.replace(self.temporary, self.out)
+            os.replace(self.ids_temporary, self.ids_out)
+        except BaseException:
+            if backup is not None and not self.temporary.exists():
+                os.replace(backup, self.out)
+            raise
+        finally:
+            if backup is not None:
+                backup.unlink(missing_ok=True)
 
     def discard(self) -> None:
         for handle in (self.handle, self.ids_handle):
-            handle.close()
+            if handle is not None:
+                handle.close()
         for path in (self.temporary, self.ids_temporary):
-            path.unlink(missing_ok=True)
+            if path is not None:
+                path.unlink(missing_ok=True)
 
 
 class _ParquetWriter:
@@ -192,6 +229,7 @@ class _ParquetWriter:
 def _temporary(path: Path) -> Path:
     handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(handle)
+    set_default_mode(name)  # mkstemp makes it 0600; the output is an ordinary file
     return Path(name)
 
 

@@ -13,12 +13,22 @@ class DataError(SemsearchError):
     """A data file or folder is missing, empty or malformed."""
 
 
+class UnknownFieldError(DataError):
+    """A filter names a metadata field that no document of the index has (yet): the request is
+    well formed, the index it met cannot answer it (HTTP 409, not 422)."""
+
+
 class ModelError(SemsearchError):
     """A model folder is missing, incomplete or of another format version."""
 
 
 class IndexError_(SemsearchError):
     """An index folder is missing, corrupt, or was built with another model."""
+
+
+class WriteFailed(SemsearchError):
+    """A write failed part way (disk full, file-size limit, I/O error); what it staged is gone
+    and the previous version is untouched (see semsearch/write_errors.py)."""
 
 
 class TrainingInterrupted(SemsearchError):

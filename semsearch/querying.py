@@ -179,12 +179,9 @@ def search(
     mode = resolve_mode(index, options.mode)
     allowed = index.store.rows_where(options.where) if options.where else None
     if mode == "lexical":
+        # a query with no searchable words (only stopwords or punctuation) matches nothing: no
+        # hits, whether it comes alone or in a batch (`semsearch query` says why)
         results = index.search_lexical(queries, k, allowed)
-        if not any(results) and not any(index.lexical.query_tokens(q) for q in queries):
-            raise DataError(
-                "the query has no searchable words (only stopwords or punctuation); use other "
-                "words, or --mode dense"
-            )
         return [[replace(hit, lexical_score=hit.score, lexical_rank=hit.rank) for hit in hits]
                 for hits in results]
     if embedder is None:

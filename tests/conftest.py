@@ -9,6 +9,20 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+try:  # Hypothesis profiles of the property tests (tests/properties) and the fuzzed API
+    from hypothesis import HealthCheck, settings
+
+    # the default run: bounded and seeded (derandomised: the same examples every run, so CI
+    # is reproducible and its time fixed), no example database written into the checkout
+    settings.register_profile("ci", max_examples=100, derandomize=True, deadline=None,
+                              database=None, suppress_health_check=[HealthCheck.too_slow])
+    # HYPOTHESIS_PROFILE=deep: 20x the examples, a fresh random seed each run
+    settings.register_profile("deep", max_examples=2000, derandomize=False, deadline=None,
+                              database=None, suppress_health_check=[HealthCheck.too_slow])
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+except ImportError:  # the dev extra is not installed; the property tests skip
+    pass
+
 
 def _data_dir() -> Path | None:
     candidate = Path(os.environ.get("SEMSEARCH_DATA") or REPO.parent / "shared" / "data")

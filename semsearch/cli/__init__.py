@@ -62,6 +62,17 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except SemsearchError as error:
             raise click.ClickException(str(error)) from None
+        except OSError as error:
+            # a write no staged transaction wrapped (LATEST, a lock file, a report): one line
+            from pathlib import Path
+
+            from semsearch.write_errors import write_failed
+
+            failed = write_failed(error, Path(error.filename or "output"),
+                                  "what was written before is untouched")
+            if failed is None:
+                raise
+            raise click.ClickException(str(failed)) from None
         except Terminated:
             raise _Exit("terminated (SIGTERM); nothing half-written was left", 128 + 15) from None
         except KeyboardInterrupt:

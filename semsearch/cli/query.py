@@ -163,9 +163,18 @@ def query(text, k, index_dir, model, queries_file, nprobe, ef_search, mode, fusi
             embedder, vectors = encoding.result(opened)
             report_truncated(embedder, queries)
         results = search(opened, embedder, queries, k, options=options, vectors=vectors)
-        fused = resolve_mode(opened, mode) == "hybrid"
+        searched = resolve_mode(opened, mode)
+        fused = searched == "hybrid"
+        wordless = ([query for query in queries if not opened.lexical.query_tokens(query)]
+                    if searched == "lexical" else [])
     finally:
         opened.close()
+    if wordless:
+        why = "no searchable words (only stopwords or punctuation); use other words, or --mode dense"
+        if len(wordless) == len(queries):
+            raise DataError(f"the query has {why}")
+        for query in wordless:
+            info(f"query {printable(query)!r} has {why}")
     fusion_note = None
     if fused and fusion is None and dense_weight is None:
         from semsearch.index.fusion import describe_fusion, index_fusion

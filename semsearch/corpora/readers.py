@@ -113,7 +113,8 @@ class CorpusReader:
         with open(self.path, "rb") as raw:
             self._raw = raw
             stream = gzip.GzipFile(fileobj=raw) if self.path.name.lower().endswith(".gz") else raw
-            lines = self._decoded_lines(stream)
+            # a CSV record keeps its line ends: a quoted field may hold a CRLF, which is text
+            lines = self._decoded_lines(stream, keep_ends=self.format in ("csv", "tsv"))
             if self.format == "txt":
                 yield from self._text(lines)
             elif self.format == "jsonl":
@@ -121,9 +122,10 @@ class CorpusReader:
             else:
                 yield from self._table(lines, "\t" if self.format == "tsv" else ",")
 
-    def _decoded_lines(self, stream) -> Iterator[tuple[int, str]]:
-        """(line number, text) of each line, undecodable bytes handled per --errors; a line
-        longer than max_line_bytes is read in bounded pieces and cut (text) or refused."""
+    def _decoded_lines(self, stream, keep_ends: bool = False) -> Iterator[tuple[int, str]]:
+        """(line number, text) of each line, without its line end unless `keep_ends`,
+        undecodable bytes handled per --errors; a line longer than max_line_bytes is read in
+        bounded pieces and cut (text) or refused."""
         number = 0
         limit = max(1, self.options.max_line_bytes)
         try:
@@ -150,7 +152,7 @@ class CorpusReader:
                         )
                         continue
                     text = data.decode("utf-8", errors="replace")
-                yield number, text.rstrip("\r\n")
+                yield number, text if keep_ends else text.rstrip("\r\n")
         except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as error:
             raise DataError(
                 f"{self.path} cannot be read after line {number} ({error}); check the file "
@@ -211,7 +213,7 @@ class CorpusReader:
                     size += len(item[1])
                     if len(record_lines) > MAX_RECORD_LINES or size > self.options.max_line_bytes:
                         raise _Unclosed
-                    yield item[1] + "\n"
+                    yield item[1] if item[1].endswith("\n") else item[1] + "\n"
 
             reader = csv.reader(feed(), delimiter=delimiter, strict=True)
             try:

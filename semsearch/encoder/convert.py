@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -48,6 +47,8 @@ from semsearch.encoder.store import (
 )
 from semsearch.encoder.tokenizer import CLS, PAD, SEP, Tokenizer
 from semsearch.errors import ModelError
+from semsearch.permissions import set_default_mode
+from semsearch.write_errors import write_failed
 
 BERT_WEIGHTS = "model.safetensors"
 # sentence-transformers module types by class name (the dotted path changed across versions)
@@ -133,15 +134,18 @@ def import_model(source: str | Path, out: str | Path, max_seq_len: int | None = 
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
     try:
-        partial.chmod(0o777 & ~_umask())  # mkdtemp makes it private; a model folder is not
+        set_default_mode(partial)  # mkdtemp makes it private; a model folder is not
         tokenizer.save(partial / TOKENIZER)
         save_weights(model, partial / WEIGHTS)
         write_json(partial / CONFIG, meta)
         if out.is_dir() and not any(out.iterdir()):
             out.rmdir()  # an empty folder is no model to keep
         publish(partial, out, overwrite)
-    except BaseException:
+    except BaseException as error:
         shutil.rmtree(partial, ignore_errors=True)
+        failed = write_failed(error, out, "a model already there is untouched")
+        if failed is not None:
+            raise failed from None
         raise
     return {"model": str(out), "source": str(found.folder), "kind": found.kind,
             "hidden": config.hidden, "layers": config.layers, "heads": config.heads,
@@ -310,12 +314,6 @@ def _read_json(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ModelError(f"{path}: unreadable ({error})") from None
-
-
-def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current
 
 
 def _first_line(error: Exception) -> str:

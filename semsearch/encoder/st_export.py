@@ -35,9 +35,11 @@ from typing import Any
 import numpy as np
 
 from semsearch import __version__
-from semsearch.encoder.store import TOKENIZER, WEIGHTS, read_config, resolve_model
+from semsearch.encoder.store import TOKENIZER, WEIGHTS, read_config, resolve_model, swap_in
 from semsearch.encoder.tokenizer import CLS, MASK, PAD, SEP, UNK
 from semsearch.errors import ModelError
+from semsearch.permissions import set_default_mode
+from semsearch.write_errors import write_failed
 
 USAGE = """```python
 from sentence_transformers import SentenceTransformer
@@ -81,9 +83,10 @@ def export_sentence_transformers(model: str | Path | None, out: str | Path,
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
     try:
-        partial.chmod(0o755)
+        set_default_mode(partial)  # mkdtemp makes it private; a model folder is not
         save_file({k: np.ascontiguousarray(v) for k, v in state.items()},
                   str(partial / "model.safetensors"), metadata={"format": "pt"})
+        set_default_mode(partial / "model.safetensors")  # the safetensors writer makes it 0600
         _write(partial / "config.json", hf_config)
         shutil.copyfile(folder / TOKENIZER, partial / "tokenizer.json")
         specials = {"unk_token": UNK, "sep_token": SEP, "pad_token": PAD, "cls_token": CLS,
@@ -116,11 +119,12 @@ def export_sentence_transformers(model: str | Path | None, out: str | Path,
         from semsearch.model_card import write_model_card
 
         write_model_card(folder, usage=USAGE.format(path=out), out=partial / "README.md")
-        if out.exists():
-            shutil.rmtree(out)
-        partial.rename(out)
-    except BaseException:
+        swap_in(partial, out)  # an old export is replaced only once the new one is whole
+    except BaseException as error:
         shutil.rmtree(partial, ignore_errors=True)
+        failed = write_failed(error, out, "an earlier export there is untouched")
+        if failed is not None:
+            raise failed from None
         raise
     return {"model": str(folder), "out": str(out), "format": "sentence-transformers",
             "architecture": hf_config["architectures"][0], "dim": shape["hidden"],

@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # torch is imported only by the functions that need it (queri
     import torch
 
 from semsearch.errors import ModelError
+from semsearch.permissions import set_default_mode
 
 FORMAT_VERSION = 1
 MODELS_ENV = "SEMSEARCH_MODELS"
@@ -194,6 +195,7 @@ def save_weights(model: torch.nn.Module, path: Path) -> None:
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     tmp = path.with_name(path.name + ".tmp")
     save_file(state, str(tmp))
+    set_default_mode(tmp)  # the safetensors writer makes it 0600
     os.replace(tmp, path)
 
 
@@ -264,13 +266,29 @@ def publish(partial: Path, out: Path, overwrite: bool) -> None:
         if not overwrite:
             raise ModelError(f"{out} already holds a model; pass --overwrite or choose --out")
         check_model_replaceable(out)
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+    swap_in(partial, out)
+
+
+def swap_in(partial: Path, out: Path) -> None:
+    """Rename the finished folder `partial` to `out`. An existing `out` is moved aside first and
+    deleted after, or put back at once when the rename fails (a full disk can fail a rename),
+    so `out` always holds one whole version."""
+    if not out.exists():
+        os.replace(partial, out)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+    try:
         os.rmdir(old)  # a fresh name no one else uses, never a user's `<out>.old`
-        os.replace(out, old)
-        os.replace(partial, out)
+    except BaseException:
         shutil.rmtree(old, ignore_errors=True)
-    else:
+        raise
+    os.replace(out, old)
+    try:
         os.replace(partial, out)
+    except BaseException:
+        os.replace(old, out)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def fingerprint(path: Path) -> str:

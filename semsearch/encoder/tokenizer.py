@@ -9,7 +9,7 @@ from pathlib import Path
 from tokenizers import Tokenizer as HFTokenizer
 from tokenizers import decoders, models, normalizers, pre_tokenizers, processors, trainers
 
-from semsearch.errors import ModelError
+from semsearch.errors import DataError, ModelError
 
 PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
 SPECIAL_TOKENS = [PAD, UNK, CLS, SEP, MASK]  # PAD is id 0
@@ -68,7 +68,10 @@ class Tokenizer:
 
     def encode(self, texts: list[str], max_length: int | None = None) -> list[list[int]]:
         """Token ids per text; with `max_length`, truncated keeping [SEP] last."""
-        encodings = self.inner.encode_batch(list(texts))
+        try:
+            encodings = self.inner.encode_batch(list(texts))
+        except TypeError:  # tokenizers' "TextEncodeInput must be Union[...]": say which and why
+            raise DataError(_unencodable(texts)) from None
         ids = [e.ids for e in encodings]
         if max_length is not None:
             ids = [seq if len(seq) <= max_length else seq[: max_length - 1] + [seq[-1]] for seq in ids]
@@ -76,6 +79,20 @@ class Tokenizer:
 
     def decode(self, ids: list[int]) -> str:
         return self.inner.decode(ids)
+
+
+def _unencodable(texts: list[str]) -> str:
+    """What makes a text one the tokenizer cannot take (a lone surrogate, a non-string)."""
+    for number, text in enumerate(texts):
+        if not isinstance(text, str):
+            return f"text {number} is a {type(text).__name__}, not a string; give texts as str"
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as error:
+            return (f"text {number} holds a lone surrogate (U+{ord(text[error.start]):04X} at "
+                    f"character {error.start}), which is not valid Unicode; decode its bytes "
+                    "with errors='replace', or drop the text")
+    return "the tokenizer cannot take these texts; give a list of strings"
 
 
 def _empty(lowercase: bool) -> HFTokenizer:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from semsearch.eval.runner import RETRIEVAL_METRICS
+from semsearch.permissions import set_default_mode
 
 METHODS = (("model", "model"), ("tfidf", "TF-IDF"))
 
@@ -28,6 +29,7 @@ def write_report(report: dict[str, Any], path: str | Path) -> Path:
     path = Path(path)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        set_default_mode(temporary)  # mkstemp makes it 0600; a report is an ordinary file
         with os.fdopen(handle, "w", encoding="utf-8") as file:
             json.dump(report, file, indent=2, ensure_ascii=False)
             file.write("\n")

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from semsearch.errors import IndexError_
 from semsearch.index.lock import swapping
+from semsearch.write_errors import write_failed
 
 MANIFEST = "manifest.json"
 INDEX_FILE = "index.faiss"
@@ -95,17 +96,26 @@ def resolve_index_dir(index: str | Path | None) -> Path:
 
 
 def mark_latest(folder: Path) -> None:
-    """Point the latest-index pointer at this folder (relative when under the indexes folder)."""
+    """Point the latest-index pointer at this folder (relative when under the indexes folder).
+    A failed write leaves the old pointer and says the index itself is whole."""
     base = indexes_dir()
-    base.mkdir(parents=True, exist_ok=True)
     folder = Path(folder)
-    try:
-        target = str(folder.resolve().relative_to(base.resolve()))
-    except ValueError:
-        target = str(folder.resolve())
     temporary = base / f"{LATEST}.{os.getpid()}.tmp"
-    temporary.write_text(target + "\n", encoding="utf-8")
-    os.replace(temporary, base / LATEST)
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        try:
+            target = str(folder.resolve().relative_to(base.resolve()))
+        except ValueError:
+            target = str(folder.resolve())
+        temporary.write_text(target + "\n", encoding="utf-8")
+        os.replace(temporary, base / LATEST)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        failed = write_failed(error, base / LATEST, (
+            f"the index {folder} itself is written whole: search it with --index {folder}"))
+        if failed is not None:
+            raise failed from None
+        raise
 
 
 def is_index_folder(folder: Path) -> bool:
@@ -200,9 +210,18 @@ def replace_folder(staging: Path, folder: Path) -> None:
     with swapping(folder), _signals_held():
         if folder.exists():
             aside = Path(tempfile.mkdtemp(prefix=f".{folder.name}{OLD_INFIX}", dir=folder.parent))
-            os.rmdir(aside)
+            try:
+                os.rmdir(aside)
+            except BaseException:
+                shutil.rmtree(aside, ignore_errors=True)
+                raise
             os.rename(folder, aside)
-        os.rename(staging, folder)  # a kill -9 just before this is what clean_stale repairs
+        try:
+            os.rename(staging, folder)  # a kill -9 just before this is what clean_stale repairs
+        except BaseException:
+            if aside is not None:
+                os.rename(aside, folder)  # a failed rename: the old version goes back at once
+            raise
     if aside is not None:
         shutil.rmtree(aside, ignore_errors=True)
 

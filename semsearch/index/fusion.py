@@ -11,6 +11,7 @@ Two methods, as the hybrid search of Elasticsearch, Vespa, LanceDB and txtai off
 from __future__ import annotations
 
 import json
+import numbers
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -34,12 +35,17 @@ class FusionConfig:
     calibrated: bool = False  # chosen by measurement on the dev collections
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
+        if not isinstance(self.method, str) or self.method not in METHODS:
             raise ConfigError(f"fusion method {self.method!r} is unknown; use one of {METHODS}")
-        if not 0.0 <= self.dense_weight <= 1.0:  # also refuses nan
+        # types too: a manifest's JSON true is no weight, depth or calibration
+        if (not isinstance(self.dense_weight, numbers.Real) or isinstance(self.dense_weight, bool)
+                or not 0.0 <= self.dense_weight <= 1.0):  # also refuses nan
             raise ConfigError(f"dense weight must be between 0 and 1, not {self.dense_weight}")
-        if not 1 <= self.depth <= 10_000:
+        if (not isinstance(self.depth, numbers.Integral) or isinstance(self.depth, bool)
+                or not 1 <= self.depth <= 10_000):
             raise ConfigError(f"fusion depth must be between 1 and 10000, not {self.depth}")
+        if not isinstance(self.calibrated, bool):
+            raise ConfigError(f"fusion 'calibrated' must be true or false, not {self.calibrated}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -100,7 +106,7 @@ def fuse(
             return value
     else:
         raise ConfigError(f"fusion method {method!r} is unknown; use one of {METHODS}")
-    # first-seen order breaks ties: dense first, then lexical, each best first
+    # first-seen order: dense first, then lexical, each best first
     documents = list(dict.fromkeys([doc for doc, _ in dense] + [doc for doc, _ in lexical]))
     fused = [
         Fused(
@@ -113,7 +119,17 @@ def fuse(
         )
         for doc in documents
     ]
-    fused.sort(key=lambda f: -f.score)  # stable: ties keep first-seen order
+    # ties: in weighted fusion by the rank on the side that weighs more (dense at 0.5), so a
+    # weight of 1 or 0 gives exactly that side's order, equal scores included; then (and in
+    # rrf) first-seen order, the sort being stable
+    if method == "weighted":
+        first, second = ("dense_rank", "lexical_rank") if dense_weight >= 0.5 else (
+            "lexical_rank", "dense_rank")
+        absent = len(documents) + 1
+        fused.sort(key=lambda f: (-f.score, getattr(f, first) or absent,
+                                  getattr(f, second) or absent))
+    else:
+        fused.sort(key=lambda f: -f.score)
     return fused
 
 

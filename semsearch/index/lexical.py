@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -84,13 +85,22 @@ class LexicalConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> LexicalConfig:
+        """The settings a manifest recorded, checked by type and value (a damaged manifest is
+        refused here, not by the stemmer or the scorer in the middle of a query)."""
         known = {key: data[key] for key in cls.__dataclass_fields__ if key in data}
         config = cls(**known)
-        if (config.engine != "bm25s" or config.stopwords not in STOPWORDS
-                or config.unit != "document"):
+        numbers_ok = all(
+            isinstance(value, int | float) and not isinstance(value, bool)
+            and math.isfinite(value) for value in (config.k1, config.b))
+        if (config.engine != "bm25s" or config.unit != "document"
+                or not isinstance(config.stopwords, str) or config.stopwords not in STOPWORDS
+                or not isinstance(config.method, str) or config.method not in SUMMED_METHODS
+                or not isinstance(config.stemmer, str)
+                or (config.stemmer and config.stemmer not in _stemmer_languages())
+                or not numbers_ok or config.k1 < 0 or not 0 <= config.b <= 1):
             raise IndexError_(
-                f"lexical index settings {data} are not ones this semsearch reads; rebuild "
-                "the index with `semsearch index CORPUS --out DIR`"
+                f"lexical index settings {json.dumps(data)[:200]} are not ones this semsearch "
+                "reads; rebuild the index with `semsearch index CORPUS --out DIR`"
             )
         return config
 
@@ -104,6 +114,13 @@ def _bm25s():
 
     logging.getLogger("bm25s").setLevel(logging.WARNING)
     return bm25s
+
+
+@functools.cache
+def _stemmer_languages() -> frozenset[str]:
+    import Stemmer
+
+    return frozenset(Stemmer.algorithms())
 
 
 @functools.lru_cache(maxsize=4)

@@ -19,6 +19,7 @@ no-ops and concurrent writers are not detected.
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 from collections.abc import Iterator
@@ -80,6 +81,11 @@ def index_writer(folder: Path, wait: float = 0) -> Iterator[None]:
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     except OSError as error:
+        from semsearch.write_errors import write_failed
+
+        failed = write_failed(error, path, "the index is untouched")
+        if failed is not None and error.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise failed from None
         raise IndexError_(
             f"cannot create the lock file {path} ({error.strerror}); write the index somewhere "
             "writable with --out"

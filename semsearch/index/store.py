@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from semsearch.errors import DataError, IndexError_
+from semsearch.errors import DataError, IndexError_, UnknownFieldError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -51,8 +51,9 @@ class Chunk:
 def metadata_condition(field_name: str) -> str:
     """The SQL test (two parameters: field name, value) that a document's metadata field equals a
     value, compared as text. json_extract is fast but its paths cannot quote every name; a name
-    holding a quote or backslash goes through json_each."""
-    if '"' in field_name or "\\" in field_name:
+    holding a quote, a backslash or a NUL (where SQLite's JSON path ends: "JSON path error")
+    goes through json_each."""
+    if '"' in field_name or "\\" in field_name or "\x00" in field_name:
         return ("EXISTS (SELECT 1 FROM json_each(d.metadata) j WHERE j.key = ? "
                 "AND CAST(j.value AS TEXT) = ?)")
     return "CAST(json_extract(d.metadata, '$.\"' || ? || '\"') AS TEXT) = ?"
@@ -227,7 +228,8 @@ class DocumentStore:
         """Row ids of the chunks of documents whose metadata has every FIELD = VALUE in `where`
         (values compared as text, so `year=2015` matches the number 2015 too).
 
-        Raises DataError naming the fields the store has when a field is on no document."""
+        Raises UnknownFieldError naming the fields the store has when a field is on no
+        document."""
         conditions = " AND ".join(metadata_condition(name) for name, _ in where)
         parameters = [part for name, value in where for part in (name, value)]
         rows = [
@@ -243,7 +245,7 @@ class DocumentStore:
             for name, _ in where:
                 if name not in known:
                     shown = ", ".join(sorted(known)[:20]) or "none: the corpus had only id and text"
-                    raise DataError(
+                    raise UnknownFieldError(
                         f"no document has a metadata field {name!r}; the fields are: {shown}"
                     )
         return np.asarray(sorted(rows), dtype=np.int64)

@@ -50,6 +50,7 @@ from semsearch.index.lock import index_writer
 from semsearch.index.manifest import Manifest, now
 from semsearch.index.store import DocumentStore
 from semsearch.index.vector_file import VectorFile
+from semsearch.write_errors import write_failed
 
 
 class IndexWriter:
@@ -79,12 +80,17 @@ class IndexWriter:
             raise
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, exc, traceback) -> None:
         try:
             if self.path is not None and not self.committed:
                 shutil.rmtree(self.path, ignore_errors=True)
         finally:
             self._stack.close()  # releases the write lock
+        # a write that failed part way (full disk, file-size limit) as one line: what to free
+        failed = write_failed(exc, self.folder, "the previous version is untouched") \
+            if exc is not None else None
+        if failed is not None:
+            raise failed from None
 
     def stage(self, copy: bool = False) -> Path:
         """Make the staging folder, a temporary sibling of the index folder (a copy of its

@@ -15,15 +15,16 @@ if TYPE_CHECKING:
 
     from semsearch.serve.state import ServeConfig
 
-INSTALL_HINT = "semsearch serve needs FastAPI and uvicorn; install them with " \
-    "`pip install 'semsearch[serve]'`"
+INSTALL_HINT = "semsearch serve needs FastAPI, uvicorn and fastapi-offline; install them " \
+    "with `pip install 'semsearch[serve]'`"
 
 
 def require_serve_extra() -> None:
     """Raise ConfigError saying what to install when FastAPI or uvicorn is missing."""
     import importlib.util
 
-    missing = [name for name in ("fastapi", "uvicorn") if importlib.util.find_spec(name) is None]
+    missing = [name for name in ("fastapi", "uvicorn", "fastapi_offline")
+               if importlib.util.find_spec(name) is None]
     if missing:
         raise ConfigError(f"{INSTALL_HINT} ({', '.join(missing)} not found)")
 

@@ -2,7 +2,11 @@
 
     GET  /search?q=...&k=5        one query           POST /search          many queries
     POST /v1/embeddings           OpenAI-compatible   GET  /health          no key needed
-    GET  /                        the search page     GET  /docs            OpenAPI
+    GET  /                        the search page     GET  /docs, /redoc    OpenAPI pages
+
+/docs and /redoc load Swagger UI and ReDoc from the package (fastapi-offline), not from a CDN,
+so they work offline; /openapi.json declares every answer (`schema.py`) and, with --api-key,
+the key as a security scheme.
 """
 
 from __future__ import annotations
@@ -17,20 +21,32 @@ from typing import Annotated, Any, Literal
 from fastapi import FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from fastapi_offline import FastAPIOffline
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from semsearch import __version__
-from semsearch.errors import ConfigError, DataError, IndexError_, SemsearchError
+from semsearch.errors import IndexError_, SemsearchError, UnknownFieldError
 from semsearch.limits import MAX_EF_SEARCH, MAX_NPROBE
+from semsearch.serve import schema
 from semsearch.serve.page import render_page
-from semsearch.serve.state import ServeConfig, Served
+from semsearch.serve.state import Limits, ServeConfig, Served
 
 log = logging.getLogger("semsearch.serve")
 
 CONFIG_ENV = "SEMSEARCH_SERVE_CONFIG"  # how `serve --workers N` hands its options to each worker
 OPEN_PATHS = frozenset({"/health"})
+MALFORMED_JSON = "malformed JSON body; send a JSON object (Content-Type: application/json)"
+DOCS_ASSETS = "/docs-assets"  # Swagger UI's and ReDoc's scripts, styles and icon
 
 
 class ApiError(Exception):
@@ -52,25 +68,45 @@ def _clean(text: str) -> str:
     return text
 
 
+def _a_json_number(value: Any) -> Any:
+    """Refuse true / false and strings where JSON numbers are asked for: pydantic's lax mode
+    would read true as 1 and "5" as 5 (its strict mode also refuses 5.0, which JSON Schema
+    counts as an integer)."""
+    if isinstance(value, bool | str):
+        raise ValueError("must be a JSON number")
+    return value
+
+
+JSON_NUMBER = BeforeValidator(_a_json_number)
+# the bounds sit inside the Annotated, before the validator: given as Field(ge=...) of an
+# `Annotated[...] | None`, or after it, pydantic checks them but writes "ge" / "le" into the
+# JSON schema (not minimum / maximum), so the schema would not say them
+Depth = Annotated[int, Field(ge=1, le=10_000), JSON_NUMBER]
+NProbe = Annotated[int, Field(ge=1, le=MAX_NPROBE), JSON_NUMBER]
+EfSearch = Annotated[int, Field(ge=1, le=MAX_EF_SEARCH), JSON_NUMBER]
+Weight = Annotated[float, Field(ge=0.0, le=1.0), JSON_NUMBER]
+Dimensions = Annotated[int, Field(ge=1), JSON_NUMBER]
+
+
 class SearchOptions(BaseModel):
     """The query options `semsearch query` has, under the same names; they become the library's
     `semsearch.querying.SearchOptions` (see `Served.search`)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    k: int = Field(5, ge=1, description="documents to return a query")
+    k: Annotated[int, JSON_NUMBER] = Field(5, ge=1, description="documents to return a query")
     mode: Literal["hybrid", "dense", "lexical"] | None = Field(
         None, description="hybrid (vectors and BM25 fused; the default where the index has a "
         "lexical part), dense or lexical")
     fusion: Literal["weighted", "rrf"] | None = Field(None, description="how hybrid fuses")
-    dense_weight: float | None = Field(None, ge=0.0, le=1.0,
+    dense_weight: Weight | None = Field(None,
                                        description="weighted fusion's share of the dense score")
-    depth: int | None = Field(None, ge=1, le=10_000,
+    depth: Depth | None = Field(None,
                               description="documents each side hands to fusion")
-    where: dict[str, str | int | float] | None = Field(
+    where: dict[str, str | bool | int | float] | None = Field(
         None, description="metadata filters, field: value; all must hold")
-    nprobe: int | None = Field(None, ge=1, le=MAX_NPROBE, description="IVF lists to search")
-    ef_search: int | None = Field(None, ge=1, le=MAX_EF_SEARCH,
+    nprobe: NProbe | None = Field(None, description="IVF lists to search")
+    ef_search: EfSearch | None = Field(None,
                                   description="HNSW candidate list size")
 
     def search_options(self) -> dict[str, Any]:
@@ -100,7 +136,7 @@ class EmbeddingRequest(BaseModel):
     input: str | list[str] = Field(description="a text or a list of texts")
     model: str | None = None
     encoding_format: Literal["float", "base64"] = "float"
-    dimensions: int | None = Field(None, ge=1)
+    dimensions: Dimensions | None = None
     user: str | None = None
 
     @field_validator("input")
@@ -122,9 +158,13 @@ def create_app(config: ServeConfig | None = None, served: Served | None = None) 
         yield
         served.close()
 
-    app = FastAPI(title="semsearch", version=__version__, lifespan=lifespan,
-                  description="Search an index and embed texts with a semsearch model.")
+    # FastAPI's own /docs and /redoc load their scripts from a CDN (blank offline);
+    # fastapi-offline serves the same Swagger UI and ReDoc from files in its package
+    app = FastAPIOffline(title="semsearch", version=__version__, lifespan=lifespan,
+                         description="Search an index and embed texts with a semsearch model.",
+                         static_url=DOCS_ASSETS)
     app.state.served = served
+    app.openapi = lambda: _openapi(app, config, served.embedder.dim)
 
     @app.middleware("http")
     async def guard(request: Request, call_next):
@@ -145,9 +185,9 @@ def create_app(config: ServeConfig | None = None, served: Served | None = None) 
 
     @app.exception_handler(SemsearchError)
     async def library_error(request: Request, error: SemsearchError):
-        status = 409 if isinstance(error, IndexError_) else 422
-        if isinstance(error, ConfigError | DataError):
-            status = 422
+        # 409: the request is well formed but the served index cannot answer it (no index, a
+        # broken one, a filter on a field none of its documents has); 422: the request is wrong
+        status = 409 if isinstance(error, IndexError_ | UnknownFieldError) else 422
         return _error(status, str(error))
 
     @app.exception_handler(RequestValidationError)
@@ -156,6 +196,10 @@ def create_app(config: ServeConfig | None = None, served: Served | None = None) 
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException):
+        if isinstance(error.__cause__, UnicodeDecodeError):
+            # FastAPI's 400 "error parsing the body" for bytes that are not UTF-8: malformed JSON
+            # (RFC 8259 text is UTF-8), answered as every other malformed body is
+            return _error(422, MALFORMED_JSON + " in UTF-8")
         return _error(error.status_code, str(error.detail))
 
     @app.exception_handler(Exception)
@@ -179,7 +223,8 @@ def create_app(config: ServeConfig | None = None, served: Served | None = None) 
             raise ApiError(422, "empty query; give some text")
         return served.search(queries, options.k, options.search_options())
 
-    @app.get("/search", summary="Search the index for one query")
+    @app.get("/search", summary="Search the index for one query",
+             response_model=schema.SearchAnswer, responses=schema.errors(409, 413, 422))
     async def search_get(
         q: Annotated[str, Query(description="the query text")],
         k: Annotated[int, Query(ge=1)] = 5,
@@ -191,7 +236,7 @@ def create_app(config: ServeConfig | None = None, served: Served | None = None) 
             description="FIELD=VALUE, repeatable (all must hold), as `query --where`")] = None,
         nprobe: Annotated[int | None, Query(ge=1, le=MAX_NPROBE)] = None,
         ef_search: Annotated[int | None, Query(ge=1, le=MAX_EF_SEARCH)] = None,
-    ) -> dict:
+    ):
         try:
             options = SearchOptions(k=k, mode=mode, fusion=fusion, dense_weight=dense_weight,
                                     depth=depth, where=_parse_where(where), nprobe=nprobe,
@@ -201,15 +246,17 @@ def create_app(config: ServeConfig | None = None, served: Served | None = None) 
         hits = await run_in_threadpool(run_search, [_text(q)], options)
         return {"query": q, "hits": hits[0], **_served(served)}
 
-    @app.post("/search", summary="Search the index for many queries")
-    async def search_post(body: SearchRequest) -> dict:
+    @app.post("/search", summary="Search the index for many queries",
+              response_model=schema.BatchSearchAnswer, responses=schema.errors(409, 413, 422))
+    async def search_post(body: SearchRequest):
         results = await run_in_threadpool(run_search, body.queries, body)
         return {"results": [{"query": query, "hits": hits}
                             for query, hits in zip(body.queries, results, strict=True)],
                 **_served(served)}
 
-    @app.post("/v1/embeddings", summary="Embed texts (OpenAI-compatible)")
-    async def embeddings(body: EmbeddingRequest) -> dict:
+    @app.post("/v1/embeddings", summary="Embed texts (OpenAI-compatible)",
+              response_model=schema.EmbeddingsAnswer, responses=schema.errors(413, 422))
+    async def embeddings(body: EmbeddingRequest):
         texts = [body.input] if isinstance(body.input, str) else body.input
         if not texts:
             raise ApiError(422, "input is empty; give a text or a list of texts")
@@ -225,8 +272,9 @@ def create_app(config: ServeConfig | None = None, served: Served | None = None) 
         return {"object": "list", "data": data, "model": served.embedder.name,
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
 
-    @app.get("/health", summary="Model, index and uptime; needs no key")
-    async def health() -> dict:
+    @app.get("/health", summary="Model, index and uptime; needs no key",
+             response_model=schema.Health, responses=schema.errors(413))
+    async def health():
         return served.health()
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -248,11 +296,66 @@ def create_app(config: ServeConfig | None = None, served: Served | None = None) 
     return app
 
 
-def _text(text: str) -> str:
+def _openapi(app: FastAPI, config: ServeConfig, dim: int) -> dict:
+    """The OpenAPI schema: this server's limits on each text field, and with a key the key as a
+    security scheme on every operation that needs it (all but /health) and its 401 answer."""
+    if app.openapi_schema is None:
+        document = get_openapi(title=app.title, version=app.version,
+                               description=app.description, routes=app.routes)
+        _declare_limits(document, config.limits, dim)
+        if config.api_key:
+            document.setdefault("components", {})["securitySchemes"] = schema.SECURITY_SCHEMES
+            unauthorised = {"description": schema.ERROR_MEANINGS[401], "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}}
+            for path, operations in document["paths"].items():
+                if path in OPEN_PATHS:
+                    continue
+                for operation in operations.values():
+                    operation["security"] = [{name: []} for name in schema.SECURITY_SCHEMES]
+                    operation["responses"]["401"] = unauthorised
+        app.openapi_schema = document
+    return app.openapi_schema
+
+
+# Python's white space (what str.strip() removes, so what the routes call empty), spelled out:
+# a schema's \s is ECMAScript's, which lacks U+001C-U+001F and U+0085 and has U+FEFF
+SPACE = r"\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+# a text holds no NUL (see `_clean`); a query also something to search for, a character other
+# than white space; a filter is FIELD=VALUE with a field name that is not blank
+TEXT_PATTERN = r"^[^\x00]*$"
+QUERY_PATTERN = f"^[^\\x00]*[^\\x00{SPACE}][^\\x00]*$"
+WHERE_PATTERN = f"^[^=\\x00]*[^=\\x00{SPACE}][^=\\x00]*=[^\\x00]*$"
+
+
+def _declare_limits(document: dict, limits: Limits, dim: int) -> None:
+    """Write the limits this server's routes check (`check_texts`, `run_search`) into the schema,
+    so that what it declares valid is what it accepts: texts a request, characters a text, k,
+    a query with some text, and the one `dimensions` the model gives."""
+    query = {"maxLength": limits.max_chars, "pattern": QUERY_PATTERN}
+    text = {"type": "string", "maxLength": limits.max_chars, "pattern": TEXT_PATTERN}
+    for parameter in document["paths"]["/search"]["get"]["parameters"]:
+        if parameter["name"] == "q":
+            parameter["schema"].update(query)
+        elif parameter["name"] == "k":
+            parameter["schema"]["maximum"] = limits.max_k
+        elif parameter["name"] == "where":
+            parameter["schema"]["anyOf"][0]["items"]["pattern"] = WHERE_PATTERN
+    models = document["components"]["schemas"]
+    search = models["SearchRequest"]["properties"]
+    search["k"]["maximum"] = limits.max_k
+    search["queries"].update(maxItems=limits.max_texts)
+    search["queries"]["items"].update(query)
+    embed = models["EmbeddingRequest"]["properties"]
+    embed["input"]["anyOf"] = [text, {"type": "array", "items": text, "minItems": 1,
+                                      "maxItems": limits.max_texts}]
+    embed["dimensions"]["anyOf"][0]["enum"] = [dim]
+
+
+def _text(text: str, what: str = "q") -> str:
     try:
         return _clean(text)
     except ValueError as error:
-        raise ApiError(422, f"q: {error}") from None
+        raise ApiError(422, f"{what}: {error}") from None
 
 
 def _parse_where(items: list[str] | None) -> dict | None:
@@ -264,12 +367,19 @@ def _parse_where(items: list[str] | None) -> dict | None:
         name, equals, value = item.partition("=")
         if not equals or not name.strip():
             raise ApiError(422, f"where: {item!r} is not FIELD=VALUE, e.g. where=lang=en")
-        where[name.strip()] = _text(value)
+        where[_text(name.strip(), "where")] = _text(value, "where")
     return where
 
 
-def _where_value(value: str | int | float) -> str:
-    """A filter value as the metadata store compares it: as text (`year=2015` matches 2015)."""
+def _where_value(value: str | bool | int | float) -> str:
+    """A filter value as the metadata store compares it: as text (`year=2015` matches 2015),
+    JSON true / false as 1 / 0, as the library's `search(where=...)` takes them.
+
+    >>> [_where_value(v) for v in ("en", 2015, True, False)]
+    ['en', '2015', '1', '0']
+    """
+    if isinstance(value, bool):
+        return "1" if value else "0"
     return str(value)
 
 
@@ -300,7 +410,7 @@ def _describe(error: RequestValidationError | ValidationError) -> str:
     parts = []
     for problem in error.errors()[:5]:
         if problem.get("type") == "json_invalid":
-            return "malformed JSON body; send a JSON object (Content-Type: application/json)"
+            return MALFORMED_JSON
         where = ".".join(str(part) for part in problem.get("loc", ()) if part != "body")
         message = problem.get("msg", "invalid")
         if problem.get("type") == "extra_forbidden":

@@ -118,6 +118,17 @@ def test_bad_queries_get_one_clear_line(indexed, args, message):
     assert result.exit_code != 0 and message in result.output
 
 
+def test_a_wordless_lexical_query_in_a_batch_is_named_and_the_others_answered(indexed):
+    """A query of stopwords alone fails with the hint; among others it has no hits and a note
+    (the library gives it no hits either way, so the server answers alone and batched alike)."""
+    (indexed / "queries.txt").write_text("the and of !!!\nmachine learning\n")
+    result = run("query", "--queries", "queries.txt", "--mode", "lexical", "--json",
+                 "--index", "idx")
+    assert result.exit_code == 0, result.output
+    assert "'the and of !!!' has no searchable words" in result.output
+    assert {h["query"] for h in hits(result)} == {"machine learning"}
+
+
 def test_query_syntax_and_stopwords_are_harmless(indexed):
     for text in ['"AND OR NEAR(', "the of and", "*:* OR 1=1"]:
         result = run("query", text, "--index", "idx", "--json")

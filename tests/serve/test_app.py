@@ -92,7 +92,9 @@ def test_post_where_is_an_object(client):
                                           "where": {"kind": "bird"}})
     assert [hit["id"] for hit in answer.json()["results"][0]["hits"]] == ["pets:3"]
     unknown = client.post("/search", json={"queries": ["animals"], "where": {"colour": "red"}})
-    assert unknown.status_code == 422 and "kind" in unknown.json()["error"]["message"]
+    # the index has no such field: a well-formed request the served index cannot answer (409;
+    # found by the fuzzer, which counts 422 for a schema-valid request as a failure)
+    assert unknown.status_code == 409 and "kind" in unknown.json()["error"]["message"]
 
 
 def test_embeddings_are_openai_shaped_and_match_encode(client, tiny_model_dir):
@@ -272,3 +274,131 @@ def test_concurrent_searches_are_answered_together_and_alike(index_dir):
             served.search(["   "], 2, {})
     finally:
         served.close()
+
+
+# --- regressions from the schemathesis runs (tests/serve/test_fuzz.py) ------------------------
+
+WHITE = ["", " ", "\x85", "\x1c", "\u3000", "\u2028", "\t\n"]  # Python white space, all of it
+TEXTS = ["cats", "\ufeffcats", "a\x00b", "\x00", "ẞ"] + WHITE
+
+
+def _declared(client) -> dict:
+    return client.get("/openapi.json").json()
+
+
+def test_fuzz_the_declared_query_pattern_is_what_the_server_accepts(client):
+    """Found: an empty query, one of U+0085 (white space to Python, not to a schema's \\s) and
+    one with a NUL were schema-valid but refused (422); the schema now declares the pattern the
+    routes check, spelling out Python's white space."""
+    import re
+
+    document = _declared(client)
+    get_q = next(p for p in document["paths"]["/search"]["get"]["parameters"]
+                 if p["name"] == "q")["schema"]
+    post_q = document["components"]["schemas"]["SearchRequest"]["properties"]["queries"]
+    assert post_q["maxItems"] == 4 and post_q["items"]["maxLength"] == 200 == get_q["maxLength"]
+    for text in TEXTS:
+        valid = re.search(get_q["pattern"], text) is not None
+        assert valid == (re.search(post_q["items"]["pattern"], text) is not None)
+        answer = client.get("/search", params={"q": text, "k": 2})
+        assert (answer.status_code == 200) == valid, (text, answer.text)
+        answer = client.post("/search", json={"queries": [text], "k": 2})
+        assert (answer.status_code == 200) == valid, (text, answer.text)
+
+
+def test_fuzz_the_declared_where_pattern_is_what_the_server_accepts(client):
+    """Found: where=U+0085 (no '=') was schema-valid and refused; the schema now declares
+    FIELD=VALUE with a field name that is not blank."""
+    import re
+
+    document = _declared(client)
+    where = next(p for p in document["paths"]["/search"]["get"]["parameters"]
+                 if p["name"] == "where")["schema"]["anyOf"][0]["items"]["pattern"]
+    for item in ["kind=mammal", "kind=", "kind=a=b", "\x85", "\x85=x", "=x", " kind=mammal"]:
+        answer = client.get("/search", params={"q": "cats", "where": item})
+        assert (answer.status_code == 200) == (re.search(where, item) is not None), item
+
+
+def test_fuzz_a_filter_on_a_field_no_document_has_is_409(client):
+    """Found: a filter on a field the index lacks was schema-valid and refused as invalid (422);
+    the request is well formed and only the served index cannot answer it: 409, as for a
+    missing index, with the message naming the fields it has."""
+    answer = client.get("/search", params={"q": "cats", "where": "colour=red"})
+    assert answer.status_code == 409
+    assert "kind" in answer.json()["error"]["message"]
+
+
+def test_fuzz_a_body_that_is_not_utf8_is_malformed_json(client):
+    """Found: bytes that are not UTF-8 got FastAPI's 400 "There was an error parsing the body",
+    a status the schema does not declare; now the 422 every other malformed body gets."""
+    for path in ("/search", "/v1/embeddings"):
+        answer = client.post(path, content=b'{"queries": ["\xff"]}',
+                             headers={"content-type": "application/json"})
+        assert answer.status_code == 422, answer.text
+        assert "malformed JSON body" in answer.json()["error"]["message"]
+
+
+def test_fuzz_a_lexical_query_without_searchable_words_has_no_hits_alone_or_batched(client):
+    """Found: a lexical query of stopwords and punctuation was refused (422) alone but answered
+    with no hits beside another query (and so beside a concurrent request batched with it); it
+    now has no hits either way, as BM25 matches nothing, and `semsearch query` says why."""
+    alone = client.get("/search", params={"q": "the of !!", "mode": "lexical"})
+    assert alone.status_code == 200 and alone.json()["hits"] == []
+    batched = client.post("/search", json={"queries": ["the of !!", "cats"], "mode": "lexical"})
+    assert batched.status_code == 200
+    assert [len(r["hits"]) for r in batched.json()["results"]][0] == 0
+    assert batched.json()["results"][1]["hits"]
+
+
+def test_fuzz_the_embeddings_schema_names_the_one_dimension(client):
+    document = _declared(client)
+    dimensions = document["components"]["schemas"]["EmbeddingRequest"]["properties"]["dimensions"]
+    dim = client.get("/health").json()["model"]["dim"]
+    assert dimensions["anyOf"][0]["enum"] == [dim]
+    assert client.post("/v1/embeddings", json={"input": "a", "dimensions": dim}).status_code == 200
+
+
+def test_fuzz_a_filter_name_holding_nul_is_answered_not_a_500(client):
+    """Found (deep run): a POST filter named "\\x00" or "kind\\x00" ended SQLite's JSON path
+    ("JSON path error"), a 500; such a name now goes through json_each and, as no document
+    has it, gets the 409 of any unknown field. In a GET where= it is a NUL in the text: 422."""
+    for name in ("\x00", "kind\x00"):
+        answer = client.post("/search", json={"queries": ["cats"], "where": {name: "x"}})
+        assert answer.status_code == 409, answer.text
+    answer = client.get("/search", params={"q": "cats", "where": "ki\x00nd=mammal"})
+    assert answer.status_code == 422 and "where: text contains a NUL" in answer.text
+
+
+@pytest.mark.parametrize("body", [{"dense_weight": False}, {"k": True}, {"depth": True},
+                                  {"nprobe": False}, {"k": "3"}, {"dense_weight": "0.5"},
+                                  {"k": 2.5}])
+def test_fuzz_json_true_false_and_strings_are_not_numbers(client, body):
+    """Found (deep run): "dense_weight": false was taken as 0 (pydantic's lax mode), though the
+    schema says number; true, false and strings are refused where numbers are asked for."""
+    answer = client.post("/search", json={"queries": ["cats"], **body})
+    assert answer.status_code == 422, answer.text
+
+
+@pytest.mark.parametrize("body", [{"dense_weight": 1}, {"k": 3.0}, {"depth": 40.0}])
+def test_fuzz_integral_floats_are_integers_as_json_schema_says(client, body):
+    """Found (second deep run): pydantic's strict mode, the first fix above, refused "k": 3.0,
+    which JSON Schema counts as an integer."""
+    assert client.post("/search", json={"queries": ["cats"], **body}).status_code == 200
+
+
+def test_fuzz_a_boolean_filter_value_matches_as_the_library_and_cli_match_it(tmp_path,
+                                                                             tiny_model_dir):
+    """Found while fixing the above: POST where {"reviewed": true} compared the text "True",
+    where the store (and `query --where reviewed=1`, and `search(where=...)`) holds JSON true
+    as 1, so it matched nothing; it is 1 / 0 now."""
+    rows = [{"id": "a", "text": "cats purr", "reviewed": True},
+            {"id": "b", "text": "cats sleep", "reviewed": False}]
+    (tmp_path / "flags.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    result = CliRunner().invoke(main, ["index", str(tmp_path / "flags.jsonl"), "--model",
+                                       str(tiny_model_dir), "--out", str(tmp_path / "flags")],
+                                env={"SEMSEARCH_INDEXES": str(tmp_path / "indexes")})
+    assert result.exit_code == 0, result.output
+    with TestClient(create_app(ServeConfig(index=str(tmp_path / "flags")))) as client:
+        for value, expected in ((True, ["a"]), (False, ["b"]), (1, ["a"])):
+            answer = client.post("/search", json={"queries": ["cats"], "where": {"reviewed": value}})
+            assert [hit["id"] for hit in answer.json()["results"][0]["hits"]] == expected

@@ -1,0 +1,121 @@
+"""What the HTTP API answers, as pydantic models: the OpenAPI schema at /openapi.json declares
+each endpoint's 200 body and its error bodies from these, and FastAPI serialises every answer
+through them, so the schema and the server cannot drift apart (schemathesis checks it)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+
+class ErrorDetail(BaseModel):
+    message: str = Field(description="what was wrong and what to do, in one line")
+    type: str = Field(description="invalid_request_error, authentication_error or server_error")
+    code: int = Field(description="the HTTP status again")
+
+
+class ErrorBody(BaseModel):
+    """Every answer other than 200, in OpenAI's error shape so its clients show the message."""
+
+    error: ErrorDetail
+
+
+class Hit(BaseModel):
+    """One line of `semsearch query --json`: a document and its best-matching chunk."""
+
+    query: str
+    rank: int = Field(ge=1)
+    score: float = Field(description="cosine similarity, BM25 score or fused score by mode")
+    id: str
+    chunk: int = Field(ge=0, description="0-based chunk of the document that matched")
+    chunks: int = Field(ge=1)
+    text: str = Field(description="the chunk's text")
+    metadata: dict[str, Any]
+    dense_score: float | None
+    dense_rank: int | None
+    lexical_score: float | None
+    lexical_rank: int | None
+
+
+class SearchAnswer(BaseModel):
+    query: str
+    hits: list[Hit]
+    model: str = Field(description="the served model's name")
+    index: str | None = Field(description="the served index folder")
+
+
+class QueryHits(BaseModel):
+    query: str
+    hits: list[Hit]
+
+
+class BatchSearchAnswer(BaseModel):
+    results: list[QueryHits] = Field(description="one a query, in the order given")
+    model: str
+    index: str | None
+
+
+class Embedding(BaseModel):
+    object: Literal["embedding"]
+    index: int = Field(ge=0)
+    embedding: list[float] | str = Field(
+        description="floats, or base64 of little-endian float32 for encoding_format=base64")
+
+
+class Usage(BaseModel):
+    prompt_tokens: int = Field(ge=0)
+    total_tokens: int = Field(ge=0)
+
+
+class EmbeddingsAnswer(BaseModel):
+    object: Literal["list"]
+    data: list[Embedding]
+    model: str
+    usage: Usage
+
+
+class ModelInfo(BaseModel):
+    name: str
+    fingerprint: str
+    dim: int
+    max_seq_len: int
+
+
+class IndexInfo(BaseModel):
+    path: str
+    documents: int
+    vectors: int
+    updated: str
+    factory: str | None
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    model: ModelInfo
+    index: IndexInfo | None
+    uptime_s: float
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The `responses=` of a route: each status with the error body and what it means."""
+    return {status: {"model": ErrorBody, "description": ERROR_MEANINGS[status]}
+            for status in statuses}
+
+
+ERROR_MEANINGS = {
+    401: "missing or wrong API key (when the server runs with --api-key)",
+    409: "the served index cannot answer: there is none, it is broken (rebuild or restart), or "
+         "a filter names a metadata field none of its documents has",
+    413: "request too large: more texts, longer texts or a larger body than the limits",
+    422: "invalid request: a field of the wrong type or out of bounds, an empty query, ...",
+}
+
+# the ways to send the key (any one will do), as OpenAPI security schemes
+SECURITY_SCHEMES = {
+    "bearer": {"type": "http", "scheme": "bearer",
+               "description": "Authorization: Bearer KEY (what OpenAI's clients send)"},
+    "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+    "basic": {"type": "http", "scheme": "basic",
+              "description": "any user name, the key as password (the search page in a browser)"},
+}
