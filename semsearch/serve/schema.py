@@ -82,12 +82,22 @@ class ModelInfo(BaseModel):
     max_seq_len: int
 
 
+class FusionInfo(BaseModel):
+    """How the index's hybrid search fuses, and whether that was calibrated for its model."""
+
+    setting: str
+    calibrated: bool
+    source: Literal["index", "model", "default"]
+    note: str
+
+
 class IndexInfo(BaseModel):
     path: str
     documents: int
     vectors: int
     updated: str
     factory: str | None
+    fusion: FusionInfo | None = None  # absent for an index with no lexical part
 
 
 class Health(BaseModel):
