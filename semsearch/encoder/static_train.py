@@ -85,6 +85,10 @@ class StaticTrainConfig:
     val_texts: int = 2000
     # from scratch: vocabulary learned on the pairs
     vocab_size: int = 30_000
+    # distilled: whole words of the texts that the teacher's tokenizer splits into pieces, added
+    # to the student's vocabulary (the most frequent first; each starts from the teacher's vector
+    # of the word), so "backpropagation" is one row rather than four ambiguous pieces
+    extra_vocab: int = 0
     # the tokens' starting weights: SIF of their frequency in the training texts ("counts") or
     # of Zipf's estimate from the vocabulary order ("zipf", Model2Vec's); learned from there
     weights: str = "counts"
@@ -171,6 +175,39 @@ def _token_vectors_of(encoder, batch: int) -> np.ndarray:
                            torch.full_like(ids, sep_id if sep_id is not None else 0)], 1)
         out[start:start + len(ids)] = encoder.model(seq, torch.ones_like(seq)).numpy()
     return out
+
+
+def extend_vocabulary(tokenizer, texts: list[str], count: int):
+    """(tokenizer, added words): `tokenizer` with the `count` most frequent whole words of
+    `texts` (seen at least 5 times) that it splits into pieces added to its WordPiece
+    vocabulary; WordPiece's longest match then takes the whole word."""
+    from collections import Counter
+
+    from tokenizers import Tokenizer as HFTokenizer
+
+    from semsearch.encoder.tokenizer import Tokenizer
+
+    inner = tokenizer.inner
+    normalise, split = inner.normalizer, inner.pre_tokenizer
+    counts: Counter[str] = Counter()
+    for text in texts:
+        counts.update(word for word, _ in split.pre_tokenize_str(normalise.normalize_str(text)))
+    vocab = inner.get_vocab()
+    words = [w for w, n in counts.most_common() if n >= 5 and w not in vocab and len(w) > 1
+             and w.isalpha() and len(inner.encode(w, add_special_tokens=False).ids) > 1][:count]
+    spec = json.loads(inner.to_str())
+    size = inner.get_vocab_size()
+    for i, word in enumerate(words):
+        spec["model"]["vocab"][word] = size + i
+    return Tokenizer(HFTokenizer.from_str(json.dumps(spec))), words
+
+
+def _word_vectors(teacher: Path, words: list[str]) -> np.ndarray:
+    """The teacher's vector of each word alone (its pieces between [CLS] and [SEP])."""
+    from semsearch.encoder.teacher import teacher_encoder
+
+    encoder, _ = teacher_encoder(teacher, words, lambda _m: None)
+    return np.asarray(encoder.encode(words, batch_size=256), dtype=np.float32)
 
 
 def principal_axes(vectors: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -339,10 +376,17 @@ def distill_static(teacher: str | Path, out: str | Path, config: StaticTrainConf
         mean, axes = principal_axes(_unit(vectors), config.hidden)
         targets = _unit((_unit(vectors) - mean) @ axes)
         tokenizer = Tokenizer.load(teacher / TOKENIZER)
-        log(f"student: static, {tokenizer.vocab_size:,} tokens x {config.hidden} "
-            f"(the teacher's vocabulary; its top {config.hidden} principal axes keep "
-            f"{_kept(vectors, mean, axes):.0%} of the variance of its vectors)")
         tokens = teacher_token_vectors(teacher)
+        added = 0
+        if config.extra_vocab:
+            tokenizer, words = extend_vocabulary(tokenizer, texts, config.extra_vocab)
+            if words:
+                tokens = np.concatenate([tokens, _word_vectors(teacher, words)])
+            added = len(words)
+        log(f"student: static, {tokenizer.vocab_size:,} tokens x {config.hidden} "
+            f"(the teacher's vocabulary" + (f" + {added:,} whole words" if added else "")
+            + f"; its top {config.hidden} principal axes keep "
+            f"{_kept(vectors, mean, axes):.0%} of the variance of its vectors)")
         table = (_unit(tokens) - mean) @ axes
         ids = [e.ids[: config.max_seq_len] for e in
                tokenizer.inner.encode_batch_fast(texts, add_special_tokens=False)]

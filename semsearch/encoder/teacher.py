@@ -4,9 +4,9 @@ computed once, cached in parts so that a killed run resumes where it stopped.
 The path: ONNX Runtime int8 when onnxruntime is installed and its vectors of a sample of the
 texts agree with fp32's to a mean cosine >= AGREEMENT (all-MiniLM-L6-v2: measured in
 docs/results.md, Training), else ONNX Runtime fp32, else PyTorch. The vectors are kept as
-float32 `.npy` parts of PART texts under $SEMSEARCH_CACHE/teachers/<key>/, the key covering the
-teacher's fingerprint and every text, each part written to a temporary name and renamed, so a
-part on disk is always whole.
+float32 `.npy` parts of PART texts under $SEMSEARCH_CACHE/teachers/<teacher>-<path>/, each
+named by the hash of its texts (so runs whose texts share whole parts share them) and written
+to a temporary name and renamed, so a part on disk is always whole.
 """
 
 from __future__ import annotations
@@ -52,6 +52,9 @@ def teacher_encoder(teacher: str | Path, sample: list[str], log: Callable[[str],
 
 
 def cache_key(fingerprint: str, path_name: str, texts: list[str]) -> str:
+    """32 hex digits naming the teacher's vectors of `texts` on one path: a part's file name, so
+    two runs whose texts share whole parts (the same Wikipedia texts, another --corpus after
+    them) share those parts."""
     digest = hashlib.sha256(f"semsearch-teacher-2\0{fingerprint}\0{path_name}\0".encode())
     for text in texts:
         digest.update(text.encode("utf-8", "surrogatepass") + b"\0")
@@ -63,9 +66,11 @@ def teacher_vectors(teacher: str | Path, texts: list[str], log: Callable[[str], 
     """((len(texts), dim) float32 unit rows, a summary) of the teacher's vectors of `texts`."""
     started = time.perf_counter()
     encoder, path_name = teacher_encoder(teacher, texts, log)
-    folder = cache_dir() / cache_key(encoder.fingerprint, path_name.split(" (")[0], texts)
+    path_key = path_name.split(" (")[0]
+    folder = cache_dir() / f"{encoder.fingerprint}-{path_key.replace(' ', '-')}"
     folder.mkdir(parents=True, exist_ok=True)
-    parts = [folder / f"part-{i:05d}.npy" for i in range(0, len(texts), PART)]
+    parts = [folder / f"{cache_key(encoder.fingerprint, path_key, texts[i:i + PART])}.npy"
+             for i in range(0, len(texts), PART)]
     done = [p for p in parts if p.is_file()]
     todo = len(texts) - sum(min(PART, len(texts) - i * PART) for i, p in enumerate(parts)
                             if p.is_file())
