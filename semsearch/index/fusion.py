@@ -29,8 +29,11 @@ class FusionConfig:
     """How hybrid search fuses: kept with the model (fusion.json) and the index (manifest)."""
 
     method: str = "weighted"
-    # used when no calibration exists for the model: between the two sides
-    dense_weight: float = 0.5
+    # used when no calibration exists for the model: the grid setting whose worst shortfall
+    # against each model's own calibrated best is smallest over quick, a distilled static
+    # model and all-MiniLM-L6-v2 on MLQuestions dev and ArguAna (0.4: at most 0.066 below;
+    # 0.5: 0.100; bench/fusion_default.py, docs/results.md, Search)
+    dense_weight: float = 0.4
     depth: int = DEFAULT_DEPTH  # documents each side contributes before fusing
     calibrated: bool = False  # chosen by measurement on the dev collections
 
