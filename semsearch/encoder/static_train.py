@@ -65,8 +65,9 @@ LOSSES = ("cosine", "mse", "infonce")
 
 @dataclass(frozen=True)
 class StaticTrainConfig:
-    # width of the student's vectors; at most the teacher's (its principal axes)
-    hidden: int = 256
+    # width of the student's vectors; at most the teacher's (its principal axes). The teacher's
+    # own width measured best with extra_vocab (docs/results.md, Training)
+    hidden: int = 384
     # tokens of a text that count (the student has no attention: any window costs the same)
     max_seq_len: int = 512
     # passes over the texts (distillation) or pairs (from scratch)
@@ -88,7 +89,7 @@ class StaticTrainConfig:
     # distilled: whole words of the texts that the teacher's tokenizer splits into pieces, added
     # to the student's vocabulary (the most frequent first; each starts from the teacher's vector
     # of the word), so "backpropagation" is one row rather than four ambiguous pieces
-    extra_vocab: int = 0
+    extra_vocab: int = 20_000
     # the tokens' starting weights: SIF of their frequency in the training texts ("counts") or
     # of Zipf's estimate from the vocabulary order ("zipf", Model2Vec's); learned from there
     weights: str = "counts"
@@ -443,15 +444,16 @@ def _write_folder(partial: Path, module, tokenizer, config: StaticTrainConfig,
 
 # -- from scratch: InfoNCE on pairs ------------------------------------------------------------
 
-# the pairs a static model learns from: the search mixture with every Wikipedia-mined pair the
-# articles give (no cap), since a model this cheap overfits a few tens of thousands of pairs
+# the pairs a static model learns from: the search mixture with four times its Wikipedia-mined
+# pairs, since a model this cheap overfits a few tens of thousands of pairs (every pair the
+# articles give, 568,820, takes 2.5 min an epoch here: over the 5-minute budget)
 STATIC_SOURCES = ("snli:dev", "stsb:train", "flickr30k@10000", "coco@5000", "quora", "mrpc",
-                  "wikititle", "wikisection", "wikiict", "wikinext")
+                  "wikititle", "wikisection@40000", "wikiict@120000", "wikinext@40000")
 
 
 # from scratch the table starts random, so it wants a higher rate than a distilled start, and
 # large batches (more in-batch negatives) cost little without a transformer
-SCRATCH_DEFAULTS = {"lr": "2e-2", "batch_size": "2048", "epochs": "5"}
+SCRATCH_DEFAULTS = {"lr": "2e-2", "batch_size": "2048", "epochs": "3", "hidden": "256"}
 
 
 def _pair_batches(pairs, batch_size: int, seed: int) -> list[np.ndarray]:
