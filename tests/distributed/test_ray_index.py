@@ -157,6 +157,15 @@ class _Sabotaged:
             os._exit(1)  # the worker dies mid-shard, as when the OOM killer takes it
         if self.poison is not None and self.poison.exists():
             if any(self.poison.read_text().strip() in text for text in texts):
+                # fail only once another shard has finished, as a failure late in a long build
+                # does: on a loaded machine the poisoned shard could otherwise fail first
+                import time
+
+                deadline = time.monotonic() + 120
+                finished = self.poison.parent.glob("indexes/.*.shards-*/shard-*.json")
+                while not any(True for _ in finished) and time.monotonic() < deadline:
+                    time.sleep(0.2)
+                    finished = self.poison.parent.glob("indexes/.*.shards-*/shard-*.json")
                 raise RuntimeError("poisoned text")
         return self.inner.encode(texts, batch_size=batch_size)
 
