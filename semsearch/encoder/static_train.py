@@ -106,21 +106,27 @@ class StaticTrainConfig:
     @classmethod
     def with_overrides(cls, values: dict[str, str]) -> StaticTrainConfig:
         """Apply `--set key=value` pairs (static models take these keys, no section)."""
-        known = {f.name: f for f in fields(cls)}
-        config = cls()
-        for key, raw in values.items():
-            section, _, name = key.rpartition(".")
-            if section not in ("", "static") or name not in known:
-                raise ConfigError(f"a static model has no setting {key!r}; it takes "
-                                  f"{', '.join(sorted(known))} (transformer settings such as "
-                                  "model.layers do not apply)")
-            kind = type(getattr(config, name))
-            try:
-                value = kind(raw) if kind is not bool else raw.lower() in ("1", "true", "yes")
-                config = replace(config, **{name: value})
-            except ValueError as error:
-                raise ConfigError(f"--set {key}={raw}: {error}") from None
-        return config
+        return with_settings(cls(), values, "static", "a static model", (
+            " (transformer settings such as model.layers do not apply)"))
+
+
+def with_settings(config, values: dict[str, str], section_name: str, what: str, note: str = ""):
+    """`config` (a frozen dataclass) with `--set key=value` pairs applied, each coerced to its
+    field's type; a key of no field (bare, or `section_name.key`) is one ConfigError naming
+    `what` and every key it takes."""
+    known = {f.name for f in fields(config)}
+    for key, raw in values.items():
+        section, _, name = key.rpartition(".")
+        if section not in ("", section_name) or name not in known:
+            raise ConfigError(f"{what} has no setting {key!r}; it takes "
+                              f"{', '.join(sorted(known))}{note}")
+        kind = type(getattr(config, name))
+        try:
+            value = kind(raw) if kind is not bool else raw.lower() in ("1", "true", "yes")
+            config = replace(config, **{name: value})
+        except ValueError as error:
+            raise ConfigError(f"--set {key}={raw}: {error}") from None
+    return config
 
 
 def prepare_out(out: Path, resume: bool, overwrite: bool) -> Path:
@@ -261,14 +267,8 @@ def fit(module, ids: list[list[int]], targets: np.ndarray, config: StaticTrainCo
         raise DataError("no text with a known token to distil on")
     target = torch.from_numpy(np.ascontiguousarray(targets, dtype=np.float32))
     steps_per_epoch = math.ceil(len(train) / config.batch_size)
-    total = steps_per_epoch * config.epochs
-    optimizer = torch.optim.Adam(module.parameters(), lr=config.lr)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
-    history, best, first_epoch = [], None, 0
-    if resume:
-        history, best, first_epoch = _load_checkpoint(partial, module, optimizer, schedule)
-        log(f"resuming after epoch {first_epoch} of {config.epochs}")
+    optimizer, schedule, history, best, first_epoch = _start(
+        module, config, steps_per_epoch * config.epochs, partial, log, resume)
     for epoch in range(first_epoch, config.epochs):
         started = time.perf_counter()
         perm = np.random.default_rng(config.seed + 1 + epoch).permutation(train)
@@ -301,6 +301,20 @@ def fit(module, ids: list[list[int]], targets: np.ndarray, config: StaticTrainCo
         _save_checkpoint(partial, module, optimizer, schedule, history, best)
     module.load_state_dict(best["state"])
     return history
+
+
+def _start(module, config: StaticTrainConfig, total: int, partial: Path, log: Log,
+           resume: bool):
+    """(optimizer, schedule, history, best, first epoch): Adam at config.lr, cosine-decayed to
+    a tenth over `total` steps; on resume, all of them as the last checkpoint left them."""
+    optimizer = torch.optim.Adam(module.parameters(), lr=config.lr)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
+    if not resume:
+        return optimizer, schedule, [], None, 0
+    history, best, first_epoch = _load_checkpoint(partial, module, optimizer, schedule)
+    log(f"resuming after epoch {first_epoch} of {config.epochs}")
+    return optimizer, schedule, history, best, first_epoch
 
 
 def _save_checkpoint(partial: Path, module, optimizer, schedule, history, best) -> None:
@@ -549,14 +563,8 @@ def train_static(out: str | Path, config: StaticTrainConfig, sources: tuple[str,
 def _fit_pairs(module, ids, pairs, anchors, positives, config: StaticTrainConfig,
                partial: Path, log: Log, progress: bool, resume: bool) -> list[dict[str, Any]]:
     first = _pair_batches(pairs, config.batch_size, config.seed)
-    total = len(first) * config.epochs
-    optimizer = torch.optim.Adam(module.parameters(), lr=config.lr)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
-    history, best, start_epoch = [], None, 0
-    if resume:
-        history, best, start_epoch = _load_checkpoint(partial, module, optimizer, schedule)
-        log(f"resuming after epoch {start_epoch} of {config.epochs}")
+    optimizer, schedule, history, best, start_epoch = _start(
+        module, config, len(first) * config.epochs, partial, log, resume)
     labels_cache: dict[int, torch.Tensor] = {}
     for epoch in range(start_epoch, config.epochs):
         began = time.perf_counter()

@@ -18,7 +18,7 @@ import json
 import math
 import shutil
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ import torch
 from semsearch import __version__
 from semsearch.encoder.heap import reuse_freed_memory
 from semsearch.encoder.model import Encoder, EncoderConfig
-from semsearch.encoder.static_train import CHECKPOINT, Log, prepare_out
+from semsearch.encoder.static_train import CHECKPOINT, Log, prepare_out, with_settings
 from semsearch.encoder.store import (
     CONFIG,
     FORMAT_VERSION,
@@ -67,20 +67,8 @@ class StudentConfig:
 
     @classmethod
     def with_overrides(cls, values: dict[str, str]) -> StudentConfig:
-        known = {f.name for f in fields(cls)}
-        config = cls()
-        for key, raw in values.items():
-            section, _, name = key.rpartition(".")
-            if section not in ("", "student") or name not in known:
-                raise ConfigError(f"a distilled transformer student has no setting {key!r}; it "
-                                  f"takes {', '.join(sorted(known))}")
-            kind = type(getattr(config, name))
-            try:
-                value = kind(raw) if kind is not bool else raw.lower() in ("1", "true", "yes")
-                config = replace(config, **{name: value})
-            except ValueError as error:
-                raise ConfigError(f"--set {key}={raw}: {error}") from None
-        return config
+        """Apply `--set key=value` pairs (bare keys or student.KEY)."""
+        return with_settings(cls(), values, "student", "a distilled transformer student")
 
 
 def student_from_teacher(teacher: Path, config: StudentConfig) -> tuple[Encoder, dict]:
