@@ -279,11 +279,7 @@ def fit(module, ids: list[list[int]], targets: np.ndarray, config: StaticTrainCo
             rows = perm[start:start + config.batch_size]
             flat, offsets = _flat(ids, rows)
             loss = _loss(module(flat, offsets), target[rows], config.loss, config.scale)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            losses.append(loss.item())
+            losses.append(_step(optimizer, schedule, loss))
             bar.update(1)
         bar.close()
         module.eval()
@@ -315,6 +311,15 @@ def _start(module, config: StaticTrainConfig, total: int, partial: Path, log: Lo
     history, best, first_epoch = _load_checkpoint(partial, module, optimizer, schedule)
     log(f"resuming after epoch {first_epoch} of {config.epochs}")
     return optimizer, schedule, history, best, first_epoch
+
+
+def _step(optimizer, schedule, loss: torch.Tensor) -> float:
+    """One optimiser step on `loss`; returns its value."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    schedule.step()
+    return loss.item()
 
 
 def _save_checkpoint(partial: Path, module, optimizer, schedule, history, best) -> None:
@@ -581,11 +586,7 @@ def _fit_pairs(module, ids, pairs, anchors, positives, config: StaticTrainConfig
             labels = labels_cache.setdefault(n, torch.arange(n))
             loss = (torch.nn.functional.cross_entropy(logits, labels)
                     + torch.nn.functional.cross_entropy(logits.T, labels)) / 2
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            losses.append(loss.item())
+            losses.append(_step(optimizer, schedule, loss))
             bar.update(1)
         bar.close()
         record = {"epoch": epoch + 1, "train_loss": round(float(np.mean(losses)), 5),
