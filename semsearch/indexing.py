@@ -192,24 +192,8 @@ def _build(writer: IndexWriter, reader, embedder, options, chunking, progress,
                 queries=lambda: tuning_queries(store, embedder,
                                                np.arange(stats.chunks, dtype=np.int64)),
             )
-        manifest = Manifest(
-            model_name=embedder.name,
-            model_fingerprint=embedder.fingerprint,
-            model_path=str(getattr(embedder, "path", embedder.name)),
-            dim=embedder.dim,
-            count=int(index.ntotal),
-            documents=store.count_documents(),
-            next_row=stats.chunks,
-            recipe=recipe.to_dict(),
-            chunking=chunking.to_dict(),
-            corpora=[corpus_entry(reader, stats, embedder)],
-            precision=_precision(embedder),
-            trained_on=trained_on,
-            lexical=writer.write_lexical(store),
-            fusion=model_fusion(embedder).to_dict(),
-            created=now(),
-            updated=now(),
-        )
+        manifest = new_manifest(embedder, index, store, writer, recipe, chunking,
+                                corpus_entry(reader, stats, embedder), stats.chunks, trained_on)
         store.commit()
         writer.write_manifest(manifest)
     finally:
@@ -293,6 +277,31 @@ def _append(writer: IndexWriter, reader, embedder, options, chunking, progress,
         appended=True,
         documents_cut=stats.cut,
         recall_change=recall_change,
+    )
+
+
+def new_manifest(embedder: Embedder, index, store, writer, recipe, chunking: ChunkConfig,
+                 corpus: dict, next_row: int, trained_on: int, **engine) -> Manifest:
+    """The manifest of a freshly built index folder (local or Ray, `engine` naming the latter's
+    fields); writes its lexical part through `writer` on the way."""
+    return Manifest(
+        model_name=embedder.name,
+        model_fingerprint=embedder.fingerprint,
+        model_path=str(getattr(embedder, "path", embedder.name)),
+        dim=embedder.dim,
+        count=int(index.ntotal),
+        documents=store.count_documents(),
+        next_row=next_row,
+        recipe=recipe.to_dict(),
+        chunking=chunking.to_dict(),
+        corpora=[corpus],
+        precision=_precision(embedder),
+        trained_on=trained_on,
+        lexical=writer.write_lexical(store),
+        fusion=model_fusion(embedder).to_dict(),
+        created=now(),
+        updated=now(),
+        **engine,
     )
 
 

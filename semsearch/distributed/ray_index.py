@@ -59,13 +59,11 @@ from semsearch.encoder.store import sha256_file
 from semsearch.errors import DataError, IndexError_, SemsearchError
 from semsearch.index import (
     IndexWriter,
-    Manifest,
     VectorFile,
     choose_recipe,
 )
-from semsearch.index.manifest import now
 from semsearch.index_tuning import tune_to_target, tuning_queries
-from semsearch.indexing import IndexOptions, IndexReport, corpus_entry, model_fusion
+from semsearch.indexing import IndexOptions, IndexReport, corpus_entry, new_manifest
 
 # seconds to wait for the cluster to find room for the encoder actors (an autoscaling cluster
 # may have to start nodes) before saying so
@@ -329,26 +327,10 @@ def _write_folder(ray, writer: IndexWriter, reader, embedder, options, chunking,
         writer.write_index(index)
         if not recipe.rerank:
             vectors.path.unlink()
-        manifest = Manifest(
-            model_name=embedder.name,
-            model_fingerprint=embedder.fingerprint,
-            model_path=str(getattr(embedder, "path", embedder.name)),
-            dim=embedder.dim,
-            count=int(index.ntotal),
-            documents=store.count_documents(),
-            next_row=count,
-            recipe=recipe.to_dict(),
-            chunking=chunking.to_dict(),
-            corpora=[corpus_entry(reader, EmbedStats(documents, count, 0), embedder)],
-            precision=getattr(embedder, "precision", "fp32"),
-            trained_on=trained_on,
-            lexical=writer.write_lexical(store),
-            fusion=model_fusion(embedder).to_dict(),
-            created=now(),
-            updated=now(),
-            engine="ray",
-            shards=len(infos),
-        )
+        manifest = new_manifest(
+            embedder, index, store, writer, recipe, chunking,
+            corpus_entry(reader, EmbedStats(documents, count, 0), embedder), count, trained_on,
+            engine="ray", shards=len(infos))
         store.commit()
         writer.write_manifest(manifest)
     finally:
