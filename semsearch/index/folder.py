@@ -37,12 +37,13 @@ INDEX_FILES = frozenset(
      STORE_FILE + "-journal", STORE_FILE + "-wal", STORE_FILE + "-shm"}
 )
 # the lexical (BM25) index: a subfolder of these files only (bm25s' arrays and settings, and the
-# row map and sorted vocabulary semsearch adds)
+# row map, sorted vocabulary and term counts semsearch adds)
 LEXICAL_SUBFOLDER = "lexical"
 LEXICAL_FILES = frozenset(
     {"data.csc.index.npy", "indices.csc.index.npy", "indptr.csc.index.npy", "params.index.json",
      "vocab.index.json", "nonoccurrence_array.index.npy", "rows.npy", "vocab_tokens.npy",
-     "vocab_ids.npy"}
+     "vocab_ids.npy", "terms.indptr.npy", "terms.ids.npy", "terms.counts.npy",
+     "terms.lengths.npy"}
 )
 # prefixes of a writer's temporary siblings: .<name>.tmp-XXXX (being written) and
 # .<name>.old-XXXX (the previous version, between the two renames of a swap)
