@@ -19,6 +19,7 @@ from semsearch.errors import DataError, IndexError_
 from semsearch.index import Hit, Manifest, SearchIndex
 from semsearch.index.folder import MANIFEST
 from semsearch.index.fusion import FusionConfig, fuse, index_fusion
+from semsearch.index.search_index import no_vectors
 
 
 class QueryEncoding:
@@ -42,6 +43,8 @@ class QueryEncoding:
         try:
             manifest = Manifest.read(Path(folder) / MANIFEST)
         except Exception:  # noqa: BLE001 - opening the index reports a missing or bad folder
+            return
+        if not manifest.has_vectors:  # BM25 alone: no model to load
             return
         self._model = model_for_index(manifest, model)
         self._thread = threading.Thread(target=self._run, name="semsearch-query-encoder",
@@ -101,6 +104,12 @@ class SearchOptions:
 
 def resolve_mode(index: SearchIndex, mode: str | None) -> str:
     """The mode a search runs in: the one asked for, checked against what the index holds."""
+    if index.index is None:  # an index without vectors (--lexical-only): BM25 alone
+        if mode not in (None, "lexical"):
+            if mode not in MODES:
+                raise DataError(f"search mode {mode!r} is unknown; use one of {', '.join(MODES)}")
+            raise IndexError_(no_vectors(index.folder, mode))
+        return "lexical"
     if mode is None:
         return "hybrid" if index.lexical is not None else "dense"
     if mode not in MODES:

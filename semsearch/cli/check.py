@@ -53,7 +53,7 @@ def check(ctx, index_dir, model, sample, as_json):
     report = verify_index(folder, sample=sample)
     if report.manifest is not None:
         _check_fingerprint(report, model, Path)
-        if report.manifest.lexical:
+        if report.manifest.lexical and report.manifest.has_vectors:
             from semsearch.index.fusion import describe_fusion, index_fusion
 
             fusion = describe_fusion(*index_fusion(report.manifest))
@@ -76,6 +76,9 @@ def _check_fingerprint(report, model, Path) -> None:
     from semsearch.errors import SemsearchError
 
     manifest = report.manifest
+    if not manifest.has_vectors:
+        report.add("model", "ok", "none needed: the index has no vectors (--lexical-only)")
+        return
     folder = Path(model) if model else Path(manifest.model_path)
     if not (folder / CONFIG).is_file():
         report.add("model", "fail" if model else "warn",

@@ -28,6 +28,7 @@ Examples:
   semsearch index --add-lexical --out indexes/old   # BM25 for an index built before it had one
   semsearch index book.txt --max-chunks 5000 --wait 60
   semsearch index corpora/docs.txt --backend onnx --precision int8   # fastest on a CPU
+  semsearch index articles.jsonl --lexical-only     # BM25 alone: no model, no vectors
 """ + ENGINE_EXAMPLES
 
 
@@ -122,6 +123,12 @@ Examples:
     "the chunks it stores (no corpus, no re-embedding).",
 )
 @click.option(
+    "--lexical-only",
+    is_flag=True,
+    help="Index for keyword (BM25) search alone: no model is loaded and no vectors are made; "
+    "`query` searches it in --mode lexical (--append, remove, check and serve work on it).",
+)
+@click.option(
     "--max-chunks",
     default=MAX_CHUNKS,
     show_default=True,
@@ -149,6 +156,7 @@ def index(
     id_field,
     error_mode,
     add_lexical,
+    lexical_only,
     max_chunks,
     wait,
     device,
@@ -199,13 +207,24 @@ def index(
     )
     if append and index_type != "auto":
         info(f"--type {index_type} ignored: an appended index keeps the recipe it was built with")
-    if append and model is None and (folder / "manifest.json").is_file():
-        model = model_for_index(Manifest.read(folder / "manifest.json"), None)
-    embedder = load_embedder(model, device=None if device == "auto" else device,
-                             precision=precision, backend=backend)
-    info(f"{'appending' if append else 'indexing'} {corpus} with model {embedder.name}"
-         + (f" ({precision})" if precision != "fp32" else "")
-         + f" on {getattr(embedder, 'backend', 'torch')}")
+    existing = (Manifest.read(folder / "manifest.json")
+                if append and (folder / "manifest.json").is_file() else None)
+    if existing is not None and not existing.has_vectors:
+        lexical_only = model is None  # an index without vectors is appended to without a model
+    if lexical_only and (engine is not None or model is not None):
+        raise click.UsageError("--lexical-only loads no model and runs locally; leave out "
+                               f"{'--model' if model is not None else '--engine ray'}")
+    if existing is not None and model is None:
+        model = model_for_index(existing, None)
+    embedder = None if lexical_only else load_embedder(
+        model, device=None if device == "auto" else device, precision=precision,
+        backend=backend)
+    if embedder is None:
+        info(f"{'appending' if append else 'indexing'} {corpus} for BM25 alone (no model)")
+    else:
+        info(f"{'appending' if append else 'indexing'} {corpus} with model {embedder.name}"
+             + (f" ({precision})" if precision != "fp32" else "")
+             + f" on {getattr(embedder, 'backend', 'torch')}")
     if engine is not None:  # --engine ray
         if append:
             raise click.UsageError("--append runs locally; leave out --engine ray")
@@ -215,7 +234,7 @@ def index(
     else:
         report = index_corpus(
             Path(corpus), embedder, folder, options, append=append,
-            progress=is_tty() and not as_json,
+            progress=is_tty() and not as_json, log=info,
         )
     for line, reason in report.lines_skipped[:5]:
         info(f"skipped line {line}: {printable(reason)}")
@@ -235,9 +254,10 @@ def index(
         info(f"nothing new: all {report.duplicates_skipped} documents are already in {folder}")
         return
     duplicates = f", {report.duplicates_skipped} duplicates skipped" if append else ""
+    made = f"{report.chunks_added} vectors" if embedder is not None else "no vectors"
     info(
         f"{'added' if append else 'indexed'} {report.documents_added} documents "
-        f"({report.chunks_added} vectors{duplicates}) in {report.seconds:.1f}s"
+        f"({made}{duplicates}) in {report.seconds:.1f}s"
     )
     if append:
         info(f"index: {recipe['factory']} (as built; rebuild to re-size it for the new total)")
@@ -250,6 +270,8 @@ def index(
                      + ("" if after >= (target or 0) else "; rebuild the index to restore it"))
             else:
                 info(f"recall@10 on a sample: {before:.3f} (target {target}), {setting} {old}")
+    elif embedder is None:
+        info("index: BM25 alone (no model, no vectors; query it with --mode lexical)")
     else:
         info(f"index: {recipe['factory']}  ({recipe['reason']})")
     info(f"wrote {folder} ({report.documents_total} documents, {report.vectors_total} vectors)")

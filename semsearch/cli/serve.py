@@ -75,8 +75,10 @@ def serve(index_dir, model, host, port, workers, api_key, max_texts, max_chars, 
     level = "error" if said["quiet"] else ("info" if said["verbose"] else "warning")
     logs = {"log_level": level, "access_log": bool(said["verbose"])}
     served = app.state.served
-    info(f"serving {served.index_dir or 'no index (embeddings only)'} with model "
-         f"{served.embedder.name} on http://{host}:{port}/ (Ctrl-C stops)")
+    model = (f"model {served.embedder.name}" if served.embedder is not None
+             else "no model (BM25 alone)")
+    info(f"serving {served.index_dir or 'no index (embeddings only)'} with {model} on "
+         f"http://{host}:{port}/ (Ctrl-C stops)")
     if workers == 1:
         uvicorn.run(app, host=host, port=port, **logs)
         return

@@ -103,6 +103,9 @@ class StaticEncoder:
 
     kind = KIND
     backend = "numpy"
+    # encode runs on one core (a sparse product in numpy): `semsearch index` runs it in a worker
+    # process a core, where a transformer backend spreads one call over the cores itself
+    single_threaded = True
 
     def __init__(self, table: np.ndarray, tokenizer: Tokenizer, path: Path,
                  config: dict[str, Any], fingerprint: str) -> None:

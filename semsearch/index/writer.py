@@ -46,6 +46,7 @@ from semsearch.index.folder import (
     replace_folder,
 )
 from semsearch.index.lexical import LEXICAL_DIR, LexicalConfig, build_lexical, join_chunks
+from semsearch.index.lexical_terms import TermCounts, write_lexical_files
 from semsearch.index.lock import index_writer
 from semsearch.index.manifest import Manifest, now
 from semsearch.index.store import DocumentStore
@@ -139,6 +140,13 @@ class IndexWriter:
         """(Re)build the staging folder's lexical part from `store`; the manifest's entry."""
         return write_lexical(self._staged(), store, config)
 
+    def write_lexical_terms(self, terms: TermCounts, config: LexicalConfig) -> dict:
+        """(Re)write the staging folder's lexical part from term counts gathered as the
+        documents went by (no store read, no tokenising); the manifest's entry."""
+        shutil.rmtree(self._staged() / LEXICAL_DIR, ignore_errors=True)
+        count = write_lexical_files(self._staged(), terms, config)
+        return {**config.to_dict(), "documents": count}
+
     def write_manifest(self, manifest: Manifest) -> None:
         """Write the manifest into the staging folder (last: it describes the other files)."""
         manifest.write(self._staged() / MANIFEST)
@@ -203,7 +211,7 @@ def remove_documents(folder: Path, doc_ids: Iterable[str], wait: float = 0) -> t
     with IndexWriter(folder, wait) as writer:
         current = SearchIndex.open(folder)
         try:
-            if not supports_removal(current.index):
+            if current.index is not None and not supports_removal(current.index):
                 raise IndexError_(
                     f"the index in {folder} ({current.recipe.factory}) cannot delete vectors: "
                     "HNSW graphs do not support removal; rebuild without those documents, or "
@@ -222,17 +230,23 @@ def remove_documents(folder: Path, doc_ids: Iterable[str], wait: float = 0) -> t
         staged = SearchIndex.open(writer.stage(copy=True), read_only=False)
         try:
             all_rows = np.array([row for found in rows.values() for row in found], dtype=np.int64)
-            removed = remove_vectors(staged.index, all_rows)
+            removed = remove_vectors(staged.index, all_rows) if staged.index is not None else 0
             staged.store.remove_documents(rows)
             staged.store.commit()
             manifest = staged.manifest
             if manifest.lexical is not None:
-                manifest.lexical = writer.write_lexical(
-                    staged.store, LexicalConfig.from_dict(manifest.lexical))
-            manifest.count = int(staged.index.ntotal)
+                config = LexicalConfig.from_dict(manifest.lexical)
+                terms = TermCounts.load(writer.path / LEXICAL_DIR)
+                # the saved term counts less the removed documents' (an index built before the
+                # counts were kept: rebuilt from the store)
+                manifest.lexical = (
+                    writer.write_lexical_terms(terms.without_rows(all_rows), config)
+                    if terms is not None else writer.write_lexical(staged.store, config))
+            if staged.index is not None:
+                manifest.count = int(staged.index.ntotal)
+                writer.write_index(staged.index)
             manifest.documents = staged.store.count_documents()
             manifest.updated = now()
-            writer.write_index(staged.index)
             writer.write_manifest(manifest)
         finally:
             staged.close()
