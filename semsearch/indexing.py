@@ -10,12 +10,14 @@ half is semsearch.querying.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
+from semsearch.build_resume import Progress, build_key, resumable
 from semsearch.build_stages import Stages
 from semsearch.corpora import (
     ChunkConfig,
@@ -29,6 +31,7 @@ from semsearch.embedder import Embedder, check_model
 from semsearch.encoder.store import sha256_file
 from semsearch.errors import ConfigError, DataError, IndexError_
 from semsearch.index import (
+    IndexRecipe,
     IndexWriter,
     Manifest,
     SearchIndex,
@@ -70,6 +73,9 @@ class IndexOptions:
     # processes that prepare windows of documents (chunk, count BM25 terms, and encode with an
     # encoder that runs on one core); None: one a core where processes can be forked
     workers: int | None = None
+    # continue an interrupted build of the same corpus, model and settings from what it
+    # finished (semsearch.build_resume); without one to continue, build from the start
+    resume: bool = False
 
 
 @dataclass
@@ -154,11 +160,17 @@ def index_corpus(
         reader_options = replace(reader_options, max_line_bytes=limit)
     reader = CorpusReader(corpus, reader_options)
     stages = Stages(log)
-    with IndexWriter(out, options.wait, fresh=not append) as writer:
+    key = build_key(reader.path, embedder, options, chunking)
+    resume = (lambda staging: resumable(staging, key)) if options.resume and not append else None
+    with IndexWriter(out, options.wait, fresh=not append, resume=resume) as writer:
+        if options.resume and not append and not writer.resumed and log is not None:
+            log(f"--resume: no interrupted build of {reader.path} into {out} with these "
+                "settings; building it from the start")
         report = (
             _append(writer, reader, embedder, options, chunking, progress, latest, stages)
             if append
-            else _build(writer, reader, embedder, options, chunking, progress, latest, stages)
+            else _build(writer, reader, embedder, options, chunking, progress, latest, stages,
+                        key, log)
         )
         report.stale_removed = len(writer.stale_removed)
     report.stages = stages.to_dict()
@@ -190,37 +202,64 @@ def _check_options(options: IndexOptions) -> None:
 
 
 def _build(writer: IndexWriter, reader, embedder, options, chunking, progress,
-           latest: bool, stages: Stages) -> IndexReport:
-    writer.stage()
-    store = writer.documents()
+           latest: bool, stages: Stages, key: dict, log) -> IndexReport:
+    if not writer.resumed:
+        writer.stage()
+    store = writer.documents(existing=writer.resumed)
     vectors = writer.vectors(embedder.dim) if embedder is not None else None
-    terms = TermCounts.empty()
+    made = Progress(writer, store, key)
     try:
-        stats = _embed_pass(reader, embedder, RowTargets(store, vectors, terms=terms), options,
-                            chunking, progress, stages, skip_duplicates=False)
-        if stats.chunks == 0:
-            skipped = f" ({len(reader.skipped)} unreadable lines skipped)" if reader.skipped else ""
-            raise DataError(
-                f"corpus {reader.path} has no documents{skipped}; give a file with one "
-                "document a line (blank lines are skipped)"
-            )
+        done = made.restore()
+        if done is not None and log is not None:
+            log(f"resuming {writer.path}: {done.documents_read:,} documents read, "
+                f"{done.chunks:,} chunks written" + (
+                    ", the pass finished" if made.state.get("pass_done") else ""))
+        if done is not None:
+            if vectors is not None and vectors.path.exists():  # a rerun writes the rest again
+                os.truncate(vectors.path, done.chunks * 4 * vectors.dim)
+        if done is None or not made.state.get("pass_done"):
+            stats = _embed_pass(reader, embedder, RowTargets(store, vectors, terms=made.terms),
+                                options, chunking, progress, stages, skip_duplicates=False,
+                                resume=done, on_window=made.on_window)
+            if stats.chunks == 0:
+                skipped = (f" ({len(reader.skipped)} unreadable lines skipped)"
+                           if reader.skipped else "")
+                raise DataError(
+                    f"corpus {reader.path} has no documents{skipped}; give a file with one "
+                    "document a line (blank lines are skipped)"
+                )
+            made.save(stats, pass_done=True, lines_skipped=reader.skipped, lines_cut=reader.cut)
+        else:
+            stats = done
+            reader.skipped[:] = [tuple(item) for item in made.state.get("lines_skipped", [])]
+            reader.cut[:] = [tuple(item) for item in made.state.get("lines_cut", [])]
         if embedder is None:
             index, recipe, trained_on = None, lexical_only_recipe(), 0
         else:
             index, recipe, trained_on = _faiss_stages(writer, store, embedder, vectors, options,
-                                                      stats, progress, stages)
-        with stages("bm25") as note:
-            lexical = writer.write_lexical_terms(terms, LexicalConfig())
-            note.append(f"{len(terms):,} documents, {len(terms.vocabulary):,} terms")
-        del terms
+                                                      stats, progress, stages, made)
+        if "lexical" in made.state:
+            lexical = made.state["lexical"]
+        else:
+            with stages("bm25") as note:
+                lexical = writer.write_lexical_terms(made.terms, LexicalConfig())
+                note.append(f"{len(made.terms):,} documents, {len(made.terms.vocabulary):,} "
+                            "terms")
+            made.save(stats, lexical=lexical)
         with stages("commit"):
             manifest = new_manifest(embedder, index, store, recipe, chunking,
                                     corpus_entry(reader, stats, embedder), stats.chunks,
                                     trained_on, lexical)
             if vectors is not None and not recipe.rerank:
                 vectors.path.unlink()
+            made.finish()
             store.commit()
             writer.write_manifest(manifest)
+    except BaseException:
+        if writer.keep and log is not None:
+            log(f"the finished part of this build is kept in {writer.path}: the same command "
+                "with --resume continues it")
+        raise
     finally:
         store.close()
     with stages("swap"):
@@ -238,14 +277,21 @@ def _build(writer: IndexWriter, reader, embedder, options, chunking, progress,
     )
 
 
-def _faiss_stages(writer, store, embedder, vectors, options, stats, progress, stages: Stages):
-    """Train and fill the FAISS index, write it, then tune it; returns (index, tuned recipe,
-    vectors trained on)."""
-    recipe = choose_recipe(options.type, stats.chunks, embedder.dim, options.max_memory)
-    with progress_bar(progress, stats.chunks, "adding", "vec") as bar:
-        index, trained_on = build_faiss(recipe, vectors, stats.chunks, bar.update, stages)
-    with stages("faiss write"):
-        writer.write_index(index)
+def _faiss_stages(writer, store, embedder, vectors, options, stats, progress, stages: Stages,
+                  made: Progress):
+    """Train and fill the FAISS index (or take the one a resumed build wrote), then tune it;
+    returns (index, tuned recipe, vectors trained on)."""
+    if "faiss" in made.state:
+        index = writer.read_index()
+        recipe = IndexRecipe.from_dict(made.state["faiss"]["recipe"])
+        trained_on = made.state["faiss"]["trained_on"]
+    else:
+        recipe = choose_recipe(options.type, stats.chunks, embedder.dim, options.max_memory)
+        with progress_bar(progress, stats.chunks, "adding", "vec") as bar:
+            index, trained_on = build_faiss(recipe, vectors, stats.chunks, bar.update, stages)
+        with stages("faiss write"):
+            writer.write_index(index)
+        made.save(stats, faiss={"recipe": recipe.to_dict(), "trained_on": trained_on})
     recipe = tune_index(index, recipe, vectors, stats.chunks, options.target_recall,
                         lambda: tuning_queries(store, embedder,
                                                np.arange(stats.chunks, dtype=np.int64)),

@@ -29,6 +29,7 @@ Examples:
   semsearch index book.txt --max-chunks 5000 --wait 60
   semsearch index corpora/docs.txt --backend onnx --precision int8   # fastest on a CPU
   semsearch index articles.jsonl --lexical-only     # BM25 alone: no model, no vectors
+  semsearch index big.jsonl --out indexes/big --resume   # continue an interrupted build
 """ + ENGINE_EXAMPLES
 
 
@@ -123,6 +124,13 @@ Examples:
     "the chunks it stores (no corpus, no re-embedding).",
 )
 @click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue a build of the same CORPUS into the same --out, with the same model and "
+    "settings, that was interrupted (Ctrl-C, kill, a full disk): what it finished is kept and "
+    "not encoded again. Without one to continue, build from the start.",
+)
+@click.option(
     "--lexical-only",
     is_flag=True,
     help="Index for keyword (BM25) search alone: no model is loaded and no vectors are made; "
@@ -156,6 +164,7 @@ def index(
     id_field,
     error_mode,
     add_lexical,
+    resume,
     lexical_only,
     max_chunks,
     wait,
@@ -204,6 +213,7 @@ def index(
         reader=ReaderOptions(corpus_format, text_field, id_field, error_mode),
         max_chunks=max_chunks,
         wait=wait,
+        resume=resume,
     )
     if append and index_type != "auto":
         info(f"--type {index_type} ignored: an appended index keeps the recipe it was built with")
@@ -225,6 +235,8 @@ def index(
         info(f"{'appending' if append else 'indexing'} {corpus} with model {embedder.name}"
              + (f" ({precision})" if precision != "fp32" else "")
              + f" on {getattr(embedder, 'backend', 'torch')}")
+    if resume and append:
+        raise click.UsageError("--resume continues a build; an --append is run again whole")
     if engine is not None:  # --engine ray
         if append:
             raise click.UsageError("--append runs locally; leave out --engine ray")

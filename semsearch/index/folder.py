@@ -184,10 +184,11 @@ def check_not_interrupted(folder: Path) -> None:
         )
 
 
-def clean_stale(folder: Path) -> list[Path]:
+def clean_stale(folder: Path, keep: Path | None = None) -> list[Path]:
     """Under the write lock: remove the temporary siblings dead writers left (every one, since
-    a live writer would hold the lock), restoring the previous version first when a writer died
-    between the two renames. Returns what was removed."""
+    a live writer would hold the lock, but `keep`: the one a resumed build continues),
+    restoring the previous version first when a writer died between the two renames. Returns
+    what was removed."""
     folder = Path(folder)
     parent = folder.parent
     if not parent.is_dir():
@@ -198,7 +199,7 @@ def clean_stale(folder: Path) -> list[Path]:
         with swapping(folder):
             os.rename(olds.pop(), folder)
     for stale in olds + sorted(parent.glob(f".{folder.name}{TMP_INFIX}*")):
-        if stale.is_dir() and not stale.is_symlink():
+        if stale.is_dir() and not stale.is_symlink() and stale != keep:
             shutil.rmtree(stale, ignore_errors=True)
             removed.append(stale)
     return removed

@@ -156,6 +156,32 @@ class DocumentStore:
             raise
         connection.execute("RELEASE add_documents")
 
+    # --- an unfinished build's progress, committed with the rows it describes ------------------
+
+    def read_build_state(self) -> dict | None:
+        """The progress a build recorded in this (staging) store, or None."""
+        try:
+            found = self.connection.execute(
+                "SELECT value FROM build_state WHERE name = 'state'").fetchone()
+        except sqlite3.OperationalError:  # no such table: not a build's store
+            return None
+        try:
+            value = json.loads(found[0]) if found else None
+        except (TypeError, ValueError):
+            return None
+        return value if isinstance(value, dict) else None
+
+    def write_build_state(self, state: dict) -> None:
+        """Record a build's progress in the open transaction (it commits with the rows)."""
+        self.connection.execute(
+            "CREATE TABLE IF NOT EXISTS build_state (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        self.connection.execute("INSERT OR REPLACE INTO build_state VALUES ('state', ?)",
+                                (json.dumps(state),))
+
+    def drop_build_state(self) -> None:
+        """Remove the progress record: the store of a finished index holds none."""
+        self.connection.execute("DROP TABLE IF EXISTS build_state")
+
     def has_text(self, text: str) -> bool:
         """Whether a document with exactly this text is stored."""
         found = self.connection.execute(

@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -61,13 +61,21 @@ class IndexWriter:
     builds the folder anew, so a path that is not an index (a file, a folder of other things)
     is refused on entry, before the lock file is written beside it."""
 
-    def __init__(self, folder: Path, wait: float = 0, fresh: bool = False) -> None:
+    def __init__(self, folder: Path, wait: float = 0, fresh: bool = False,
+                 resume: Callable[[Path], bool] | None = None) -> None:
         self.folder = Path(folder)
         self.wait = wait
         self.fresh = fresh
         self.path: Path | None = None  # the staging folder, once staged
         self.stale_removed: list[Path] = []  # leftovers of dead writers removed on entry
         self.committed = False
+        # `resume`: whether a dead writer's staging folder holds work this write continues (the
+        # newest that does is taken as this write's staging folder, `resumed` True)
+        self.resume = resume
+        self.resumed = False
+        # leave the staging folder behind when the write fails (it holds finished work that a
+        # resumed write continues from); a write that ends without commit, unfailed, removes it
+        self.keep = False
         self._stack = ExitStack()
 
     def __enter__(self) -> IndexWriter:
@@ -75,15 +83,31 @@ class IndexWriter:
             check_replaceable(self.folder)  # refuse before anything is written beside it
         self._stack.enter_context(index_writer(self.folder, self.wait))
         try:
-            self.stale_removed = clean_stale(self.folder)
+            if self.resume is not None:
+                self.path = self._resumable()
+                self.resumed = self.path is not None
+            self.stale_removed = clean_stale(self.folder, keep=self.path)
         except BaseException:
             self._stack.close()
             raise
         return self
 
+    def _resumable(self) -> Path | None:
+        """The newest staging folder of a dead writer that `resume` accepts (under the lock:
+        no live writer has one)."""
+        parent = self.folder.parent
+        if not parent.is_dir():
+            return None
+        staged = [p for p in parent.glob(f".{self.folder.name}{TMP_INFIX}*")
+                  if p.is_dir() and not p.is_symlink()]
+        for candidate in sorted(staged, key=lambda p: p.stat().st_mtime, reverse=True):
+            if self.resume(candidate):
+                return candidate
+        return None
+
     def __exit__(self, exc_type, exc, traceback) -> None:
         try:
-            if self.path is not None and not self.committed:
+            if self.path is not None and not self.committed and not (self.keep and exc):
                 shutil.rmtree(self.path, ignore_errors=True)
         finally:
             self._stack.close()  # releases the write lock
