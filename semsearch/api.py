@@ -14,6 +14,8 @@ models/, or an encoder that `load` returned. Folders are loaded once and kept fo
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -91,7 +93,7 @@ def query(
     of queries a list of such lists.
     """
     from semsearch.embedder import model_for_index
-    from semsearch.index import SearchIndex, resolve_index_dir
+    from semsearch.index import resolve_index_dir
     from semsearch.querying import SearchOptions, resolve_mode
     from semsearch.querying import search as run_search
 
@@ -99,17 +101,42 @@ def query(
     texts = [queries] if single else list(queries)
     options = SearchOptions(mode=mode, fusion=fusion, dense_weight=dense_weight,
                             where=tuple((str(f), str(v)) for f, v in (where or {}).items()))
-    opened = SearchIndex.open(resolve_index_dir(index))
-    try:
+    opened, lock = _opened(resolve_index_dir(index))
+    with lock:  # one search at a time an opened index (its SQLite connection, FAISS settings)
         encoder = None
         if resolve_mode(opened, mode) != "lexical":
             encoder = _encoder(model if model is not None
                                else model_for_index(opened.manifest, None))
         results = run_search(opened, encoder, texts, k, options=options)
-    finally:
-        opened.close()
     found = [[hit.to_dict() for hit in hits] for hits in results]
     return found[0] if single else found
+
+
+# index folders opened by `query`, kept as models are: folder -> (index, identity, lock)
+_indexes: dict = {}
+_indexes_lock = threading.Lock()
+
+
+def _opened(folder: Path):
+    """The index in `folder`, opened on first use and kept for later calls (opening one of a
+    million documents cost 30 ms a query); opened again when a writer has swapped in a new
+    version (`--append`, `remove`, a rebuild), which its identity (the folder's and manifest's
+    inodes and the manifest's time) shows at the cost of two stat calls."""
+    from semsearch.index import SearchIndex
+    from semsearch.index.search_index import folder_identity
+
+    key = Path(os.path.abspath(folder))
+    identity = folder_identity(key)  # before opening: a swap during the open shows next time
+    with _indexes_lock:
+        kept = _indexes.get(key)
+        if kept is not None and identity is not None and kept[1] == identity:
+            return kept[0], kept[2]
+        opened = SearchIndex.open(key)
+        if kept is not None:
+            with kept[2]:  # a search still running on the old version finishes first
+                kept[0].close()
+        _indexes[key] = (opened, identity, threading.Lock())
+        return opened, _indexes[key][2]
 
 
 def _encoder(model) -> Embedder:

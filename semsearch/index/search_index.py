@@ -71,7 +71,7 @@ class Hit:
 OPEN_ATTEMPTS = 5
 
 
-def _identity(folder: Path) -> tuple[int, int, int] | None:
+def folder_identity(folder: Path) -> tuple[int, int, int] | None:
     """The folder's inode and its manifest's: changes whenever a new version is swapped in."""
     try:
         stat, manifest = folder.stat(), (folder / MANIFEST).stat()
@@ -114,15 +114,15 @@ class SearchIndex:
         folder = Path(folder)
         for attempt in range(OPEN_ATTEMPTS):
             with reading(folder) as locked:
-                before = _identity(folder)
+                before = folder_identity(folder)
                 try:
                     opened = cls._open(folder, read_only)
                 except IndexError_:
-                    if locked or attempt == OPEN_ATTEMPTS - 1 or _identity(folder) == before:
+                    if locked or attempt == OPEN_ATTEMPTS - 1 or folder_identity(folder) == before:
                         raise
                     continue  # changed while it was read: read the new version
                 if locked or (
-                    _identity(folder) == before and not swap_lock_path(folder).exists()
+                    folder_identity(folder) == before and not swap_lock_path(folder).exists()
                 ):
                     return opened
                 opened.close()

@@ -75,7 +75,9 @@ class DocumentStore:
         try:
             if read_only:  # queries never write into an index folder, not even a schema
                 uri = Path(os.path.abspath(self.path)).as_uri() + "?mode=ro"
-                self.connection = sqlite3.connect(uri, uri=True)
+                # an opened index kept by semsearch.query may be searched from another thread
+                # (one search at a time: its caller holds the index's lock)
+                self.connection = sqlite3.connect(uri, uri=True, check_same_thread=False)
             else:
                 self.connection = sqlite3.connect(str(self.path))
                 self.connection.executescript(SCHEMA)
