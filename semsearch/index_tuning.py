@@ -75,7 +75,7 @@ def build_faiss(recipe: IndexRecipe, vectors: VectorFile, count: int,
                 trained_on = len(sample)
                 note.append(f"{recipe.factory} on {trained_on:,} vectors")
                 del sample
-        with stages("faiss add") as note:
+        with stages("faiss add", clock=progress is None) as note:  # a bar of its own
             add_rows(index, vectors, 0, count, progress)
             note.append(f"{count:,} vectors")
     return index, trained_on

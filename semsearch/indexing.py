@@ -159,7 +159,7 @@ def index_corpus(
         limit = min(reader_options.max_line_bytes, max(1 << 20, chunking.max_chars))
         reader_options = replace(reader_options, max_line_bytes=limit)
     reader = CorpusReader(corpus, reader_options)
-    stages = Stages(log)
+    stages = Stages(log, progress)
     key = build_key(reader.path, embedder, options, chunking)
     resume = (lambda staging: resumable(staging, key)) if options.resume and not append else None
     with IndexWriter(out, options.wait, fresh=not append, resume=resume) as writer:
@@ -302,7 +302,7 @@ def _faiss_stages(writer, store, embedder, vectors, options, stats, progress, st
 def _embed_pass(reader, embedder, targets: RowTargets, options, chunking, progress,
                 stages: Stages, skip_duplicates: bool, **more) -> EmbedStats:
     """The streaming pass over the corpus, timed as one stage with its parts."""
-    with stages("read, chunk, encode, store") as note:
+    with stages("read, chunk, encode, store", clock=False) as note:  # it has its bar
         stats = embed_documents(reader, embedder, targets, chunking, options.batch_size,
                                 skip_duplicates, progress, workers=options.workers, **more)
         note.append(f"{stats.documents:,} documents, {stats.chunks:,} chunks")
