@@ -205,7 +205,7 @@ def _build(writer: IndexWriter, reader, embedder, options, chunking, progress,
            latest: bool, stages: Stages, key: dict, log) -> IndexReport:
     if not writer.resumed:
         writer.stage()
-    store = writer.documents(existing=writer.resumed)
+    store = writer.documents(existing=writer.resumed, bulk=True)
     vectors = writer.vectors(embedder.dim) if embedder is not None else None
     made = Progress(writer, store, key)
     try:
@@ -246,6 +246,8 @@ def _build(writer: IndexWriter, reader, embedder, options, chunking, progress,
                 note.append(f"{len(made.terms):,} documents, {len(made.terms.vocabulary):,} "
                             "terms")
             made.save(stats, lexical=lexical)
+        with stages("store indexes"):
+            store.make_indexes()
         with stages("commit"):
             manifest = new_manifest(embedder, index, store, recipe, chunking,
                                     corpus_entry(reader, stats, embedder), stats.chunks,

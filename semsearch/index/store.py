@@ -18,22 +18,28 @@ import numpy as np
 
 from semsearch.errors import DataError, IndexError_, UnknownFieldError
 
-SCHEMA = """
+TABLES = """
 CREATE TABLE IF NOT EXISTS documents (
     doc_id TEXT PRIMARY KEY,
     sha256 TEXT NOT NULL,      -- of the text: finds exact duplicates on --append
     chunks INTEGER NOT NULL,
     metadata TEXT              -- JSON object of the corpus fields other than id and text
 );
-CREATE INDEX IF NOT EXISTS documents_sha256 ON documents (sha256);
 CREATE TABLE IF NOT EXISTS chunks (
     row INTEGER PRIMARY KEY,   -- the FAISS id
     doc_id TEXT NOT NULL,
     chunk INTEGER NOT NULL,    -- 0-based position within the document
     text TEXT NOT NULL
 );
+"""
+# the lookups by text hash (--append's duplicates) and by document id (remove, filters); a fresh
+# build loads the tables first and makes these at the end (sorting a million keys once was
+# cheaper than inserting each into a growing tree)
+INDEXES = """
+CREATE INDEX IF NOT EXISTS documents_sha256 ON documents (sha256);
 CREATE INDEX IF NOT EXISTS chunks_doc_id ON chunks (doc_id);
 """
+SCHEMA = TABLES + INDEXES
 
 
 @dataclass(frozen=True)
@@ -70,7 +76,9 @@ WRITE_CACHE_KIB = 256 * 1024
 class DocumentStore:
     """A SQLite file of documents and chunks; writes go in one transaction until `commit`."""
 
-    def __init__(self, path: Path, read_only: bool = False) -> None:
+    def __init__(self, path: Path, read_only: bool = False, bulk: bool = False) -> None:
+        """`bulk`: a build loading the tables, which makes the indexes with `make_indexes`
+        once loaded (none is made here)."""
         self.path = Path(path)
         try:
             if read_only:  # queries never write into an index folder, not even a schema
@@ -80,7 +88,7 @@ class DocumentStore:
                 self.connection = sqlite3.connect(uri, uri=True, check_same_thread=False)
             else:
                 self.connection = sqlite3.connect(str(self.path))
-                self.connection.executescript(SCHEMA)
+                self.connection.executescript(TABLES if bulk else SCHEMA)
                 # a writer's store is in a staging folder that a crash leaves unused, so a
                 # commit need not wait for the disk (a killed process still rolls back through
                 # the journal); the larger page cache keeps the id and hash indexes' pages in
@@ -94,12 +102,17 @@ class DocumentStore:
             ) from None
 
     @classmethod
-    def open_existing(cls, path: Path, read_only: bool = False) -> DocumentStore:
+    def open_existing(cls, path: Path, read_only: bool = False,
+                      bulk: bool = False) -> DocumentStore:
         if not Path(path).is_file():
             raise IndexError_(
                 f"document store {path} is missing; rebuild with `semsearch index CORPUS`"
             )
-        return cls(path, read_only=read_only)
+        return cls(path, read_only=read_only, bulk=bulk)
+
+    def make_indexes(self) -> None:
+        """The lookup indexes a bulk load left out (see INDEXES)."""
+        self.connection.executescript(INDEXES)
 
     def close(self) -> None:
         self.connection.close()

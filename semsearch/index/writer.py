@@ -143,10 +143,12 @@ class IndexWriter:
             raise IndexError_(f"the write of {self.folder} is not staged; call stage() first")
         return self.path
 
-    def documents(self, existing: bool = False) -> DocumentStore:
-        """The staging folder's document store: new, or (`existing`) the copied one."""
+    def documents(self, existing: bool = False, bulk: bool = False) -> DocumentStore:
+        """The staging folder's document store: new, or (`existing`) the copied one;
+        `bulk`: its lookup indexes made only by `make_indexes` (a fresh build's load)."""
         path = self._staged() / STORE_FILE
-        return DocumentStore.open_existing(path) if existing else DocumentStore(path)
+        return (DocumentStore.open_existing(path, bulk=bulk) if existing
+                else DocumentStore(path, bulk=bulk))
 
     def vectors(self, dim: int, name: str = VECTORS_FILE) -> VectorFile:
         """A vector file of `dim` columns in the staging folder (vectors.f32, or `name`)."""

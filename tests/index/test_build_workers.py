@@ -63,6 +63,10 @@ def test_workers_build_the_folder_one_process_builds(tmp_path, monkeypatch, embe
         index_corpus(corpus, embedder, folders[workers], options, latest=False)
     assert started == [2]  # the one-process build forked none
     assert store_rows(folders[0]) == store_rows(folders[2])
+    with sqlite3.connect(folders[2] / "documents.sqlite") as connection:  # made after the load
+        assert {name for (name,) in connection.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")} == {
+            "documents_sha256", "chunks_doc_id"}
     assert len(store_rows(folders[0])) > 400  # long documents were cut into chunks
     opened = [SearchIndex.open(folders[w]) for w in (0, 2)]
     try:
