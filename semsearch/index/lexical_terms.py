@@ -43,6 +43,8 @@ TERMS_IDS = "terms.ids.npy"
 TERMS_COUNTS = "terms.counts.npy"
 TERMS_LENGTHS = "terms.lengths.npy"
 TERM_FILES = (TERMS_INDPTR, TERMS_IDS, TERMS_COUNTS, TERMS_LENGTHS)
+# (document, term) pairs scored at a time (float64 while computed: 4M pairs hold ~130 MB)
+SCORE_BLOCK = 4 * 1024 * 1024
 # bm25s' settings file, as BM25.save writes it (BM25.load reads these keys)
 PARAMS = "params.index.json"
 
@@ -266,10 +268,16 @@ def score_matrix(terms: TermCounts, config: LexicalConfig
     distinct, which = np.unique(frequencies, return_inverse=True)
     idf = np.array([math.log(1 + (documents - f + 0.5) / (f + 0.5)) if f else 0.0
                     for f in distinct.tolist()], dtype=np.float32)[which].reshape(-1)
-    tf = terms.counts.astype(np.float64)
-    per_document = np.repeat(lengths.astype(np.float64), np.diff(indptr))
-    norm = config.k1 * ((1 - config.b) + config.b * per_document / average) + tf
-    scores = (idf[ids].astype(np.float64) * (tf / norm)).astype(np.float32)
+    counts = terms.counts
+    per_document = np.repeat(np.arange(documents, dtype=np.int32), np.diff(indptr))
+    scores = np.empty(len(ids), dtype=np.float32)
+    for start in range(0, len(ids), SCORE_BLOCK):  # float64 a block at a time: bounded memory
+        end = min(len(ids), start + SCORE_BLOCK)
+        tf = counts[start:end].astype(np.float64)
+        length = lengths[per_document[start:end]].astype(np.float64)
+        norm = config.k1 * ((1 - config.b) + config.b * length / average) + tf
+        scores[start:end] = idf[ids[start:end]].astype(np.float64) * (tf / norm)
+    del per_document
     csc = csr_matrix((scores, ids, indptr), shape=(documents, width)).tocsc()
     csc.sort_indices()
     return csc.data.astype(np.float32), csc.indices.astype(np.int32), csc.indptr.astype(np.int64)
