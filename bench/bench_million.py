@@ -61,6 +61,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="also measure hybrid + rescoring with MODEL (the two-stage arm)")
     parser.add_argument("--rescore-depth", type=int, default=100)
     parser.add_argument("--build-args", default="", help="extra `semsearch index` arguments")
+    parser.add_argument("--append", type=int, default=0, metavar="N",
+                        help="also time `index --append` of the collection's next N documents, "
+                        "then `remove` of --remove ids, on a hard-linked copy of each folder")
+    parser.add_argument("--remove", type=int, default=1000, metavar="N")
     parser.add_argument("--json", dest="json_path", default=None)
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--index", default=None, help=argparse.SUPPRESS)
@@ -95,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"measuring {folder} failed")
         row.update(json.loads(done.stdout.strip().splitlines()[-1]))
         row["shell"] = shell_latency(folder, row["modes"], args.shell_runs, args.data_dir)
+        if args.append:
+            row["update"] = update(folder, Path(args.data_dir), work, args.size, args.append,
+                                   args.remove)
         if args.serve_queries:
             row["serve_ms"] = serve_latency(folder, row["modes"], args.serve_queries,
                                             args.data_dir)
@@ -196,6 +203,52 @@ class MemorySampler:
             except psutil.NoSuchProcess:
                 return
             self._stop.wait(self.every)
+
+
+def update(folder: Path, data_dir: Path, work: Path, size: int, count: int, removed: int
+           ) -> dict:
+    """`semsearch index --append` of the collection's next `count` documents, then `semsearch
+    remove` of `removed` ids (the appended ones' first), each timed from the command's start,
+    on a hard-linked copy of `folder` (writers never write into the files they replace, so the
+    measured folder is left as it was)."""
+    from semsearch.data.scale_collection import write_collection
+
+    more = work / f"corpus-{size}+{count}.jsonl"
+    if not more.is_file():
+        whole = work / f"corpus-{size + count}.jsonl"
+        if not whole.is_file():
+            write_collection(data_dir, whole, size + count)
+        with whole.open(encoding="utf-8") as lines, more.open("w", encoding="utf-8") as out:
+            for number, line in enumerate(lines):
+                if number >= size:
+                    out.write(line)
+    copy = folder.with_name(folder.name + "-update")
+    shutil.rmtree(copy, ignore_errors=True)
+    subprocess.run(["cp", "-al", str(folder), str(copy)], check=True)
+    env = dict(os.environ, TQDM_DISABLE="1", SEMSEARCH_INDEXES=str(work / "indexes"))
+    out = {}
+    try:
+        started = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "semsearch", "index", str(more), "--append",
+                               "--id-field", "_id", "--out", str(copy), "--json"],
+                              capture_output=True, text=True, env=env)
+        out["append_s"] = round(time.perf_counter() - started, 2)
+        if done.returncode:
+            raise SystemExit(f"--append failed: {done.stderr[-2000:]}")
+        report = json.loads(done.stdout.strip().splitlines()[-1])
+        out.update(appended=report["documents_added"], after=report["documents"],
+                   append_stages=report.get("stages", {}), recall_change=report["recall_change"])
+        ids = [json.loads(line)["_id"] for line in more.open(encoding="utf-8")][:removed]
+        started = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "semsearch", "remove", *ids, "--index",
+                               str(copy), "--json"], capture_output=True, text=True, env=env)
+        out["remove_s"] = round(time.perf_counter() - started, 2)
+        if done.returncode:
+            raise SystemExit(f"remove failed: {done.stderr[-2000:]}")
+        out["removed"] = json.loads(done.stdout.strip().splitlines()[-1])["documents_removed"]
+    finally:
+        shutil.rmtree(copy, ignore_errors=True)
+    return out
 
 
 def disk_bytes(folder: Path) -> int:
@@ -388,6 +441,10 @@ def print_row(row: dict) -> None:
     nan = float("nan")
     print(f"{'mode':16} {'nDCG@10':>8} {'R@100':>7} {'p50 ms':>8} {'p99 ms':>8} "
           f"{'serve p50':>9} {'serve p99':>9} {'shell s':>8}")
+    if row.get("update"):
+        update_ = row["update"]
+        print(f"--append of {update_['appended']:,} documents: {update_['append_s']:.1f}s; remove "
+              f"of {update_['removed']:,}: {update_['remove_s']:.1f}s")
     for mode in row["latency_ms"]:
         quality = row["quality"].get(mode, {})
         shell = row["shell"].get(mode, {})

@@ -75,8 +75,8 @@ def test_the_benchmark_runs_end_to_end_on_a_small_collection(small_data, tmp_pat
     done = subprocess.run(
         [sys.executable, str(REPO / "bench" / "bench_million.py"), "--arm", "lexical",
          "--size", "3000", "--work", str(tmp_path / "work"), "--data-dir", str(small_data),
-         "--latency-queries", "10", "--shell-runs", "1", "--serve-queries", "5", "--json",
-         str(out)],
+         "--latency-queries", "10", "--shell-runs", "1", "--serve-queries", "5",
+         "--append", "50", "--remove", "10", "--json", str(out)],
         capture_output=True, text=True, cwd=REPO, timeout=600)
     assert done.returncode == 0, done.stderr
     result = json.loads(out.read_text())
@@ -88,3 +88,5 @@ def test_the_benchmark_runs_end_to_end_on_a_small_collection(small_data, tmp_pat
     assert arm["quality"]["lexical"]["recall@100"] > 0.5
     assert arm["latency_ms"]["lexical"]["p50"] > 0 and arm["shell"]["lexical"]["p50_s"] > 0
     assert arm["serve_ms"]["lexical"]["requests"] == 5
+    assert arm["update"]["appended"] == 50 and arm["update"]["removed"] == 10
+    assert arm["update"]["after"] == 3050
