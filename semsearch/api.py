@@ -81,6 +81,9 @@ def query(
     dense_weight: float | None = None,
     where: dict[str, str] | None = None,
     model=None,
+    rescore=None,
+    rescore_depth: int | None = None,
+    rescore_weight: float | None = None,
 ) -> list[dict] | list[list[dict]]:
     """Search an index folder (default: the latest written) as `semsearch query --json` does.
 
@@ -89,27 +92,61 @@ def query(
     keeps documents whose metadata has every field = value. One query gives a list of hits (dicts
     with rank, score, id, chunk, chunks, text, metadata and each side's score and rank), a list
     of queries a list of such lists.
+
+    `rescore`: a second phase, as `semsearch query --rescore`: a model folder whose encoder
+    re-scores the first stage's top `rescore_depth` documents (fused with BM25 by
+    `rescore_weight`; both default to the pair's calibration), False for none, None for the
+    one the index records (`semsearch index --rescore`), if any. The model is loaded once per
+    process and its chunk vectors cached.
+
+        >>> semsearch.query("ocean tides", index="indexes/docs", mode="lexical",
+        ...                 rescore="models/minilm", rescore_depth=30)   # doctest: +SKIP
     """
     from semsearch.embedder import model_for_index
     from semsearch.index import SearchIndex, resolve_index_dir
     from semsearch.querying import SearchOptions, resolve_mode
     from semsearch.querying import search as run_search
+    from semsearch.rescoring import Rescorer
 
     single = isinstance(queries, str)
     texts = [queries] if single else list(queries)
     options = SearchOptions(mode=mode, fusion=fusion, dense_weight=dense_weight,
-                            where=tuple((str(f), str(v)) for f, v in (where or {}).items()))
+                            where=tuple((str(f), str(v)) for f, v in (where or {}).items()),
+                            rescore=False if rescore is False else None,
+                            rescore_depth=rescore_depth, rescore_weight=rescore_weight)
     opened = SearchIndex.open(resolve_index_dir(index))
     try:
         encoder = None
         if resolve_mode(opened, mode) != "lexical":
             encoder = _encoder(model if model is not None
                                else model_for_index(opened.manifest, None))
-        results = run_search(opened, encoder, texts, k, options=options)
+        rescorer = rescore if isinstance(rescore, Rescorer) else _rescorer(opened, rescore)
+        if rescorer is None and (rescore_depth is not None or rescore_weight is not None):
+            from semsearch.errors import ConfigError
+
+            raise ConfigError("rescore_depth and rescore_weight need a rescoring model: give "
+                              "rescore=MODEL")
+        results = run_search(opened, encoder, texts, k, options=options, rescorer=rescorer)
     finally:
         opened.close()
     found = [[hit.to_dict() for hit in hits] for hits in results]
     return found[0] if single else found
+
+
+def _rescorer(opened, rescore):
+    """The Rescorer for `rescore` (a model folder; None: the index's recorded one) or None."""
+    if rescore is False:
+        return None
+    from semsearch.rescoring import check_recorded, rescore_model_for_index, shared_rescorer
+
+    wanted = rescore_model_for_index(opened.manifest, opened.folder,
+                                     None if rescore is None else rescore)
+    if wanted is None:
+        return None
+    rescorer = shared_rescorer(wanted)
+    if rescore is None:
+        check_recorded(opened.manifest, rescorer, opened.folder)
+    return rescorer
 
 
 def _encoder(model) -> Embedder:

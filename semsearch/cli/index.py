@@ -28,6 +28,9 @@ Examples:
   semsearch index --add-lexical --out indexes/old   # BM25 for an index built before it had one
   semsearch index book.txt --max-chunks 5000 --wait 60
   semsearch index corpora/docs.txt --backend onnx --precision int8   # fastest on a CPU
+  semsearch index corpora/docs.txt --model models/static --rescore models/minilm  # two stages
+  semsearch index --rescore models/minilm --out indexes/docs   # record a second phase only
+  semsearch index --rescore none --out indexes/docs            # ... or clear it
 """ + ENGINE_EXAMPLES
 
 
@@ -129,6 +132,15 @@ Examples:
     help="Chunks kept of one document (a window of the model's tokens each); the rest of a "
     "longer document is not indexed, and every cut is reported.",
 )
+@click.option(
+    "--rescore",
+    "rescore_model",
+    default=None,
+    metavar="MODEL",
+    help="Record MODEL as the index's second phase: `query` and `serve` re-score the first "
+    "stage's top documents with it unless told --no-rescore ('none' clears it; with --out and "
+    "no CORPUS, only the record of an existing index changes).",
+)
 @wait_option
 @device_option
 @precision_option
@@ -150,6 +162,7 @@ def index(
     error_mode,
     add_lexical,
     max_chunks,
+    rescore_model,
     wait,
     device,
     precision,
@@ -185,6 +198,22 @@ def index(
             echo_json({"index": out, "lexical_documents": documents})
         info(f"added a BM25 index of {documents} documents to {out}")
         return
+    recorded = None
+    if rescore_model is not None and rescore_model != "none":
+        from semsearch.rescoring import describe_model
+
+        recorded = describe_model(rescore_model)
+    if rescore_model is not None and corpus is None:
+        from semsearch.index import set_rescore
+
+        if out is None:
+            raise click.UsageError("--rescore without a CORPUS changes an existing index: give "
+                                   "--out INDEX")
+        set_rescore(Path(out), recorded, wait)
+        if as_json:
+            echo_json({"index": out, "rescore": recorded})
+        info(f"{out}: second phase {recorded['model_path'] if recorded else 'cleared'}")
+        return
     if corpus is None:
         raise click.UsageError("give a CORPUS file to index, e.g. semsearch index corpora/docs.txt")
     folder = Path(out) if out else default_index_dir(Path(corpus))
@@ -196,6 +225,7 @@ def index(
         reader=ReaderOptions(corpus_format, text_field, id_field, error_mode),
         max_chunks=max_chunks,
         wait=wait,
+        rescore=recorded,
     )
     if append and index_type != "auto":
         info(f"--type {index_type} ignored: an appended index keeps the recipe it was built with")

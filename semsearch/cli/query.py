@@ -8,7 +8,7 @@ import click
 
 from semsearch.cli.common import device_option, echo_json, info, json_option
 from semsearch.cli.terminal import printable
-from semsearch.limits import MAX_EF_SEARCH, MAX_K, MAX_NPROBE
+from semsearch.limits import MAX_EF_SEARCH, MAX_K, MAX_NPROBE, MAX_RESCORE_DEPTH
 
 EXAMPLES = """\b
 Examples:
@@ -21,6 +21,8 @@ Examples:
   semsearch query "ocean tides" --mode dense                  # vectors alone
   semsearch query "ocean tides" --fusion rrf                  # reciprocal-rank fusion
   semsearch query "tax law" --where lang=en --where year=2015 # metadata filters
+  semsearch query "ocean tides" --rescore models/minilm       # a strong model re-scores the top
+  semsearch query "ocean tides" --mode lexical --rescore models/minilm --rescore-depth 30
 """
 
 
@@ -106,22 +108,54 @@ Examples:
     help="Only documents whose metadata FIELD equals VALUE (repeatable: all must hold); the "
     "fields are the JSONL/CSV columns other than id and text.",
 )
+@click.option(
+    "--rescore",
+    "rescore_model",
+    default=None,
+    metavar="MODEL",
+    help="Second phase: MODEL re-encodes the query and the first stage's top documents and its "
+    "cosine, fused with BM25, re-ranks them (default: the model the index records, if any).",
+)
+@click.option(
+    "--rescore-depth",
+    type=click.IntRange(1, MAX_RESCORE_DEPTH),
+    default=None,
+    metavar="N",
+    help="First-stage documents the second phase re-scores (default: calibrated for the pair "
+    "by `semsearch evaluate --rescore`, else 50).",
+)
+@click.option(
+    "--rescore-weight",
+    type=click.FloatRange(0.0, 1.0),
+    default=None,
+    help="The rescoring cosine's share against BM25, 0-1 (default: calibrated, else 0.8).",
+)
+@click.option("--no-rescore", is_flag=True,
+              help="First stage only, even where the index records a rescoring model.")
 @device_option
 @json_option
 def query(text, k, index_dir, model, queries_file, nprobe, ef_search, mode, fusion,
-          dense_weight, depth, where, device, as_json):
+          dense_weight, depth, where, rescore_model, rescore_depth, rescore_weight, no_rescore,
+          device, as_json):
     """Search an index for TEXT.
 
     Prints rank, score, document id and text, trimmed to the terminal; a document split into
     chunks shows its best chunk as id#chunk. The score is the cosine in dense mode, BM25 in
     lexical mode, and the fused score in hybrid mode. With --json, one JSON object a line:
     query, rank, score, id, chunk, chunks, text, metadata, and dense_score, dense_rank,
-    lexical_score, lexical_rank (null where the document was not among that side's candidates).
+    lexical_score, lexical_rank (null where the document was not among that side's candidates),
+    and with a second phase (--rescore) rescore_score, rescore_rank and first_rank.
+
+    With --rescore MODEL (or a rescoring model the index records: `semsearch index --rescore`)
+    the search runs in two stages: the index finds candidates as above, then MODEL re-scores
+    the top --rescore-depth of them (a fast model, or BM25 alone with --mode lexical, finds;
+    a strong one ranks).
     """
     from semsearch.errors import DataError
     from semsearch.index import SearchIndex, resolve_index_dir
     from semsearch.querying import (
         QueryEncoding,
+        RescorerLoading,
         SearchOptions,
         read_queries,
         report_truncated,
@@ -148,21 +182,31 @@ def query(text, k, index_dir, model, queries_file, nprobe, ef_search, mode, fusi
     else:
         queries = [text]
 
+    if no_rescore and (rescore_model or rescore_depth or rescore_weight is not None):
+        raise click.UsageError("--no-rescore turns the second phase off; leave out --rescore*")
     options = SearchOptions(
         mode=mode, fusion=fusion, dense_weight=dense_weight, depth=depth,
         where=tuple(parse_where(item) for item in where), nprobe=nprobe, ef_search=ef_search,
+        rescore=False if no_rescore else None, rescore_depth=rescore_depth,
+        rescore_weight=rescore_weight,
     )
     folder = resolve_index_dir(index_dir)
-    # the encoder loads in a thread while the index opens (a shell query's start-up, overlapped)
+    # the encoders load in threads while the index opens (a shell query's start-up, overlapped)
     encoding = None if mode == "lexical" else QueryEncoding(
         folder, model, queries, device=None if device == "auto" else device)
+    rescoring = None if no_rescore else RescorerLoading(folder, rescore_model)
     opened = SearchIndex.open(folder)
     try:
         embedder = vectors = None
         if resolve_mode(opened, mode) != "lexical":
             embedder, vectors = encoding.result(opened)
             report_truncated(embedder, queries)
-        results = search(opened, embedder, queries, k, options=options, vectors=vectors)
+        rescorer = rescoring.result(opened) if rescoring is not None else None
+        if rescorer is None and (rescore_depth or rescore_weight is not None):
+            raise click.UsageError("--rescore-depth and --rescore-weight need a rescoring model: "
+                                   "give --rescore MODEL")
+        results = search(opened, embedder, queries, k, options=options, vectors=vectors,
+                         rescorer=rescorer)
         searched = resolve_mode(opened, mode)
         fused = searched == "hybrid"
         wordless = ([query for query in queries if not opened.lexical.query_tokens(query)]
@@ -182,6 +226,16 @@ def query(text, k, index_dir, model, queries_file, nprobe, ef_search, mode, fusi
         fusion_note = describe_fusion(*index_fusion(opened.manifest))
         if fusion_note["source"] == "model" and not as_json:  # the rest: --json and check
             info(f"fusion {fusion_note['setting']}: {fusion_note['note']}")
+    rescore_note = None
+    if rescorer is not None:
+        from semsearch.querying import describe_rescore
+
+        rescore_note = describe_rescore(opened, rescorer, searched, options)
+        if not as_json:
+            for line in rescore_note.pop("notes"):
+                info(line)
+        else:
+            rescore_note.pop("notes")
     total = opened.manifest.documents
     if k > total and not as_json:
         info(f"the index holds {total} documents; showing all of them")
@@ -190,7 +244,8 @@ def query(text, k, index_dir, model, queries_file, nprobe, ef_search, mode, fusi
         if as_json:
             for hit in hits:
                 echo_json({"query": query_text, **hit.to_dict(),
-                           **({"fusion": fusion_note} if fusion_note else {})})
+                           **({"fusion": fusion_note} if fusion_note else {}),
+                           **({"rescore": rescore_note} if rescore_note else {})})
             continue
         if len(queries) > 1:
             click.echo(("\n" if number else "") + f"query: {printable(query_text)}")
