@@ -49,12 +49,22 @@ from semsearch.cli.common import (
               "eval-limitN.json so the full eval.json stays.")
 @click.option("--clustering/--no-clustering", default=True, show_default=True,
               help="Also score k-means on Wikipedia sentences grouped by article (V-measure).")
+@click.option("--rescore", "rescore_model", default=None, metavar="MODEL",
+              help="Also measure a two-stage search: the model's index finds candidates, MODEL "
+              "re-scores them; calibrates the pair's depth and weight (rescore.json in MODEL's "
+              "folder, where `query --rescore` finds them) and reports them out of fold.")
+@click.option("--rescore-mode", "rescore_modes", multiple=True, default=("hybrid", "lexical"),
+              show_default=True, type=click.Choice(["hybrid", "dense", "lexical"]),
+              help="First stages to measure under --rescore (repeatable; lexical: BM25 alone).")
+@click.option("--rescore-window", default=0, type=click.IntRange(0, 8192), metavar="TOKENS",
+              help="Tokens of a candidate's chunk the rescoring model reads (0: its window).")
 @device_option
 @precision_option
 @backend_option
 @json_option
 def evaluate(model, data_dir, retrieval_dirs, split, run_search, pairs_file, batch_size, limit,
-             clustering, device, precision, backend, as_json):
+             clustering, rescore_model, rescore_modes, rescore_window, device, precision,
+             backend, as_json):
     """Score a model: STS-B, retrieval, vs TF-IDF.
 
     Reports STS-B test and dev Spearman and Pearson (x100) of cosine against gold; the mean
@@ -76,6 +86,7 @@ def evaluate(model, data_dir, retrieval_dirs, split, run_search, pairs_file, bat
       semsearch evaluate --limit 200      # a quick check
       semsearch evaluate --precision int8 # int8 encoding, saved as eval-int8.json
       semsearch evaluate --backend torch  # encode with PyTorch instead of ONNX Runtime
+      semsearch evaluate --model models/static --rescore models/minilm   # two stages
     """
     from semsearch.data.sources import resolve_data_dir
     from semsearch.eval.pairs import read_pairs
@@ -92,6 +103,13 @@ def evaluate(model, data_dir, retrieval_dirs, split, run_search, pairs_file, bat
         search_sets = shared_collections(resolve_data_dir(data_dir))
     from semsearch.embedder import load_embedder
 
+    if rescore_model is not None and not search_sets:
+        raise click.UsageError("--rescore measures the search collections; leave out "
+                               "--no-search (and give --retrieval DIR or keep the data folder's)")
+    if rescore_model is not None:
+        from semsearch.rescoring import describe_model
+
+        describe_model(rescore_model)  # a folder that is not a model fails before any work
     encoder = load_embedder(model, device=None if device == "auto" else device,
                             precision=precision, backend=backend)
     info(f"evaluating {encoder.path} on {getattr(encoder, 'backend', 'torch')}")
@@ -118,10 +136,20 @@ def evaluate(model, data_dir, retrieval_dirs, split, run_search, pairs_file, bat
                                    report["search"]["collections"])
         info(f"hybrid fusion calibrated: {fusion['setting']} (saved to {saved}; indexes built "
              "from now on use it)")
+    if rescore_model is not None:
+        from semsearch.eval.rescore_eval import evaluate_rescoring
+
+        report["rescore"] = evaluate_rescoring(encoder, rescore_model, search_sets, limit,
+                                               rescore_modes, rescore_window, batch_size,
+                                               save=limit is None and precision == "fp32",
+                                               log=info)
+        path = write_report(report, report_path(encoder.path, limit, precision))
     if as_json:
         echo_json(report)
     else:
         click.echo(format_report(report))
+        if rescore_model is not None:
+            click.echo(format_rescoring(report["rescore"]))
     info(f"report saved to {path}")
 
 
@@ -129,3 +157,19 @@ def _default_split(folder) -> str:
     from pathlib import Path
 
     return "dev" if (Path(folder) / "qrels" / "dev.tsv").is_file() else "test"
+
+
+def format_rescoring(report: dict) -> str:
+    """The second phase's table: per first stage and collection, the first stage alone, the
+    cascade at the calibrated setting (through the real path) and out of fold."""
+    lines = [f"\nSecond phase: {report['model']} ({report['precision']}) re-scoring "
+             f"{report['first_stage_model']}'s first stage"]
+    lines.append(f"  {'first stage':<10} {'collection':<14} {'alone':>7} {'cascade':>8} "
+                 f"{'out of fold':>12} {'recall@depth':>13}  setting")
+    for mode, section in report["modes"].items():
+        for name, c in section["collections"].items():
+            lines.append(f"  {mode:<10} {name:<14} {c['first_stage']['ndcg@10']:7.3f} "
+                         f"{c['cascade']['ndcg@10']:8.3f} "
+                         f"{c['cascade_out_of_fold_ndcg@10']:12.3f} "
+                         f"{c['recall_at_depth']:13.3f}  {section['setting']}")
+    return "\n".join(lines)
