@@ -69,9 +69,11 @@ def index_collection(retrieval_set: RetrievalSet, embedder, folder: Path,
 
 
 def first_stage_run(retrieval_set: RetrievalSet, index_dir: Path, embedder, mode: str,
-                    rescorer, window: int = 0, batch_size: int = 64) -> CascadeRun:
-    """The collection's queries' first stage in `mode` over the index in `index_dir`, and the
-    rescoring model's cosine of every candidate (its vectors cached in `rescorer`)."""
+                    rescorer, window: int = 0, batch_size: int = 64, options=None
+                    ) -> CascadeRun:
+    """The collection's queries' first stage in `mode` (or as `options` say) over the index
+    in `index_dir`, and the rescoring model's cosine of every candidate (its vectors cached in
+    `rescorer`)."""
     from semsearch.index import SearchIndex
     from semsearch.querying import SearchOptions, first_stage, index_key
 
@@ -79,7 +81,8 @@ def first_stage_run(retrieval_set: RetrievalSet, index_dir: Path, embedder, mode
     texts = [retrieval_set.queries[q] for q in query_ids]
     opened = SearchIndex.open(index_dir)
     try:
-        first, lexical = first_stage(opened, embedder, texts, MAX_DEPTH, SearchOptions(mode=mode),
+        first, lexical = first_stage(opened, embedder, texts, MAX_DEPTH,
+                                     options or SearchOptions(mode=mode),
                                      batch_size=batch_size, fill=True, bm25=True)
         rows = list(dict.fromkeys(hit.row for hits in first for hit in hits))
         text_of = {hit.row: hit.text for hits in first for hit in hits}
