@@ -120,8 +120,16 @@ def read_pair_settings(model_dir: str | Path, fingerprint: str, key: str
 
 def write_pair_settings(model_dir: str | Path, fingerprint: str, key: str,
                         settings: RescoreSettings, measured: dict) -> Path:
-    """Save a pair's calibration into the rescoring model's rescore.json (other pairs kept;
-    written whole, then renamed)."""
+    """Save a pair's calibration into the rescoring model's rescore.json (other pairs kept)."""
+    def change(data: dict) -> None:
+        data.setdefault("pairs", {})[key] = {"settings": settings.to_dict(), **measured}
+
+    return _update_rescore_file(model_dir, fingerprint, change)
+
+
+def _update_rescore_file(model_dir: str | Path, fingerprint: str, change) -> Path:
+    """Read the model's rescore.json (started afresh when missing, corrupt or made for other
+    weights), apply `change` to it, and write it whole, then rename it into place."""
     path = Path(model_dir) / RESCORE_FILE
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -129,7 +137,7 @@ def write_pair_settings(model_dir: str | Path, fingerprint: str, key: str,
         data = {}
     if not isinstance(data, dict) or data.get("model_fingerprint") != fingerprint:
         data = {"model_fingerprint": fingerprint, "pairs": {}}
-    data.setdefault("pairs", {})[key] = {"settings": settings.to_dict(), **measured}
+    change(data)
     partial = path.with_name(path.name + ".partial")
     partial.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     partial.replace(path)
@@ -279,18 +287,11 @@ def recorded_precision(folder: Path) -> str:
 def record_int8_agreement(folder: Path, fingerprint: str, mean: float, low: float,
                           texts: int) -> None:
     """Keep in rescore.json how closely int8 vectors agreed with fp32 on `texts` chunks."""
-    path = Path(folder) / RESCORE_FILE
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        data = {}
-    if not isinstance(data, dict) or data.get("model_fingerprint") != fingerprint:
-        data = {"model_fingerprint": fingerprint, "pairs": {}}
-    data["int8_agreement"] = {"mean_cosine": round(mean, 5), "min_cosine": round(low, 5),
-                              "texts": texts}
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    partial.replace(path)
+    def change(data: dict) -> None:
+        data["int8_agreement"] = {"mean_cosine": round(mean, 5), "min_cosine": round(low, 5),
+                                  "texts": texts}
+
+    _update_rescore_file(folder, fingerprint, change)
 
 
 def second_phase(cosines: np.ndarray, bm25: np.ndarray, weight: float,
