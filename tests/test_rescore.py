@@ -268,6 +268,8 @@ def test_recording_on_an_existing_index_and_clearing_it(workspace):
 def test_a_missing_or_changed_recorded_model_is_one_line(workspace):
     strong = workspace / "strong"
     assert run("index", "--rescore", strong, "--out", "idx").exit_code == 0
+    healthy = run("check", "idx")
+    assert healthy.exit_code == 0 and "second phase" in healthy.output
     # changed: other weights in the same folder
     config = json.loads((strong / "config.json").read_text())
     config["model"]["max_seq_len"] = config["model"]["max_seq_len"] - 1
@@ -277,6 +279,8 @@ def test_a_missing_or_changed_recorded_model_is_one_line(workspace):
     assert "record it again" in result.output and len(result.output.strip().splitlines()) == 1
     with pytest.raises(semsearch.errors.IndexError_, match="record it again"):
         semsearch.query("tides", index=workspace / "idx")
+    checked = run("check", "idx")
+    assert checked.exit_code != 0 and "now has fingerprint" in checked.output
     # gone
     shutil.rmtree(strong)
     result = run("query", "tides", "--index", "idx")

@@ -59,6 +59,7 @@ def check(ctx, index_dir, model, sample, as_json):
             fusion = describe_fusion(*index_fusion(report.manifest))
             report.add("fusion", "ok" if fusion["calibrated"] else "warn",
                        f"hybrid {fusion['setting']}: {fusion['note']}")
+        _check_rescore(report)
     if as_json:
         echo_json(report.to_dict())
     else:
@@ -68,6 +69,29 @@ def check(ctx, index_dir, model, sample, as_json):
         info(f"{folder}: {verdict}")
     if not report.healthy:
         ctx.exit(1)
+
+
+def _check_rescore(report) -> None:
+    """The second phase the index records (index --rescore): its model is there, unchanged."""
+    from semsearch.rescoring import describe_model, recorded_model
+
+    recorded = recorded_model(report.manifest)
+    if recorded is None:
+        return
+    fix = (f"record it again with `semsearch index --rescore MODEL --out {report.folder}` or "
+           "query with --no-rescore")
+    try:
+        now = describe_model(recorded["model_path"])
+    except Exception as error:  # noqa: BLE001 - a missing or broken folder: one line
+        report.add("rescore", "fail", f"rescoring model {recorded['model_path']}: {error}; {fix}")
+        return
+    if now["model_fingerprint"] != recorded.get("model_fingerprint"):
+        report.add("rescore", "fail", f"rescoring model {now['model_path']} now has fingerprint "
+                   f"{now['model_fingerprint']}, not the recorded "
+                   f"{recorded.get('model_fingerprint')}; {fix}")
+    else:
+        report.add("rescore", "ok", f"second phase {now['model_path']} matches fingerprint "
+                   f"{now['model_fingerprint']}")
 
 
 def _check_fingerprint(report, model, Path) -> None:
