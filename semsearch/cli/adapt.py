@@ -82,7 +82,7 @@ def adapt(model, corpora, out, mixture, settings, data_dir, device, resume, over
     summary["adapted_from"] = str(source)
     if not as_json:
         info(f"saved {summary['model']} (adapted from {source}, {summary['steps']} steps)")
-    from semsearch.cli.calibrate import calibrate_after
+    from semsearch.calibration import calibrate_after
 
     summary["calibration"] = calibrate_after(Path(out), data_dir, skip=no_calibrate,
                                              log=(lambda _m: None) if quiet else info)
@@ -97,7 +97,7 @@ STATIC_ADAPT = {"epochs": "2", "lr": "1e-3", "batch_size": "512"}
 
 def _adapt_static(source, corpora, out, mixture, settings, data_dir, resume, overwrite, quiet,
                   no_calibrate, as_json) -> None:
-    from semsearch.cli.calibrate import calibrate_after
+    from semsearch.calibration import calibrate_after
     from semsearch.encoder.presets import parse_set_options
     from semsearch.encoder.static_train import StaticTrainConfig, train_static
 

@@ -60,7 +60,7 @@ def distill(teacher, preset_name, text_files, corpora, wiki, settings, data_dir,
     encodes them again. The model is then calibrated for hybrid search (fusion.json) on the
     data folder's retrieval collections, unless --no-calibrate.
     """
-    from semsearch.cli.calibrate import calibrate_after
+    from semsearch.calibration import calibrate_after
     from semsearch.data.sources import resolve_data_dir
     from semsearch.data.unlabelled import DEFAULT_TEXT, gather
     from semsearch.encoder.presets import parse_set_options
@@ -90,7 +90,7 @@ def distill(teacher, preset_name, text_files, corpora, wiki, settings, data_dir,
     run = distill_static if preset_name == "static" else distill_transformer
     summary = run(teacher_dir, folder, config, texts, counts, resume=resume,
                   overwrite=overwrite, progress=not quiet, log=info)
-    summary["calibration"] = calibrate_after(folder, data_dir, skip=no_calibrate)
+    summary["calibration"] = calibrate_after(folder, data_dir, skip=no_calibrate, log=info)
     if as_json:
         echo_json(summary)
         return

@@ -47,7 +47,7 @@ def import_model(source, out, max_seq_len, overwrite, no_calibrate, data_dir, as
     from semsearch.encoder.convert import import_model as run_import
 
     summary = run_import(source, out, max_seq_len=max_seq_len, overwrite=overwrite)
-    from semsearch.cli.calibrate import calibrate_after
+    from semsearch.calibration import calibrate_after
 
     summary["calibration"] = calibrate_after(out, data_dir, skip=no_calibrate,
                                              log=(lambda _m: None) if as_json else info)

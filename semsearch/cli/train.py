@@ -119,7 +119,7 @@ def train(preset_name, settings, config_file, mixture, corpora, teacher, data_di
         dev = summary["stsb_dev_spearman"]
         info(f"saved {summary['model']} (best epoch {summary['best_epoch']}"
              + (f", STS-B dev Spearman {dev:.2f}" if dev is not None else "") + ")")
-    from semsearch.cli.calibrate import calibrate_after
+    from semsearch.calibration import calibrate_after
 
     summary["calibration"] = calibrate_after(folder, data_dir, skip=no_calibrate,
                                              log=(lambda _m: None) if quiet else info)
@@ -130,7 +130,7 @@ def train(preset_name, settings, config_file, mixture, corpora, teacher, data_di
 def _train_static(settings, mixture, corpora, teacher, data_dir, out, resume, overwrite, quiet,
                   no_calibrate, as_json) -> None:
     """`--preset static`: from scratch on pairs, or distilled with --teacher (distill's path)."""
-    from semsearch.cli.calibrate import calibrate_after
+    from semsearch.calibration import calibrate_after
     from semsearch.encoder.presets import parse_set_options
     from semsearch.encoder.static_train import (
         SCRATCH_DEFAULTS,

@@ -10,16 +10,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from semsearch.cli.common import info
+from semsearch.progress import Log, resolve_log
 
 # SEMSEARCH_CALIBRATE=0 is --no-calibrate for every command at once (scripts, test suites)
 CALIBRATE_ENV = "SEMSEARCH_CALIBRATE"
 
 
 def calibrate_after(model: str | Path, data_dir: str | Path | None, skip: bool = False,
-                    log=info) -> dict[str, Any] | None:
+                    log: Log | None = None) -> dict[str, Any] | None:
     """Calibrate the model folder `model`; None when skipped or no collection is at hand (both
     said in one line)."""
+    log = resolve_log(log)
     if skip or os.environ.get(CALIBRATE_ENV, "1").strip() == "0":
         why = "--no-calibrate" if skip else f"{CALIBRATE_ENV}=0"
         log(f"hybrid fusion not calibrated ({why}); `semsearch evaluate` calibrates it")
