@@ -81,7 +81,7 @@ def test_a_model_is_calibrated_when_written_and_old_indexes_follow(
     assert before["fusion"]["source"] == "default" and not before["fusion"]["calibrated"]
 
     monkeypatch.delenv("SEMSEARCH_CALIBRATE")
-    from semsearch.cli.calibrate import calibrate_after
+    from semsearch.calibration import calibrate_after
 
     lines: list[str] = []
     summary = calibrate_after(model, small_data, log=lines.append)
@@ -102,7 +102,7 @@ def test_a_model_is_calibrated_when_written_and_old_indexes_follow(
 
 
 def test_no_calibrate_and_no_collections_say_so(static_model_dir, tmp_path, monkeypatch):
-    from semsearch.cli.calibrate import calibrate_after
+    from semsearch.calibration import calibrate_after
 
     monkeypatch.delenv("SEMSEARCH_CALIBRATE")
     lines: list[str] = []
