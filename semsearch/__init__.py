@@ -26,6 +26,12 @@ _API = {
     "adapt": "semsearch.models",
     "import_model": "semsearch.models",
     "export": "semsearch.models",
+    "index": "semsearch.index",  # the package, callable as the function (index/__init__.py)
+    "remove": "semsearch.indexes",
+    "check": "semsearch.indexes",
+    "evaluate": "semsearch.evaluation",
+    "similarity_pairs": "semsearch.evaluation",
+    "plot": "semsearch.evaluation",
 }
 
 
@@ -33,7 +39,8 @@ def __getattr__(name: str):
     if name in _API:
         import importlib
 
-        return getattr(importlib.import_module(_API[name]), name)
+        module = importlib.import_module(_API[name])
+        return module if name == "index" else getattr(module, name)
     raise AttributeError(f"module 'semsearch' has no attribute {name!r}")
 
 

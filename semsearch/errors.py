@@ -9,6 +9,11 @@ class ConfigError(SemsearchError):
     """An unknown preset or key, or a value of the wrong type."""
 
 
+class UsageError(ConfigError):
+    """Options that do not go together, or one that is missing (the CLI exits with 2, as for a
+    bad flag)."""
+
+
 class DataError(SemsearchError):
     """A data file or folder is missing, empty or malformed."""
 

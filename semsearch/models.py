@@ -245,9 +245,9 @@ def adapt(
     """
     log = resolve_log(log)
     if not corpus:
-        from semsearch.errors import ConfigError
+        from semsearch.errors import UsageError
 
-        raise ConfigError("adapt needs at least one corpus file (--corpus FILE)")
+        raise UsageError("adapt needs at least one corpus file (--corpus FILE)")
     from semsearch.encoder.presets import (
         RunConfig,
         apply_overrides,
@@ -365,13 +365,13 @@ def export(model: str | Path | None, format: str = "sentence-transformers",
     ExportReport(format='sentence-transformers', out=PosixPath('exports/quick-st'), ...)
     """
     log = resolve_log(log)
-    from semsearch.errors import ConfigError
+    from semsearch.errors import ConfigError, UsageError
 
     if format == "sentence-transformers":
         from semsearch.encoder.st_export import export_sentence_transformers
 
         if out is None:
-            raise ConfigError("--format sentence-transformers needs --out DIR")
+            raise UsageError("--format sentence-transformers needs --out DIR")
         summary = export_sentence_transformers(model, out, overwrite=overwrite)
         log(f"wrote {summary['out']} ({summary['format']}"
             + (f", {summary['architecture']}" if summary.get("architecture") else "") + ")")
@@ -383,7 +383,7 @@ def export(model: str | Path | None, format: str = "sentence-transformers",
     from semsearch.encoder.store import resolve_model
 
     if out is not None:
-        raise ConfigError("--format onnx writes into the model folder; leave out --out")
+        raise UsageError("--format onnx writes into the model folder; leave out --out")
     missing = [m for m in ("onnx", "onnxruntime") if importlib.util.find_spec(m) is None]
     if missing:
         raise ConfigError(f"--format onnx needs {' and '.join(missing)}: "

@@ -16,7 +16,7 @@ from semsearch.cli.common import (
     wait_option,
 )
 from semsearch.cli.engine import ENGINE_EXAMPLES, engine_options
-from semsearch.corpora.chunking import MAX_CHUNKS
+from semsearch.indexes import MAX_CHUNKS
 
 EXAMPLES = """\b
 Examples:
@@ -43,7 +43,7 @@ Examples:
 )
 @click.option(
     "--type",
-    "index_type",
+    "type_",
     default="auto",
     show_default=True,
     metavar="TYPE",
@@ -85,7 +85,7 @@ Examples:
 )
 @click.option(
     "--format",
-    "corpus_format",
+    "format_",
     type=click.Choice(["txt", "jsonl", "csv", "tsv"]),
     default=None,
     help="Corpus format (default: from the file name; .gz is read "
@@ -107,7 +107,7 @@ Examples:
 )
 @click.option(
     "--errors",
-    "error_mode",
+    "errors",
     type=click.Choice(["strict", "skip", "replace"]),
     default="strict",
     show_default=True,
@@ -138,16 +138,16 @@ Examples:
 def index(
     corpus,
     model,
-    index_type,
+    type_,
     max_memory,
     target_recall,
     out,
     append,
     batch_size,
-    corpus_format,
+    format_,
     text_field,
     id_field,
-    error_mode,
+    errors,
     add_lexical,
     max_chunks,
     wait,
@@ -156,6 +156,10 @@ def index(
     backend,
     as_json,
     engine,
+    address,
+    concurrency,
+    num_gpus,
+    shard_size,
 ):
     """Embed CORPUS and build a search index.
 
@@ -167,56 +171,18 @@ def index(
     `semsearch query` uses the most recently written index (recorded in indexes/.semsearch-latest) unless
     given --index.
     """
-    from pathlib import Path
-
+    from semsearch import index as run_index
     from semsearch.cli.terminal import printable
-    from semsearch.corpora import ReaderOptions
-    from semsearch.embedder import load_embedder, model_for_index
-    from semsearch.index import Manifest, default_index_dir, parse_memory
-    from semsearch.indexing import IndexOptions, index_corpus
 
+    report = run_index(corpus, model, type_, max_memory, target_recall, out, append, batch_size,
+                       format_, text_field, id_field, errors, add_lexical, max_chunks, wait,
+                       device, precision, backend, engine, address, concurrency, num_gpus,
+                       shard_size, log=info, progress=is_tty() and not as_json)
     if add_lexical:
-        from semsearch.index import add_lexical as add_lexical_part
-
-        if corpus is not None or out is None:
-            raise click.UsageError("--add-lexical takes --out INDEX and no CORPUS")
-        documents = add_lexical_part(Path(out))
         if as_json:
-            echo_json({"index": out, "lexical_documents": documents})
-        info(f"added a BM25 index of {documents} documents to {out}")
+            echo_json(report.to_dict())
         return
-    if corpus is None:
-        raise click.UsageError("give a CORPUS file to index, e.g. semsearch index corpora/docs.txt")
-    folder = Path(out) if out else default_index_dir(Path(corpus))
-    options = IndexOptions(
-        type=index_type,
-        max_memory=parse_memory(max_memory) if max_memory else None,
-        target_recall=target_recall,
-        batch_size=batch_size,
-        reader=ReaderOptions(corpus_format, text_field, id_field, error_mode),
-        max_chunks=max_chunks,
-        wait=wait,
-    )
-    if append and index_type != "auto":
-        info(f"--type {index_type} ignored: an appended index keeps the recipe it was built with")
-    if append and model is None and (folder / "manifest.json").is_file():
-        model = model_for_index(Manifest.read(folder / "manifest.json"), None)
-    embedder = load_embedder(model, device=None if device == "auto" else device,
-                             precision=precision, backend=backend)
-    info(f"{'appending' if append else 'indexing'} {corpus} with model {embedder.name}"
-         + (f" ({precision})" if precision != "fp32" else "")
-         + f" on {getattr(embedder, 'backend', 'torch')}")
-    if engine is not None:  # --engine ray
-        if append:
-            raise click.UsageError("--append runs locally; leave out --engine ray")
-        from semsearch.distributed import index_corpus_ray
-
-        report = index_corpus_ray(Path(corpus), embedder, folder, options, engine, log=info)
-    else:
-        report = index_corpus(
-            Path(corpus), embedder, folder, options, append=append,
-            progress=is_tty() and not as_json,
-        )
+    folder = report.folder
     for line, reason in report.lines_skipped[:5]:
         info(f"skipped line {line}: {printable(reason)}")
     if len(report.lines_skipped) > 5:
