@@ -112,6 +112,44 @@ def query(
     return found[0] if single else found
 
 
+def embed(
+    corpus: str | Path,
+    out: str | Path,
+    model=None,
+    batch_size: int = 64,
+    format: str | None = None,
+    text_field: str = "text",
+    id_field: str | None = None,
+    errors: str = "strict",
+    overwrite: bool = False,
+    device: str | None = "auto",
+    precision: str = "fp32",
+    backend: str | None = None,
+    progress: bool = False,
+):
+    """Write the vector of every document of `corpus` (any file `index` reads; `format`,
+    `text_field`, `id_field` and `errors` as there) to `out` (`semsearch embed`): vectors.npy
+    with its ids in vectors.ids.txt, or vectors.parquet (columns id, embedding). One unit
+    float32 vector a document (its first max_seq_len tokens), streamed to disk; an existing
+    `out` is replaced only with `overwrite`. Returns the EmbedReport the command prints.
+
+    >>> semsearch.embed("corpora/docs.txt", "docs.npy").documents      # doctest: +SKIP
+    20
+    """
+    from semsearch.corpora import ReaderOptions
+    from semsearch.embed_corpus import embed_corpus, output_format
+    from semsearch.embedder import load_embedder
+
+    output_format(Path(out))  # a bad `out` fails before the model loads
+    embedder = model if hasattr(model, "encode") and not isinstance(model, (str, Path)) else (
+        load_embedder(model, device=None if device == "auto" else device,
+                      precision=precision, backend=backend))
+    options = ReaderOptions(format=format, text_field=text_field, id_field=id_field,
+                            errors=errors)
+    return embed_corpus(corpus, embedder, out, options, batch_size=batch_size,
+                        overwrite=overwrite, progress=progress)
+
+
 def _encoder(model) -> Embedder:
     # a path given as str has an .encode too (str.encode), so test for paths first
     if model is None or isinstance(model, (str, Path)):

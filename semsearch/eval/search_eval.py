@@ -194,6 +194,11 @@ def shared_collections(data_dir: Path | None) -> list[tuple[Path, str]]:
     ]
 
 
+def default_split(folder: str | Path) -> str:
+    """The qrels split a BEIR folder is scored on: dev where qrels/dev.tsv exists, else test."""
+    return "dev" if (Path(folder) / "qrels" / "dev.tsv").is_file() else "test"
+
+
 def out_of_fold(runs: Sequence[CollectionRun]) -> dict[str, Any]:
     """Hybrid nDCG@10 with the weight chosen on other queries than it is scored on: each
     collection's queries in two halves (alternate query ids in sorted order), the fusion
