@@ -90,9 +90,9 @@ def _setup(grad_cache: int):
     cfg = replace(config.train, grad_cache_chunk=grad_cache, sts_batch=4, amp="off")
     torch.manual_seed(0)
     model = Encoder(model_config)
-    from semsearch.encoder.train import _optimizer
+    from semsearch.encoder.train_steps import make_optimizer
 
-    optimizer = _optimizer(model, 1e-2, 0.01)
+    optimizer = make_optimizer(model, 1e-2, 0.01)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _s: 1.0)
     rng = np.random.default_rng(0)
 
@@ -108,10 +108,10 @@ def _setup(grad_cache: int):
 
 
 def _run_steps(ranks: Ranks, grad_cache: int) -> tuple[list[float], dict]:
-    from semsearch.encoder.train import _distributed_model, sts_step, train_step
+    from semsearch.encoder.train_steps import distributed_model, sts_step, train_step
 
     model, optimizer, scheduler, examples, graded, cfg = _setup(grad_cache)
-    net = _distributed_model(model, ranks, torch.device("cpu"))
+    net = distributed_model(model, ranks, torch.device("cpu"))
     losses = []
     for step in range(STEPS):
         batch = list(range(step * GLOBAL_BATCH, (step + 1) * GLOBAL_BATCH))
