@@ -53,6 +53,7 @@ class Meter:
         self.total, self.description, self.log, self.unit = total, description, log, unit
         self.every, self.done = every, done
         self.first = done
+        self.postfix: dict[str, str] = {}
         self.started = self.last = time.perf_counter()
         self.bar = None
         if bar and total:
@@ -71,6 +72,12 @@ class Meter:
             self.last = now
             self.log(self._line(now))
 
+    def set_postfix(self, **values: str) -> None:
+        """Figures to show after the count (a loss, a rate), on the bar or in the next line."""
+        self.postfix = {name: str(value) for name, value in values.items()}
+        if self.bar is not None:
+            self.bar.set_postfix(self.postfix, refresh=False)
+
     def _line(self, now: float) -> str:
         spent = now - self.started
         line = (f"{self.description}: {self.done:,} of {self.total:,} {self.unit}s in "
@@ -78,7 +85,7 @@ class Meter:
         moved = self.done - self.first
         if moved and self.done < self.total:
             line += f", about {spent / moved * (self.total - self.done):.0f}s left"
-        return line
+        return line + "".join(f", {name} {value}" for name, value in self.postfix.items())
 
     def close(self) -> None:
         if self.bar is not None:

@@ -57,6 +57,7 @@ from semsearch.encoder.store import (
     write_json,
 )
 from semsearch.errors import ConfigError, DataError
+from semsearch.progress import Meter
 
 Log = Callable[[str], None]
 CHECKPOINT = "checkpoint"
@@ -274,7 +275,7 @@ def fit(module, ids: list[list[int]], targets: np.ndarray, config: StaticTrainCo
         perm = np.random.default_rng(config.seed + 1 + epoch).permutation(train)
         module.train()
         losses = []
-        bar = _bar(steps_per_epoch, f"epoch {epoch + 1}/{config.epochs}", progress)
+        bar = Meter(steps_per_epoch, f"epoch {epoch + 1}/{config.epochs}", log, progress, "step")
         for start in range(0, len(perm), config.batch_size):
             rows = perm[start:start + config.batch_size]
             flat, offsets = _flat(ids, rows)
@@ -359,14 +360,6 @@ def _load_checkpoint(partial: Path, module, optimizer, schedule):
     best = {**loop["best"], "state": {k[5:]: v for k, v in tensors.items() if k.startswith("best.")}}
     return loop["history"], best, len(loop["history"])
 
-
-def _bar(total: int, description: str, enabled: bool):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=description, unit="step", leave=False, disable=not enabled)
-
-
-# -- the whole run -----------------------------------------------------------------------------
 
 def distill_static(teacher: str | Path, out: str | Path, config: StaticTrainConfig,
                    texts: list[str], text_counts: dict[str, int], resume: bool = False,
@@ -577,7 +570,7 @@ def _fit_pairs(module, ids, pairs, anchors, positives, config: StaticTrainConfig
                                                          config.seed + epoch)
         module.train()
         losses = []
-        bar = _bar(len(batches), f"epoch {epoch + 1}/{config.epochs}", progress)
+        bar = Meter(len(batches), f"epoch {epoch + 1}/{config.epochs}", log, progress, "step")
         for rows in batches:
             n = len(rows)
             flat, offsets = _flat(ids, np.concatenate([anchors[rows], positives[rows]]))

@@ -273,7 +273,7 @@ def _run(config, state, out: Path, partial: Path, data_dir, progress: bool, log:
             epoch_start, steps_before = time.perf_counter(), loop.step
             label = (f"STS-B epoch {loop.epoch + 1 - cfg.epochs}/{cfg.sts_epochs}" if sts_stage
                      else f"epoch {loop.epoch + 1}/{cfg.epochs}")
-            bar = step_meter(len(batches), loop.step_in_epoch, label, progress)
+            bar = step_meter(len(batches), loop.step_in_epoch, label, progress, log)
             for batch in batches[loop.step_in_epoch:]:
                 if sts_stage:
                     loss = sts_step(net, optimizer, scheduler, graded, batch, cfg, device, ranks)
@@ -281,25 +281,22 @@ def _run(config, state, out: Path, partial: Path, data_dir, progress: bool, log:
                     loss = train_step(net, optimizer, scheduler, examples, batch, cfg, device,
                                       loop.routing, targets, ranks)
                 loop.end_step(loss)
-                if bar is not None:
-                    bar.set_postfix(loss=f"{np.mean(loop.losses[-50:]):.4f}",
-                                    lr=f"{scheduler.get_last_lr()[0]:.2e}", refresh=False)
-                    bar.update(1)
+                bar.set_postfix(loss=f"{np.mean(loop.losses[-50:]):.4f}",
+                                lr=f"{scheduler.get_last_lr()[0]:.2e}")
+                bar.update(1)
                 since_save = time.perf_counter() - last_save
                 if cfg.checkpoint_minutes and since_save > 60 * cfg.checkpoint_minutes:
                     checkpoint()  # a killed run (session end, OOM) loses at most this much
                     last_save = time.perf_counter()
                 stop = bool(on_step and on_step(loop.step)) or stop_requested.value
                 if distributed.any_rank(stop, ranks):  # every rank stops at the same step
-                    if bar is not None:
-                        bar.close()
+                    bar.close()
                     checkpoint()
                     raise TrainingInterrupted(
                         f"stopped at step {loop.step}; checkpoint saved in {partial}; continue "
                         f"with `semsearch train --out {out} --resume`"
                     )
-            if bar is not None:
-                bar.close()
+            bar.close()
 
             # end of epoch: validate, select, checkpoint
             seconds = time.perf_counter() - epoch_start

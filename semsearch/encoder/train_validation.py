@@ -57,17 +57,12 @@ def stsb_spearman(model, tokenizer, rows, device) -> float | None:
     return float(100 * spearmanr((a * b).sum(1), [r.score for r in rows]).statistic)
 
 
-def step_meter(total: int, done: int, description: str, enabled: bool):
-    if not enabled:
-        return None
-    import sys
+def step_meter(total: int, done: int, description: str, progress: bool, log: Log):
+    """The steps of an epoch: a bar on a terminal (`progress`), else a line every EVERY seconds
+    through `log`, with the running loss and learning rate."""
+    from semsearch.progress import Meter
 
-    from tqdm.auto import tqdm
-
-    # in a log file (not a terminal) a line a minute instead of a redraw per step
-    interval = 0.1 if sys.stderr.isatty() else 60.0
-    return tqdm(total=total, initial=done, desc=description, unit="step", dynamic_ncols=True,
-                mininterval=interval, maxinterval=max(10.0, interval))
+    return Meter(total, description, log, bar=progress, unit="step", done=done)
 
 
 def human(count: int) -> str:
