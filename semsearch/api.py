@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from semsearch.progress import Log, resolve_log
+
 if TYPE_CHECKING:
     from semsearch.embedder import Embedder
 
@@ -79,37 +81,37 @@ def query(
     mode: str | None = None,
     fusion: str | None = None,
     dense_weight: float | None = None,
-    where: dict[str, str] | None = None,
+    where: dict[str, str] | Sequence[tuple[str, str]] | None = None,
     model=None,
-) -> list[dict] | list[list[dict]]:
-    """Search an index folder (default: the latest written) as `semsearch query --json` does.
+    depth: int | None = None,
+    nprobe: int | None = None,
+    ef: int | None = None,
+    device: str | None = "auto",
+    keep: bool = True,
+    log: Log | None = None,
+):
+    """Search an index folder (default: the latest written) as `semsearch query` does.
 
     `mode` hybrid, dense or lexical (default: hybrid where the index has a lexical part);
-    `fusion` weighted or rrf and `dense_weight` override the index's calibrated fusion; `where`
-    keeps documents whose metadata has every field = value. One query gives a list of hits (dicts
-    with rank, score, id, chunk, chunks, text, metadata and each side's score and rank), a list
-    of queries a list of such lists.
-    """
-    from semsearch.embedder import model_for_index
-    from semsearch.index import SearchIndex, resolve_index_dir
-    from semsearch.querying import SearchOptions, resolve_mode
-    from semsearch.querying import search as run_search
+    `fusion` weighted or rrf, `dense_weight` and `depth` override the index's calibrated fusion;
+    `where` keeps documents whose metadata has every field = value; `nprobe` / `ef` widen an
+    IVF / HNSW search. One query gives a list of hits (dicts with rank, score, id, chunk,
+    chunks, text, metadata and each side's score and rank), a list of queries a list of such
+    lists; either is a QueryResult, which also holds what the command prints beside the hits.
+    `keep`: keep the model loaded for later calls (the command line, which encodes once and
+    exits, passes False and gets the fastest start instead).
 
-    single = isinstance(queries, str)
-    texts = [queries] if single else list(queries)
-    options = SearchOptions(mode=mode, fusion=fusion, dense_weight=dense_weight,
-                            where=tuple((str(f), str(v)) for f, v in (where or {}).items()))
-    opened = SearchIndex.open(resolve_index_dir(index))
-    try:
-        encoder = None
-        if resolve_mode(opened, mode) != "lexical":
-            encoder = _encoder(model if model is not None
-                               else model_for_index(opened.manifest, None))
-        results = run_search(opened, encoder, texts, k, options=options)
-    finally:
-        opened.close()
-    found = [[hit.to_dict() for hit in hits] for hits in results]
-    return found[0] if single else found
+    >>> semsearch.query("ocean tides", index="indexes/docs", k=1)[0]["id"]   # doctest: +SKIP
+    'docs:7'
+    """
+    from semsearch.querying import run_query
+
+    log = resolve_log(log)
+    loader = None
+    if keep or (model is not None and not isinstance(model, (str, Path))):
+        loader = _encoder
+    return run_query(queries, index, k, mode, fusion, dense_weight, where, model, depth, nprobe,
+                     ef, None if device == "auto" else device, loader, log)
 
 
 def embed(

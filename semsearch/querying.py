@@ -6,9 +6,8 @@ The indexing half is semsearch.indexing; both reach the encoder through semsearc
 
 from __future__ import annotations
 
-import sys
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -74,15 +73,6 @@ class QueryEncoding:
         return self._load(wanted), None
 
 
-def read_queries(lines: Iterable[str]) -> list[str]:
-    """The non-blank lines, stripped: one query a line.
-
-    >>> read_queries(["ocean tides\\n", "  \\n", " rust "])
-    ['ocean tides', 'rust']
-    """
-    return [line.strip() for line in lines if line.strip()]
-
-
 MODES = ("hybrid", "dense", "lexical")
 
 
@@ -125,18 +115,15 @@ def fusion_for(index: SearchIndex, options: SearchOptions) -> FusionConfig:
     )
 
 
-def report_truncated(embedder: Embedder, queries: Sequence[str]) -> int:
-    """Say once on stderr how many queries are longer than the encoder's window (their end is
-    not searched for); returns that number."""
+def report_truncated(embedder: Embedder, queries: Sequence[str], log) -> int:
+    """Say once through `log` how many queries are longer than the encoder's window (their end
+    is not searched for); returns that number."""
     window = embedder.max_seq_len
     longer = [count for count in embedder.count_tokens(list(queries)) if count > window]
     if longer:
         which = "the query is" if len(queries) == 1 else f"{len(longer)} of {len(queries)} queries are"
-        print(
-            f"note: {which} longer than the model's window of {window} tokens (up to "
-            f"{max(longer)}); only the first {window} tokens are searched for",
-            file=sys.stderr,
-        )
+        log(f"note: {which} longer than the model's window of {window} tokens (up to "
+            f"{max(longer)}); only the first {window} tokens are searched for")
     return len(longer)
 
 
@@ -240,3 +227,80 @@ def fuse_hits(dense: list[Hit], lexical: list[Hit], fusion: FusionConfig, k: int
         )
         for rank, f in enumerate(fused[:k], start=1)
     ]
+
+
+class QueryResult(list):
+    """What `semsearch.query` returns: for one query text its hits as dicts, for several a list
+    of such lists (a plain list to index and iterate), with what the command prints beside them:
+    `queries`, `hits` (Hit objects, one list a query), `mode` searched, `fusion` (the index's
+    fusion as `describe_fusion` gives it, when a hybrid search used it), `documents` (in the
+    index) and `wordless` (queries with no searchable word, in lexical mode)."""
+
+    def __init__(self, queries: list[str], hits: list[list[Hit]], single: bool, mode: str,
+                 fusion: dict | None, documents: int, wordless: list[str]) -> None:
+        found = [[hit.to_dict() for hit in found] for found in hits]
+        super().__init__(found[0] if single else found)
+        self.queries, self.hits, self.mode, self.fusion = queries, hits, mode, fusion
+        self.documents, self.wordless = documents, wordless
+
+    def json_lines(self) -> list[dict]:
+        """One dict a hit, as `semsearch query --json` prints them a line each."""
+        note = {"fusion": self.fusion} if self.fusion else {}
+        return [{"query": text, **hit.to_dict(), **note}
+                for text, found in zip(self.queries, self.hits, strict=True) for hit in found]
+
+    def to_dict(self) -> dict:
+        return {"mode": self.mode, "fusion": self.fusion, "documents": self.documents,
+                "queries": [{"query": text, "hits": [hit.to_dict() for hit in found]}
+                            for text, found in zip(self.queries, self.hits, strict=True)]}
+
+
+def run_query(queries: str | Sequence[str], index: str | Path | None, k: int,
+              mode: str | None = None, fusion: str | None = None,
+              dense_weight: float | None = None, where=None, model=None,
+              depth: int | None = None, nprobe: int | None = None, ef: int | None = None,
+              device: str | None = None, loader=None, log=print) -> QueryResult:
+    """`semsearch.query`'s work: resolve the folder, encode the queries (with `loader(model)`,
+    or, when it is None, in a thread while the index opens, as a one-shot command does), open
+    the index, search it and close it."""
+    from semsearch.index import resolve_index_dir
+    from semsearch.index.fusion import describe_fusion
+
+    single = isinstance(queries, str)
+    texts = [queries] if single else list(queries)
+    if not texts or any(not text.strip() for text in texts):
+        raise DataError('empty query; give some text, e.g. semsearch query "ocean tides" -k 5')
+    pairs = where.items() if isinstance(where, dict) else (where or ())
+    options = SearchOptions(mode=mode, fusion=fusion, dense_weight=dense_weight, depth=depth,
+                            where=tuple((str(f), _filter_text(v)) for f, v in pairs),
+                            nprobe=nprobe, ef_search=ef)
+    folder = resolve_index_dir(index)
+    encoding = None if mode == "lexical" or loader is not None else QueryEncoding(
+        folder, model, texts, device=device)
+    opened = SearchIndex.open(folder)
+    try:
+        searched = resolve_mode(opened, mode)
+        embedder = vectors = None
+        if searched != "lexical":
+            if loader is not None:
+                embedder = loader(model_for_index(opened.manifest, model))
+            else:
+                embedder, vectors = encoding.result(opened)
+            report_truncated(embedder, texts, log)
+        results = search(opened, embedder, texts, k, options=options, vectors=vectors)
+        wordless = ([text for text in texts if not opened.lexical.query_tokens(text)]
+                    if searched == "lexical" else [])
+    finally:
+        opened.close()
+    if wordless:
+        why = ("no searchable words (only stopwords or punctuation); use other words, or "
+               "--mode dense")
+        if len(wordless) == len(texts):
+            raise DataError(f"the query has {why}")
+        for text in wordless:
+            log(f"query {text!r} has {why}")
+    note = None
+    if searched == "hybrid" and fusion is None and dense_weight is None:
+        note = describe_fusion(*index_fusion(opened.manifest))
+    return QueryResult(texts, results, single, searched, note, opened.manifest.documents,
+                       wordless)
