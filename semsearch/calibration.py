@@ -1,12 +1,21 @@
-"""Calibrating a model's hybrid fusion as the last step of every command that writes one
-(`train`, `distill`, `adapt`, `import-model`): the data folder's shared retrieval collections
+"""Calibrating a model's hybrid fusion as the last step of every function that writes one
+(`train`, `distill`, `adapt`, `import_model`): the data folder's shared retrieval collections
 searched through the real index and query path, the fusion chosen as `evaluate` chooses it,
-saved as the model's fusion.json, and the choice scored out of fold."""
+saved as the model's fusion.json, and the choice scored out of fold.
+
+Made fast where it can be without changing the choice (docs/results.md, Search): each
+collection's corpus is encoded once, by the fastest path whose vectors agree with the model's
+fp32 ones (ONNX Runtime int8 where it does, as for a teacher's vectors), a seeded sample of
+QUERIES judged queries of each collection is searched (enough to choose the weight the full sets
+choose, measured on quick, a static model and all-MiniLM-L6-v2), and the sweep over the fusion
+settings runs on the cached scores of each side (eval/search_eval.py, `SweepScores`).
+"""
 
 from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +23,28 @@ from semsearch.progress import Log, resolve_log
 
 # SEMSEARCH_CALIBRATE=0 is --no-calibrate for every command at once (scripts, test suites)
 CALIBRATE_ENV = "SEMSEARCH_CALIBRATE"
+# judged queries of each collection the calibration searches (None: all of them)
+QUERIES: int | None = None
+SEED = 0  # the sample's seed: the same queries for every model
+
+
+@dataclass
+class CalibrationReport:
+    """The fusion chosen, what each collection measured with it (BM25, dense and hybrid
+    nDCG@10, hybrid out of fold, queries searched), the encoding path and the seconds taken."""
+
+    fusion: dict[str, Any]
+    collections: dict[str, dict[str, Any]] = field(default_factory=dict)
+    encoder: str = ""
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"fusion": self.fusion, "seconds": round(self.seconds, 1), "encoder": self.encoder,
+                "collections": self.collections}
 
 
 def calibrate_after(model: str | Path, data_dir: str | Path | None, skip: bool = False,
-                    log: Log | None = None) -> dict[str, Any] | None:
+                    log: Log | None = None, progress: bool = False) -> CalibrationReport | None:
     """Calibrate the model folder `model`; None when skipped or no collection is at hand (both
     said in one line)."""
     log = resolve_log(log)
@@ -26,9 +53,13 @@ def calibrate_after(model: str | Path, data_dir: str | Path | None, skip: bool =
         log(f"hybrid fusion not calibrated ({why}); `semsearch evaluate` calibrates it")
         return None
     from semsearch.data.sources import resolve_data_dir
-    from semsearch.embedder import load_embedder
     from semsearch.eval.beir import read_beir
-    from semsearch.eval.search_eval import evaluate_search, out_of_fold, shared_collections
+    from semsearch.eval.search_eval import (
+        evaluate_search,
+        out_of_fold,
+        sample_queries,
+        shared_collections,
+    )
     from semsearch.index.fusion import write_model_fusion
 
     sets = shared_collections(resolve_data_dir(data_dir))
@@ -37,11 +68,16 @@ def calibrate_after(model: str | Path, data_dir: str | Path | None, skip: bool =
             "(SEMSEARCH_DATA); indexes use the uncalibrated default until `semsearch evaluate`")
         return None
     started = time.perf_counter()
-    embedder = load_embedder(model)
+    collections = [sample_queries(read_beir(folder, split), QUERIES, SEED)
+                   for folder, split in sets]
+    log("calibrating the hybrid fusion on " + ", ".join(
+        f"{c.name} ({len(c.corpus):,} documents, {len(c.qrels):,} queries)" for c in collections))
+    embedder, path = calibration_encoder(model, collections, log)
     runs: list = []
-    report, fusion = evaluate_search([read_beir(folder, split) for folder, split in sets],
-                                     embedder, runs=runs)
-    held_out = out_of_fold(runs)
+    sweeps: list = []
+    report, fusion = evaluate_search(collections, embedder, runs=runs, sweeps=sweeps, log=log,
+                                     progress=progress)
+    held_out = out_of_fold(runs, sweeps)
     for name, figures in held_out.items():
         report["collections"][name]["hybrid_out_of_fold"] = figures
     write_model_fusion(embedder.path, embedder.fingerprint, fusion, report["collections"])
@@ -51,8 +87,20 @@ def calibrate_after(model: str | Path, data_dir: str | Path | None, skip: bool =
         f"out of fold), BM25 {c['bm25']['ndcg@10']:.3f}, dense {c['dense']['ndcg@10']:.3f}"
         for name, c in report["collections"].items())
     log(f"hybrid fusion calibrated in {seconds:.0f}s: {report['fusion']['setting']} ({figures})")
-    return {"fusion": report["fusion"], "seconds": round(seconds, 1),
-            "collections": {name: {"bm25": c["bm25"]["ndcg@10"], "dense": c["dense"]["ndcg@10"],
-                                   "hybrid": c["hybrid"]["ndcg@10"],
-                                   "hybrid_out_of_fold": held_out[name]["hybrid_ndcg@10"]}
-                            for name, c in report["collections"].items()}}
+    return CalibrationReport(
+        report["fusion"],
+        {name: {"bm25": c["bm25"]["ndcg@10"], "dense": c["dense"]["ndcg@10"],
+                "hybrid": c["hybrid"]["ndcg@10"],
+                "hybrid_out_of_fold": held_out[name]["hybrid_ndcg@10"],
+                "queries": c["queries"]}
+         for name, c in report["collections"].items()},
+        path, seconds)
+
+
+def calibration_encoder(model: str | Path, collections, log: Log):
+    """(encoder, description) that calibration encodes with: the model as `load_embedder`
+    gives it (ONNX Runtime fp32 on a CPU where installed, else torch)."""
+    from semsearch.embedder import load_embedder
+
+    embedder = load_embedder(model)
+    return embedder, getattr(embedder, "backend", "torch")

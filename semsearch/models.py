@@ -125,7 +125,7 @@ def train(
     dev = summary["stsb_dev_spearman"]
     log(f"saved {summary['model']} (best epoch {summary['best_epoch']}"
         + (f", STS-B dev Spearman {dev:.2f}" if dev is not None else "") + ")")
-    return _calibrated(report, data_dir, no_calibrate, log)
+    return _calibrated(report, data_dir, no_calibrate, log, progress)
 
 
 def _train_static(set, mixture, corpus, teacher, data_dir, out, resume, overwrite,
@@ -153,7 +153,7 @@ def _train_static(set, mixture, corpus, teacher, data_dir, out, resume, overwrit
     summary = train_static(folder, config, sources, data_dir, resume=resume, overwrite=overwrite,
                            progress=progress, log=log)
     log(f"saved {summary['model']} ({summary['seconds']:.0f}s)")
-    return _calibrated(ModelReport(folder, summary), data_dir, no_calibrate, log)
+    return _calibrated(ModelReport(folder, summary), data_dir, no_calibrate, log, progress)
 
 
 def distill(
@@ -219,7 +219,7 @@ def distill(
                   overwrite=overwrite, progress=progress, log=log)
     log(f"saved {summary['model']} ({summary['seconds']:.0f}s; teacher vectors "
         f"{summary['teacher']['seconds']:.0f}s on {summary['teacher']['path']})")
-    return _calibrated(ModelReport(folder, summary), data_dir, no_calibrate, log)
+    return _calibrated(ModelReport(folder, summary), data_dir, no_calibrate, log, progress)
 
 
 def adapt(
@@ -278,7 +278,7 @@ def adapt(
     summary["adapted_from"] = str(source)
     log(f"saved {summary['model']} (adapted from {source}, {summary['steps']} steps)")
     return _calibrated(ModelReport(Path(out), summary, config=config.to_dict()), data_dir,
-                       no_calibrate, log)
+                       no_calibrate, log, progress)
 
 
 def _adapt_static(source: Path, corpus, out, mixture, set, data_dir, resume, overwrite,
@@ -293,7 +293,7 @@ def _adapt_static(source: Path, corpus, out, mixture, set, data_dir, resume, ove
                            overwrite=overwrite, progress=progress, log=log, init=source)
     summary["adapted_from"] = str(source)
     log(f"saved {summary['model']} (static, adapted from {source})")
-    return _calibrated(ModelReport(Path(out), summary), data_dir, no_calibrate, log)
+    return _calibrated(ModelReport(Path(out), summary), data_dir, no_calibrate, log, progress)
 
 
 def import_model(
@@ -332,7 +332,8 @@ def _calibrated(report: ModelReport, data_dir, no_calibrate: bool, log: Log,
                 progress: bool = False) -> ModelReport:
     from semsearch.calibration import calibrate_after
 
-    report.calibration = calibrate_after(report.model, data_dir, skip=no_calibrate, log=log)
+    report.calibration = calibrate_after(report.model, data_dir, skip=no_calibrate, log=log,
+                                         progress=progress)
     return report
 
 

@@ -66,6 +66,95 @@ def test_out_of_fold_chooses_on_one_half_and_scores_the_other():
     assert all(s != "weighted 0.0" for s in result["c"]["settings"])
 
 
+def _reference_calibrate(runs):
+    """Calibration by its definition: every grid setting fused by `fuse_hits` and scored by
+    `score_rankings`, the smallest worst shortfall against the better side, ties to the best
+    mean (what the cached-score sweep must reproduce exactly)."""
+    from semsearch.eval.search_eval import (
+        FUSION_GRID,
+        describe,
+        hybrid_rankings,
+        score_rankings,
+        side_scores,
+    )
+
+    sides = [side_scores(run) for run in runs]
+    sweep, best = {}, None
+    for fusion in FUSION_GRID:
+        sweep[describe(fusion)] = {run.name: score_rankings(hybrid_rankings(run, fusion),
+                                                            run.qrels)["ndcg@10"] for run in runs}
+        values = sweep[describe(fusion)]
+        shortfall = max(max(side["bm25"]["ndcg@10"], side["dense"]["ndcg@10"]) - values[run.name]
+                        for run, side in zip(runs, sides))
+        key = (round(shortfall, 6), -sum(values.values()) / len(runs))
+        if best is None or key < best[0]:
+            best = (key, describe(fusion))
+    return best[1], sweep
+
+
+def _synthetic_runs(seed: int):
+    """Two collections of queries whose sides' scores are coarse (ties within and across
+    sides) and whose judged documents sit anywhere in either list, or in neither."""
+    import random
+
+    from semsearch.eval.search_eval import CollectionRun
+    from semsearch.index.search_index import Hit
+
+    rng = random.Random(seed)
+
+    def hits(ids):
+        scores = sorted((round(rng.random(), 1) for _ in ids), reverse=True)
+        return [Hit(rank=i + 1, score=s, id=d, chunk=0, chunks=1, text="", metadata={})
+                for i, (d, s) in enumerate(zip(ids, scores))]
+
+    runs = []
+    for name in ("a", "b"):
+        qrels, dense, lexical = {}, {}, {}
+        for q in range(40):
+            docs = [f"d{i}" for i in range(30)]
+            qrels[f"q{q}"] = {rng.choice(docs): rng.choice([1, 2]) for _ in range(rng.randint(0, 3))}
+            dense[f"q{q}"] = hits(rng.sample(docs, rng.randint(0, 15)))
+            lexical[f"q{q}"] = hits(rng.sample(docs, rng.randint(0, 15)))
+        runs.append(CollectionRun(name, qrels, dense, lexical, 30, {}))
+    return runs
+
+
+def _half(run, part: int):
+    from semsearch.eval.search_eval import CollectionRun
+
+    keep = sorted(run.qrels)[part::2]
+    return CollectionRun(run.name, {q: run.qrels[q] for q in keep},
+                         {q: run.dense[q] for q in keep}, {q: run.lexical[q] for q in keep},
+                         run.corpus, run.index)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_cached_sweep_chooses_and_scores_as_fusing_each_setting_does(seed):
+    from semsearch.eval.search_eval import (
+        FUSION_GRID,
+        SweepScores,
+        calibrate,
+        describe,
+        hybrid_rankings,
+        out_of_fold,
+        score_rankings,
+    )
+
+    runs = _synthetic_runs(seed)
+    fusion, sweep = calibrate([SweepScores(run) for run in runs])
+    expected_setting, expected_sweep = _reference_calibrate(runs)
+    assert describe(fusion) == expected_setting and sweep == expected_sweep
+    # out of fold: chosen on one half of every collection, scored on the other
+    held_out = out_of_fold(runs)
+    chosen = [_reference_calibrate([_half(run, part) for run in runs])[0] for part in (0, 1)]
+    by_name = {describe(f): f for f in FUSION_GRID}
+    for run in runs:
+        assert held_out[run.name]["settings"] == chosen
+        scores = [score_rankings(hybrid_rankings(_half(run, 1 - part), by_name[chosen[part]]),
+                                 _half(run, 1 - part).qrels)["ndcg@10"] for part in (0, 1)]
+        assert held_out[run.name]["hybrid_ndcg@10"] == sum(scores) / 2
+
+
 def test_a_model_is_calibrated_when_written_and_old_indexes_follow(
         static_model_dir, small_data, tmp_path, monkeypatch):
     import shutil
@@ -85,9 +174,9 @@ def test_a_model_is_calibrated_when_written_and_old_indexes_follow(
 
     lines: list[str] = []
     summary = calibrate_after(model, small_data, log=lines.append)
-    assert lines and lines[0].startswith("hybrid fusion calibrated in ")
-    assert set(summary["collections"]) == {"mlquestions", "arguana"}
-    for figures in summary["collections"].values():
+    assert lines and lines[-1].startswith("hybrid fusion calibrated in ")
+    assert set(summary.collections) == {"mlquestions", "arguana"}
+    for figures in summary.collections.values():
         assert 0.0 <= figures["hybrid_out_of_fold"] <= 1.0
     saved = json.loads((model / "fusion.json").read_text())
     assert saved["fusion"]["calibrated"] is True
