@@ -212,9 +212,9 @@ def extend_vocabulary(tokenizer, texts: list[str], count: int):
 
 def _word_vectors(teacher: Path, words: list[str]) -> np.ndarray:
     """The teacher's vector of each word alone (its pieces between [CLS] and [SEP])."""
-    from semsearch.encoder.teacher import teacher_encoder
+    from semsearch.encoder.onnx_encoder import fastest_agreeing
 
-    encoder, _ = teacher_encoder(teacher, words, lambda _m: None)
+    encoder, _ = fastest_agreeing(teacher, words, lambda _m: None, "teacher")
     return np.asarray(encoder.encode(words, batch_size=256), dtype=np.float32)
 
 
