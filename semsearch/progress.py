@@ -48,7 +48,7 @@ class Meter:
     line through `log` at most every `every` seconds (done, total, time, time left), and in both
     cases one closing line with the stage's time when it took longer than `every`."""
 
-    def __init__(self, total: int, description: str, log: Log, bar: bool = False,
+    def __init__(self, total: int | None, description: str, log: Log, bar: bool = False,
                  unit: str = "text", every: float = EVERY, done: int = 0) -> None:
         self.total, self.description, self.log, self.unit = total, description, log, unit
         self.every, self.done = every, done
@@ -68,7 +68,7 @@ class Meter:
             self.bar.update(count)
             return
         now = time.perf_counter()
-        if now - self.last >= self.every and self.done < self.total:
+        if now - self.last >= self.every and (self.total is None or self.done < self.total):
             self.last = now
             self.log(self._line(now))
 
@@ -80,6 +80,9 @@ class Meter:
 
     def _line(self, now: float) -> str:
         spent = now - self.started
+        if self.total is None:  # a count without an end known in advance
+            line = f"{self.description}: {self.done:,} {self.unit}s in {spent:.0f}s"
+            return line + "".join(f", {name} {value}" for name, value in self.postfix.items())
         line = (f"{self.description}: {self.done:,} of {self.total:,} {self.unit}s in "
                 f"{spent:.0f}s")
         moved = self.done - self.first
@@ -100,6 +103,22 @@ class Meter:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class Metered:
+    """An encoder whose every `encode` call counts its texts on a Meter (a line every so often
+    when no bar is shown), whatever calls it; everything else is the encoder's."""
+
+    def __init__(self, encoder, meter: Meter) -> None:
+        self._encoder, self._meter = encoder, meter
+
+    def encode(self, texts, *args, **kwargs):
+        vectors = self._encoder.encode(texts, *args, **kwargs)
+        self._meter.update(len(texts))
+        return vectors
+
+    def __getattr__(self, name: str):
+        return getattr(self._encoder, name)
 
 
 @contextmanager

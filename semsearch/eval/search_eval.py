@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ import numpy as np
 from semsearch.eval.metrics import retrieval_scores
 from semsearch.eval.retrieval import RetrievalSet
 from semsearch.index.fusion import FusionConfig
+from semsearch.progress import Meter, Metered
 
 DEPTH = 100  # documents scored per query, and each side's candidates for fusion
 SEARCH_METRICS = ("ndcg@10", "recall@100", "mrr@10", "recall@10")
@@ -237,7 +239,13 @@ def evaluate_search(
             f"search {retrieval_set.name}: indexing {len(retrieval_set.corpus):,} documents, "
             f"{len(retrieval_set.qrels):,} queries"
         )
-        run = run_collection(retrieval_set, embedder, batch_size, progress)
+        started = time.perf_counter()
+        with Meter(None, f"search {retrieval_set.name}: encoded", log) as meter:
+            # no bar: a line every so often as the corpus and the queries are encoded
+            metered = embedder if progress else Metered(embedder, meter)
+            run = run_collection(retrieval_set, metered, batch_size, progress)
+        log(f"search {retrieval_set.name}: indexed and searched in "
+            f"{time.perf_counter() - started:.0f}s")
         runs.append(run)
         sides.append(side_scores(run))
     if len(runs) == first:
