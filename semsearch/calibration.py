@@ -98,9 +98,17 @@ def calibrate_after(model: str | Path, data_dir: str | Path | None, skip: bool =
 
 
 def calibration_encoder(model: str | Path, collections, log: Log):
-    """(encoder, description) that calibration encodes with: the model as `load_embedder`
-    gives it (ONNX Runtime fp32 on a CPU where installed, else torch)."""
-    from semsearch.embedder import load_embedder
+    """(encoder, description) that calibration encodes with: the model's fastest path whose
+    vectors agree with fp32's (`fastest_agreeing`), judged on texts of every collection's
+    corpus; the index it builds is temporary, so only the choice of fusion has to be faithful."""
+    from semsearch.encoder.onnx_encoder import fastest_agreeing
 
-    embedder = load_embedder(model)
-    return embedder, getattr(embedder, "backend", "torch")
+    sample = [text for c in collections for text in _spread(list(c.corpus.values()),
+                                                            256 // len(collections))]
+    return fastest_agreeing(model, sample, log, "calibration encodes on")
+
+
+def _spread(items: list, count: int) -> list:
+    """`count` items spread evenly over the list (its first ones are not typical)."""
+    step = max(1, len(items) // max(1, count))
+    return items[::step][:count]

@@ -106,16 +106,24 @@ class Meter:
 
 
 class Metered:
-    """An encoder whose every `encode` call counts its texts on a Meter (a line every so often
-    when no bar is shown), whatever calls it; everything else is the encoder's."""
+    """An encoder whose `encode` counts its texts on a Meter (a line every so often when no bar
+    is shown), whatever calls it, `slice` texts at a time, so that a caller's big window (2,048
+    long documents can take a minute) still gives a line every few seconds; everything else is
+    the encoder's."""
 
-    def __init__(self, encoder, meter: Meter) -> None:
-        self._encoder, self._meter = encoder, meter
+    def __init__(self, encoder, meter: Meter, slice: int = 256) -> None:
+        self._encoder, self._meter, self._slice = encoder, meter, slice
 
     def encode(self, texts, *args, **kwargs):
-        vectors = self._encoder.encode(texts, *args, **kwargs)
-        self._meter.update(len(texts))
-        return vectors
+        import numpy as np
+
+        texts = list(texts)
+        parts = []
+        for start in range(0, max(1, len(texts)), self._slice):
+            part = texts[start:start + self._slice]
+            parts.append(np.asarray(self._encoder.encode(part, *args, **kwargs)))
+            self._meter.update(len(part))
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def __getattr__(self, name: str):
         return getattr(self._encoder, name)
