@@ -514,14 +514,17 @@ def train_static(out: str | Path, config: StaticTrainConfig, sources: tuple[str,
     partial = prepare_out(out, resume, overwrite)
     try:
         pairs, report = build_mixture(MixtureConfig(sources=sources, max_pairs=0), data_dir,
-                                      config.seed)
+                                      config.seed, log)
         texts = list(dict.fromkeys(t for p in pairs for t in (p.anchor, p.positive)))
         if init is not None:
             tokenizer = Tokenizer.load(Path(init) / TOKENIZER)
         elif resume:
             tokenizer = Tokenizer.load(partial / TOKENIZER)
         else:
+            began = time.perf_counter()
             tokenizer = Tokenizer.train(texts, config.vocab_size)
+            log(f"tokenizer: {tokenizer.vocab_size:,} WordPiece tokens learned on "
+                f"{len(texts):,} texts ({time.perf_counter() - began:.0f}s)")
         tokenizer.save(partial / TOKENIZER)
         log(f"training static from scratch: {len(pairs):,} pairs, {tokenizer.vocab_size:,} "
             f"tokens x {config.hidden}, batch {config.batch_size}, {config.epochs} epochs")

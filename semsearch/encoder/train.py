@@ -176,7 +176,7 @@ def _run(config, state, out: Path, partial: Path, data_dir, progress: bool, log:
         ranks.check_divides("train.sts_batch", cfg.sts_batch)
 
     # data: the mixture, a group-disjoint validation split, STS-B dev for model selection
-    pairs, report = build_mixture(config.data, data_dir, seed=cfg.seed)
+    pairs, report = build_mixture(config.data, data_dir, seed=cfg.seed, log=log)
     train_pairs, val_pairs = split_validation(pairs, config.data.val_pairs, cfg.seed)
     if len(train_pairs) < cfg.batch_size:
         raise ConfigError(f"batch size {cfg.batch_size} is larger than the {len(train_pairs)} "
@@ -192,8 +192,11 @@ def _run(config, state, out: Path, partial: Path, data_dir, progress: bool, log:
         tokenizer = None
         if ranks.main:
             texts = [t for p in train_pairs for t in (p.anchor, p.positive, p.negative) if t]
+            began = time.perf_counter()
             tokenizer = Tokenizer.train(texts, config.tokenizer.vocab_size,
                                         config.tokenizer.lowercase)
+            log(f"tokenizer: {tokenizer.vocab_size:,} WordPiece tokens learned on "
+                f"{len(texts):,} texts ({time.perf_counter() - began:.0f}s)")
             tokenizer.save(partial / TOKENIZER)
         tokenizer = _tokenizer_from_main(tokenizer, ranks)
         config = replace(config, model=replace(config.model, vocab_size=tokenizer.vocab_size))
