@@ -35,6 +35,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="runs/static-arms")
     parser.add_argument("--data-dir", default=os.environ.get("SEMSEARCH_DATA", "../shared/data"))
     parser.add_argument("--json", dest="json_path", default=None)
+    parser.add_argument("--heldout", default="beir/arguana", metavar="FOLDER",
+                        help="a BEIR corpus the fit text does not hold: how closely each arm's "
+                        "similarities follow the teacher's on its documents (how much of the "
+                        "teacher survives where the fit text never went; 'none' skips it)")
     args = parser.parse_args(argv)
 
     from search_dev import score_model
@@ -62,6 +66,14 @@ def main(argv: list[str] | None = None) -> int:
 
         vectors, _ = teacher_vectors(teacher, texts, lambda m: print(m, file=sys.stderr))
         first = counts[next(iter(counts))]  # texts of the first source come first
+    heldout = heldout_vectors = None
+    if not args.scratch and args.heldout != "none":
+        from semsearch.eval.beir import read_beir
+
+        corpus = read_beir(data_dir / args.heldout, "test").corpus
+        heldout = list(corpus.values())[:2000]
+        heldout_vectors, _ = teacher_vectors(teacher, heldout, lambda m: print(m, file=sys.stderr))
+        heldout_vectors /= np.linalg.norm(heldout_vectors, axis=1, keepdims=True)
     rows = []
     for arm in args.arm or ["base"]:
         settings = dict(s.split("=", 1) for s in arm.split(",") if "=" in s)
@@ -86,20 +98,42 @@ def main(argv: list[str] | None = None) -> int:
                                      vectors=vectors[rows_used])
         seconds = time.perf_counter() - started
         scores = score_model(str(out), data_dir, None, 256)
-        row = {"arm": arm, "seconds": round(seconds, 1),
+        agreement = None
+        if heldout is not None:
+            agreement = heldout_agreement(out, teacher, heldout, heldout_vectors)
+        row = {"arm": arm, "seconds": round(seconds, 1), "heldout_cosine": agreement,
                "mlquestions": round(scores["mlquestions_ndcg@10"], 4),
                "arguana": round(scores["arguana_ndcg@10"], 4),
                "stsb_dev": round(scores["stsb_dev"], 2),
                "history": summary["history"]}
         rows.append(row)
         print(json.dumps(row), flush=True)
-    print(f"\n{'arm':36} {'fit s':>7} {'MLQ dev':>8} {'ArguAna':>8} {'STS-B dev':>9}")
+    print(f"\n{'arm':36} {'fit s':>7} {'MLQ dev':>8} {'ArguAna':>8} {'STS-B dev':>9} "
+          f"{'held-out r':>12}")
     for row in rows:
+        held = "-" if row["heldout_cosine"] is None else f"{row['heldout_cosine']:.4f}"
         print(f"{row['arm']:36} {row['seconds']:>7.0f} {row['mlquestions']:>8.3f} "
-              f"{row['arguana']:>8.3f} {row['stsb_dev']:>9.2f}")
+              f"{row['arguana']:>8.3f} {row['stsb_dev']:>9.2f} {held:>12}")
     if args.json_path:
         Path(args.json_path).write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
     return 0
+
+
+def heldout_agreement(model_dir: Path, teacher: Path, texts: list[str],
+                      teacher_vectors: np.ndarray) -> float:
+    """How closely the student's similarities follow the teacher's on `texts`: the Pearson
+    correlation of the two models' pairwise cosines over 500 of them (the student lives in
+    the teacher's centred principal axes, so its vectors are compared by the similarities
+    they give, not directly)."""
+    from semsearch.embedder import load_embedder
+
+    student = load_embedder(model_dir)
+    vectors = student.encode(texts)
+    pick = np.random.default_rng(0).choice(len(texts), size=min(500, len(texts)),
+                                           replace=False)
+    a = (vectors[pick] @ vectors[pick].T)[np.triu_indices(len(pick), 1)]
+    b = (teacher_vectors[pick] @ teacher_vectors[pick].T)[np.triu_indices(len(pick), 1)]
+    return float(np.corrcoef(a, b)[0, 1])
 
 
 if __name__ == "__main__":

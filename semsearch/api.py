@@ -87,6 +87,10 @@ def query(
     nprobe: int | None = None,
     ef: int | None = None,
     device: str | None = "auto",
+    rescore=None,
+    rescore_depth: int | None = None,
+    rescore_weight: float | None = None,
+    no_rescore: bool = False,
     keep: bool = True,
     log: Log | None = None,
 ):
@@ -101,17 +105,31 @@ def query(
     `keep`: keep the model loaded for later calls (the command line, which encodes once and
     exits, passes False and gets the fastest start instead).
 
+    `rescore`: a second phase, as `semsearch query --rescore`: a model folder whose encoder
+    re-scores the first stage's top `rescore_depth` documents (fused with BM25 by
+    `rescore_weight`; both default to the pair's calibration), None for the one the index
+    records (`semsearch index --rescore`), if any; `no_rescore=True` (or rescore=False) for
+    none. The model is loaded once per process and its chunk vectors cached.
+
     >>> semsearch.query("ocean tides", index="indexes/docs", k=1)[0]["id"]   # doctest: +SKIP
     'docs:7'
+    >>> semsearch.query("ocean tides", index="indexes/docs", mode="lexical",
+    ...                 rescore="models/minilm", rescore_depth=30)   # doctest: +SKIP
     """
     from semsearch.querying import run_query
 
     log = resolve_log(log)
+    if no_rescore and (rescore not in (None, False) or rescore_depth is not None
+                       or rescore_weight is not None):
+        from semsearch.errors import UsageError
+
+        raise UsageError("--no-rescore turns the second phase off; leave out --rescore*")
     loader = None
     if keep or (model is not None and not isinstance(model, (str, Path))):
         loader = _encoder
     return run_query(queries, index, k, mode, fusion, dense_weight, where, model, depth, nprobe,
-                     ef, None if device == "auto" else device, loader, log)
+                     ef, None if device == "auto" else device, loader, log,
+                     False if no_rescore else rescore, rescore_depth, rescore_weight)
 
 
 def embed(

@@ -29,9 +29,12 @@ class EvaluationReport:
 
     def table(self) -> str:
         """The report as tables for people (what `semsearch evaluate` prints)."""
-        from semsearch.eval.report import format_report
+        from semsearch.eval.report import format_report, format_rescoring
 
-        return format_report(self.report)
+        text = format_report(self.report)
+        if self.report.get("rescore"):
+            text += "\n" + format_rescoring(self.report["rescore"])
+        return text
 
 
 def evaluate(
@@ -44,6 +47,9 @@ def evaluate(
     batch_size: int = 64,
     limit: int | None = None,
     clustering: bool = True,
+    rescore: str | Path | None = None,
+    rescore_mode: Sequence[str] = ("hybrid", "lexical"),
+    rescore_window: int = 0,
     device: str | None = "auto",
     precision: str = "fp32",
     backend: str | None = None,
@@ -57,6 +63,10 @@ def evaluate(
     `split`), with the hybrid fusion calibrated over them and, on a full fp32 run, saved as
     the model's fusion.json. `pairs`: a file of hand-written pairs to check too; `limit`: the
     first N pairs or queries of each set (a quick check, saved as eval-limitN.json).
+    `rescore`: a model folder that re-scores the first stage's candidates (`semsearch evaluate
+    --rescore`): the two-stage search is measured on each first stage of `rescore_mode`, its
+    depth and weight calibrated (rescore.json in that model's folder) and reported out of fold;
+    `rescore_window`: tokens of a candidate the rescoring model reads (0: its window).
 
     >>> result = semsearch.evaluate("models/quick", limit=200)          # doctest: +SKIP
     >>> result.report["sts"]["stsb_test"]["model"]["spearman"]           # doctest: +SKIP
@@ -77,6 +87,15 @@ def evaluate(
         search_sets = [(folder, split or default_split(folder)) for folder in retrieval]
     elif search:
         search_sets = shared_collections(resolve_data_dir(data_dir))
+    if rescore is not None and not search_sets:
+        from semsearch.errors import UsageError
+
+        raise UsageError("--rescore measures the search collections; leave out --no-search "
+                         "(and give --retrieval DIR or keep the data folder's)")
+    if rescore is not None:
+        from semsearch.rescoring import describe_model
+
+        describe_model(rescore)  # a folder that is not a model fails before any work
     encoder = load_embedder(model, device=None if device == "auto" else device,
                             precision=precision, backend=backend)
     log(f"evaluating {encoder.path} on {getattr(encoder, 'backend', 'torch')}")
@@ -104,6 +123,14 @@ def evaluate(
                                                  report["search"]["collections"])
         log(f"hybrid fusion calibrated: {fusion['setting']} (saved to {result.fusion_saved}; "
             "indexes built from now on use it)")
+    if rescore is not None:
+        from semsearch.eval.rescore_eval import evaluate_rescoring
+
+        report["rescore"] = evaluate_rescoring(encoder, rescore, search_sets, limit,
+                                               tuple(rescore_mode), rescore_window, batch_size,
+                                               save=limit is None and precision == "fp32",
+                                               log=log)
+        write_report(report, path)
     return result
 
 

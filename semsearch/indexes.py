@@ -30,6 +30,7 @@ def index(
     errors: str = "strict",
     add_lexical: bool = False,
     max_chunks: int = MAX_CHUNKS,
+    rescore: str | Path | None = None,
     wait: float = 0.0,
     device: str | None = "auto",
     precision: str = "fp32",
@@ -50,6 +51,9 @@ def index(
     not (`format`, `text_field`, `id_field` as the flags); `type` flat, hnsw, ivf, ivfpq, auto
     or a FAISS factory string; `max_memory` bytes or "2G"; `errors` strict, skip or replace
     for bad lines. `add_lexical=True` gives the index at `out` its BM25 part (no corpus).
+    `rescore`: a model folder recorded as the index's second phase (`query` re-scores the first
+    stage's top documents with it); "none" clears it; with `out` and no corpus, only the record
+    of that existing index changes.
     `engine="ray"` embeds in shards on a Ray cluster (`address`, `concurrency`, `num_gpus`,
     `shard_size`). Raises DataError for a bad corpus, IndexError_ for a folder it cannot write.
 
@@ -68,6 +72,20 @@ def index(
         documents = add_lexical_part(Path(out))
         log(f"added a BM25 index of {documents} documents to {out}")
         return LexicalReport(Path(out), documents)
+    recorded = None
+    if rescore is not None and str(rescore) != "none":
+        from semsearch.rescoring import describe_model
+
+        recorded = describe_model(rescore)
+    if rescore is not None and corpus is None:
+        from semsearch.index import set_rescore
+
+        if out is None:
+            raise UsageError("--rescore without a CORPUS changes an existing index: give "
+                             "--out INDEX")
+        set_rescore(Path(out), recorded, wait)
+        log(f"{out}: second phase {recorded['model_path'] if recorded else 'cleared'}")
+        return RescoreRecord(Path(out), recorded)
     if corpus is None:
         raise UsageError("give a CORPUS file to index, e.g. semsearch index corpora/docs.txt")
     given = [name for name, value, default in (
@@ -94,6 +112,7 @@ def index(
         reader=ReaderOptions(format, text_field, id_field, errors),
         max_chunks=max_chunks,
         wait=wait,
+        rescore=recorded,
     )
     if append and type != "auto":
         log(f"--type {type} ignored: an appended index keeps the recipe it was built with")
@@ -123,6 +142,18 @@ class LexicalReport:
 
     def to_dict(self) -> dict:
         return {"index": str(self.folder), "lexical_documents": self.lexical_documents}
+
+
+@dataclass
+class RescoreRecord:
+    """What `index(rescore=..., out=...)` without a corpus recorded: the second phase (None:
+    cleared)."""
+
+    folder: Path
+    rescore: dict | None
+
+    def to_dict(self) -> dict:
+        return {"index": str(self.folder), "rescore": self.rescore}
 
 
 @dataclass

@@ -60,6 +60,8 @@ class IndexOptions:
     max_chunks: int = MAX_CHUNKS
     # seconds to wait for another process writing the same index folder (0: refuse at once)
     wait: float = 0
+    # the default second phase to record in the manifest (semsearch.rescoring.describe_model)
+    rescore: dict | None = None
 
 
 @dataclass
@@ -194,6 +196,7 @@ def _build(writer: IndexWriter, reader, embedder, options, chunking, progress,
             )
         manifest = new_manifest(embedder, index, store, writer, recipe, chunking,
                                 corpus_entry(reader, stats, embedder), stats.chunks, trained_on)
+        manifest.rescore = options.rescore
         store.commit()
         writer.write_manifest(manifest)
     finally:
@@ -257,6 +260,8 @@ def _append(writer: IndexWriter, reader, embedder, options, chunking, progress,
             manifest.documents = store.count_documents()
             manifest.next_row = start + stats.chunks
             manifest.corpora.append(corpus_entry(reader, stats, embedder))
+            if options.rescore is not None:
+                manifest.rescore = options.rescore
             manifest.updated = now()
             writer.write_manifest(manifest)
     finally:

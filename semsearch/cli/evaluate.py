@@ -49,12 +49,21 @@ from semsearch.cli.common import (
               "eval-limitN.json so the full eval.json stays.")
 @click.option("--clustering/--no-clustering", default=True, show_default=True,
               help="Also score k-means on Wikipedia sentences grouped by article (V-measure).")
+@click.option("--rescore", "rescore", default=None, metavar="MODEL",
+              help="Also measure a two-stage search: the model's index finds candidates, MODEL "
+              "re-scores them; calibrates the pair's depth and weight (rescore.json in MODEL's "
+              "folder, where `query --rescore` finds them) and reports them out of fold.")
+@click.option("--rescore-mode", "rescore_mode", multiple=True, default=("hybrid", "lexical"),
+              show_default=True, type=click.Choice(["hybrid", "dense", "lexical"]),
+              help="First stages to measure under --rescore (repeatable; lexical: BM25 alone).")
+@click.option("--rescore-window", default=0, type=click.IntRange(0, 8192), metavar="TOKENS",
+              help="Tokens of a candidate's chunk the rescoring model reads (0: its window).")
 @device_option
 @precision_option
 @backend_option
 @json_option
 def evaluate(model, data_dir, retrieval, split, search, pairs, batch_size, limit, clustering,
-             device, precision, backend, as_json):
+             rescore, rescore_mode, rescore_window, device, precision, backend, as_json):
     """Score a model: STS-B, retrieval, vs TF-IDF.
 
     Reports STS-B test and dev Spearman and Pearson (x100) of cosine against gold; the mean
@@ -76,12 +85,13 @@ def evaluate(model, data_dir, retrieval, split, search, pairs, batch_size, limit
       semsearch evaluate --limit 200      # a quick check
       semsearch evaluate --precision int8 # int8 encoding, saved as eval-int8.json
       semsearch evaluate --backend torch  # encode with PyTorch instead of ONNX Runtime
+      semsearch evaluate --model models/static --rescore models/minilm   # two stages
     """
     from semsearch import evaluate as run_evaluate
 
     result = run_evaluate(model, data_dir, retrieval, split, search, pairs, batch_size, limit,
-                          clustering, device, precision, backend, log=info,
-                          progress=is_tty() and not as_json)
+                          clustering, rescore, rescore_mode, rescore_window, device, precision,
+                          backend, log=info, progress=is_tty() and not as_json)
     if as_json:
         echo_json(result.to_dict())
     else:

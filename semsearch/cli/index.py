@@ -28,6 +28,9 @@ Examples:
   semsearch index --add-lexical --out indexes/old   # BM25 for an index built before it had one
   semsearch index book.txt --max-chunks 5000 --wait 60
   semsearch index corpora/docs.txt --backend onnx --precision int8   # fastest on a CPU
+  semsearch index corpora/docs.txt --model models/static --rescore models/minilm  # two stages
+  semsearch index --rescore models/minilm --out indexes/docs   # record a second phase only
+  semsearch index --rescore none --out indexes/docs            # ... or clear it
 """ + ENGINE_EXAMPLES
 
 
@@ -129,6 +132,15 @@ Examples:
     help="Chunks kept of one document (a window of the model's tokens each); the rest of a "
     "longer document is not indexed, and every cut is reported.",
 )
+@click.option(
+    "--rescore",
+    "rescore",
+    default=None,
+    metavar="MODEL",
+    help="Record MODEL as the index's second phase: `query` and `serve` re-score the first "
+    "stage's top documents with it unless told --no-rescore ('none' clears it; with --out and "
+    "no CORPUS, only the record of an existing index changes).",
+)
 @wait_option
 @device_option
 @precision_option
@@ -150,6 +162,7 @@ def index(
     errors,
     add_lexical,
     max_chunks,
+    rescore,
     wait,
     device,
     precision,
@@ -175,10 +188,10 @@ def index(
     from semsearch.cli.terminal import printable
 
     report = run_index(corpus, model, type_, max_memory, target_recall, out, append, batch_size,
-                       format_, text_field, id_field, errors, add_lexical, max_chunks, wait,
-                       device, precision, backend, engine, address, concurrency, num_gpus,
+                       format_, text_field, id_field, errors, add_lexical, max_chunks, rescore,
+                       wait, device, precision, backend, engine, address, concurrency, num_gpus,
                        shard_size, log=info, progress=is_tty() and not as_json)
-    if add_lexical:
+    if corpus is None:  # --add-lexical, or --rescore recorded on an existing index
         if as_json:
             echo_json(report.to_dict())
         return

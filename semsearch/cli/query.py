@@ -8,7 +8,7 @@ import click
 
 from semsearch.cli.common import device_option, echo_json, info, json_option
 from semsearch.cli.terminal import printable
-from semsearch.limits import MAX_EF_SEARCH, MAX_K, MAX_NPROBE
+from semsearch.limits import MAX_EF_SEARCH, MAX_K, MAX_NPROBE, MAX_RESCORE_DEPTH
 
 EXAMPLES = """\b
 Examples:
@@ -21,6 +21,8 @@ Examples:
   semsearch query "ocean tides" --mode dense                  # vectors alone
   semsearch query "ocean tides" --fusion rrf                  # reciprocal-rank fusion
   semsearch query "tax law" --where lang=en --where year=2015 # metadata filters
+  semsearch query "ocean tides" --rescore models/minilm       # a strong model re-scores the top
+  semsearch query "ocean tides" --mode lexical --rescore models/minilm --rescore-depth 30
 """
 
 
@@ -106,17 +108,48 @@ Examples:
     help="Only documents whose metadata FIELD equals VALUE (repeatable: all must hold); the "
     "fields are the JSONL/CSV columns other than id and text.",
 )
+@click.option(
+    "--rescore",
+    "rescore_model",
+    default=None,
+    metavar="MODEL",
+    help="Second phase: MODEL re-encodes the query and the first stage's top documents and its "
+    "cosine, fused with BM25, re-ranks them (default: the model the index records, if any).",
+)
+@click.option(
+    "--rescore-depth",
+    type=click.IntRange(1, MAX_RESCORE_DEPTH),
+    default=None,
+    metavar="N",
+    help="First-stage documents the second phase re-scores (default: calibrated for the pair "
+    "by `semsearch evaluate --rescore`, else 50).",
+)
+@click.option(
+    "--rescore-weight",
+    type=click.FloatRange(0.0, 1.0),
+    default=None,
+    help="The rescoring cosine's share against BM25, 0-1 (default: calibrated, else 0.8).",
+)
+@click.option("--no-rescore", is_flag=True,
+              help="First stage only, even where the index records a rescoring model.")
 @device_option
 @json_option
 def query(text, k, index_dir, model, queries_file, nprobe, ef, mode, fusion, dense_weight,
-          depth, where, device, as_json):
+          depth, where, rescore_model, rescore_depth, rescore_weight, no_rescore, device,
+          as_json):
     """Search an index for TEXT.
 
     Prints rank, score, document id and text, trimmed to the terminal; a document split into
     chunks shows its best chunk as id#chunk. The score is the cosine in dense mode, BM25 in
     lexical mode, and the fused score in hybrid mode. With --json, one JSON object a line:
     query, rank, score, id, chunk, chunks, text, metadata, and dense_score, dense_rank,
-    lexical_score, lexical_rank (null where the document was not among that side's candidates).
+    lexical_score, lexical_rank (null where the document was not among that side's candidates),
+    and with a second phase (--rescore) rescore_score, rescore_rank and first_rank.
+
+    With --rescore MODEL (or a rescoring model the index records: `semsearch index --rescore`)
+    the search runs in two stages: the index finds candidates as above, then MODEL re-scores
+    the top --rescore-depth of them (a fast model, or BM25 alone with --mode lexical, finds;
+    a strong one ranks).
     """
     from semsearch import query as run_query
     from semsearch.errors import DataError
@@ -139,13 +172,14 @@ def query(text, k, index_dir, model, queries_file, nprobe, ef, mode, fusion, den
         queries = [text]
     result = run_query(queries, index_dir, k, mode, fusion, dense_weight,
                        [parse_where(item) for item in where], model, depth, nprobe, ef, device,
-                       keep=False, log=info)
+                       rescore_model, rescore_depth, rescore_weight, no_rescore, keep=False,
+                       log=info)
     if as_json:
         for line in result.json_lines():
             echo_json(line)
         return
-    if result.fusion and result.fusion["source"] == "model":  # the rest: --json and check
-        info(f"fusion {result.fusion['setting']}: {result.fusion['note']}")
+    for line in result.notes:  # the fusion and second phase a search used (--json: with hits)
+        info(line)
     if k > result.documents:
         info(f"the index holds {result.documents} documents; showing all of them")
     width = shutil.get_terminal_size((100, 20)).columns

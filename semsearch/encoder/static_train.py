@@ -94,9 +94,16 @@ class StaticTrainConfig:
     # the tokens' starting weights: SIF of their frequency in the training texts ("counts") or
     # of Zipf's estimate from the vocabulary order ("zipf", Model2Vec's); learned from there
     weights: str = "counts"
+    # distilled: tokens the fit text holds fewer than this many times keep their distilled row
+    # and weight (a few contexts would move them far: Adam's steps do not shrink with a rare
+    # token's small gradient), so words the text never shows in context (code, names of other
+    # fields) keep what the teacher said of them in isolation. 0: every token is fitted
+    keep_rare: int = 0
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if self.keep_rare < 0:
+            raise ValueError(f"keep_rare {self.keep_rare} is a count of occurrences >= 0")
         if self.weights not in ("counts", "zipf"):
             raise ValueError(f"weights {self.weights!r} is not counts or zipf")
         if self.loss not in LOSSES:
@@ -293,7 +300,7 @@ def fit(module, ids: list[list[int]], targets: np.ndarray, config: StaticTrainCo
         history.append(record)
         log(f"epoch {epoch + 1}  train_loss {record['train_loss']:.4f}  "
             f"val_cosine {val_cos:.4f}  {record['seconds']:.0f}s")
-        if best is None or val_cos > best["val_cosine"]:
+        if best is None or val_cos > best["val_cosine"] or not len(val):  # no held-out: last
             best = {**record, "state": {k: v.detach().clone() for k, v in module.state_dict().items()}}
         _save_checkpoint(partial, module, optimizer, schedule, history, best)
     module.load_state_dict(best["state"])
@@ -404,6 +411,10 @@ def distill_static(teacher: str | Path, out: str | Path, config: StaticTrainConf
         ids = [e.ids[: config.max_seq_len] for e in
                tokenizer.inner.encode_batch_fast(texts, add_special_tokens=False)]
         module = static_module(table, _start_weights(config, ids, len(table)))
+        if config.keep_rare:
+            rare = keep_rare_tokens(module, ids, config.keep_rare)
+            log(f"{rare:,} of {len(table):,} tokens seen fewer than {config.keep_rare} times in "
+                "the text keep their distilled start")
         with reuse_freed_memory():  # each step reuses the last one's gradient buffers
             history = fit(module, ids, targets, config, partial, log, progress, resume)
         teacher_config = read_config(teacher)
@@ -420,6 +431,24 @@ def distill_static(teacher: str | Path, out: str | Path, config: StaticTrainConf
     return {"model": str(out), "kind": KIND, "hidden": config.hidden,
             "vocab_size": tokenizer.vocab_size, "texts": len(texts), "teacher": teacher_summary,
             "history": history, "seconds": round(time.perf_counter() - started, 1)}
+
+
+def keep_rare_tokens(module, ids: list[list[int]], fewer_than: int) -> int:
+    """Hold the rows and weights of tokens seen fewer than `fewer_than` times in `ids` where
+    they are (their gradients masked to zero, so Adam never moves them); returns how many.
+
+    >>> import numpy as np; from semsearch.encoder.static import static_module
+    >>> module = static_module(np.eye(3, dtype=np.float32), np.ones(3, dtype=np.float32))
+    >>> keep_rare_tokens(module, [[0, 0, 1]], 2)
+    2
+    """
+    size = module.embedding.shape[0]
+    counts = np.bincount(np.fromiter((t for s in ids for t in s), dtype=np.int64),
+                         minlength=size)[:size]
+    fitted = torch.from_numpy((counts >= fewer_than).astype(np.float32))
+    module.embedding.register_hook(lambda grad: grad * fitted[:, None])
+    module.weight.register_hook(lambda grad: grad * fitted)
+    return int(size - fitted.sum().item())
 
 
 def _start_weights(config: StaticTrainConfig, ids: list[list[int]], size: int) -> np.ndarray:

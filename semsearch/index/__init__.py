@@ -27,7 +27,7 @@ from semsearch.index.recipe import IndexRecipe, choose_recipe, estimate_memory, 
 from semsearch.index.search_index import Hit, SearchIndex, search_with_recipe
 from semsearch.index.store import Chunk, DocumentStore
 from semsearch.index.vector_file import VectorFile, rerank_exact
-from semsearch.index.writer import IndexWriter, add_lexical, remove_documents
+from semsearch.index.writer import IndexWriter, add_lexical, remove_documents, set_rescore
 
 __all__ = [
     "FORMAT_VERSION",
@@ -54,6 +54,7 @@ __all__ = [
     "read_index",
     "recall_at_k",
     "remove_documents",
+    "set_rescore",
     "remove_vectors",
     "rerank_exact",
     "resolve_index_dir",

@@ -92,9 +92,10 @@ class IndexWriter:
         if failed is not None:
             raise failed from None
 
-    def stage(self, copy: bool = False) -> Path:
+    def stage(self, copy: bool = False, link: bool = False) -> Path:
         """Make the staging folder, a temporary sibling of the index folder (a copy of its
-        files with `copy`); returns its path."""
+        files with `copy`; with `link` too, hard links to them instead of copies, the manifest
+        alone copied: for a write that changes only the manifest); returns its path."""
         if self.path is not None:
             raise IndexError_(f"the write of {self.folder} is staged already")
         check_replaceable(self.folder)
@@ -106,11 +107,19 @@ class IndexWriter:
         os.umask(umask)
         staging.chmod(0o777 & ~umask)  # mkdtemp makes it private; the index is an ordinary folder
         if copy:
+            def place(source, target):
+                if link and Path(source).name != MANIFEST:
+                    try:
+                        return os.link(source, target)
+                    except OSError:  # another file system, or no hard links: copy
+                        pass
+                return shutil.copy2(source, target)
+
             for item in self.folder.iterdir():
                 if item.is_file():
-                    shutil.copy2(item, staging / item.name)
+                    place(item, staging / item.name)
                 elif item.is_dir() and not item.is_symlink():  # the lexical index
-                    shutil.copytree(item, staging / item.name)
+                    shutil.copytree(item, staging / item.name, copy_function=place)
         return staging
 
     def _staged(self) -> Path:
@@ -190,6 +199,23 @@ def add_lexical(folder: Path) -> int:
             store.close()
         writer.commit()
     return manifest.lexical["documents"]
+
+
+def set_rescore(folder: Path, recorded: dict | None, wait: float = 0) -> Manifest:
+    """Record (or, with None, clear) the index's default second phase in its manifest: one
+    atomic write under the write lock, the other files hard-linked into the staged version."""
+    from semsearch.index.search_index import SearchIndex
+
+    folder = Path(folder)
+    SearchIndex.open(folder).close()  # a missing or damaged folder says how to fix it
+    with IndexWriter(folder, wait) as writer:
+        writer.stage(copy=True, link=True)
+        manifest = Manifest.read(writer.path / MANIFEST)
+        manifest.rescore = recorded
+        manifest.updated = now()
+        writer.write_manifest(manifest)
+        writer.commit()
+    return manifest
 
 
 def remove_documents(folder: Path, doc_ids: Iterable[str], wait: float = 0) -> tuple[int, int]:

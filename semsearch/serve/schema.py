@@ -36,6 +36,10 @@ class Hit(BaseModel):
     dense_rank: int | None
     lexical_score: float | None
     lexical_rank: int | None
+    rescore_score: float | None = Field(
+        None, description="the rescoring model's cosine (second phase), null without one")
+    rescore_rank: int | None = Field(None, description="rank by that cosine among the candidates")
+    first_rank: int | None = Field(None, description="the rank the first stage gave the document")
 
 
 class SearchAnswer(BaseModel):
@@ -100,10 +104,34 @@ class IndexInfo(BaseModel):
     fusion: FusionInfo | None = None  # absent for an index with no lexical part
 
 
+class CacheInfo(BaseModel):
+    entries: int = Field(ge=0, description="chunk vectors held")
+    capacity: int = Field(ge=0)
+    hits: int = Field(ge=0)
+    misses: int = Field(ge=0)
+    hit_rate: float | None = Field(description="hits / lookups since start; null before any")
+
+
+class RescoreInfo(BaseModel):
+    """The second phase: the rescoring model, its default depth and weight for the served
+    index's first stage, and its cache of chunk vectors."""
+
+    name: str
+    path: str
+    fingerprint: str
+    precision: str
+    window: int
+    cache: CacheInfo
+    depth: int | None = None
+    weight: float | None = None
+    calibrated: bool | None = None
+
+
 class Health(BaseModel):
     status: Literal["ok"]
     model: ModelInfo
     index: IndexInfo | None
+    rescore: RescoreInfo | None = None
     uptime_s: float
 
 
