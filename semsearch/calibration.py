@@ -25,7 +25,13 @@ from semsearch.progress import Log, resolve_log
 CALIBRATE_ENV = "SEMSEARCH_CALIBRATE"
 # judged queries of each collection the calibration searches (None: all of them)
 QUERIES: int | None = None
+# the share of each corpus it indexes, beside every document judged for those queries (None:
+# all of it)
+CORPUS: float | None = None
 SEED = 0  # the sample's seed: the same queries for every model
+# how the corpora are encoded: "fastest" (the model's fastest path that agrees with fp32) or
+# "fp32" (as `load_embedder` loads the model)
+ENCODER = "fp32"
 
 
 @dataclass
@@ -53,13 +59,7 @@ def calibrate_after(model: str | Path, data_dir: str | Path | None, skip: bool =
         log(f"hybrid fusion not calibrated ({why}); `semsearch evaluate` calibrates it")
         return None
     from semsearch.data.sources import resolve_data_dir
-    from semsearch.eval.beir import read_beir
-    from semsearch.eval.search_eval import (
-        evaluate_search,
-        out_of_fold,
-        sample_queries,
-        shared_collections,
-    )
+    from semsearch.eval.search_eval import shared_collections
     from semsearch.index.fusion import write_model_fusion
 
     sets = shared_collections(resolve_data_dir(data_dir))
@@ -68,18 +68,9 @@ def calibrate_after(model: str | Path, data_dir: str | Path | None, skip: bool =
             "(SEMSEARCH_DATA); indexes use the uncalibrated default until `semsearch evaluate`")
         return None
     started = time.perf_counter()
-    collections = [sample_queries(read_beir(folder, split), QUERIES, SEED)
-                   for folder, split in sets]
-    log("calibrating the hybrid fusion on " + ", ".join(
-        f"{c.name} ({len(c.corpus):,} documents, {len(c.qrels):,} queries)" for c in collections))
-    embedder, path = calibration_encoder(model, collections, log)
-    runs: list = []
-    sweeps: list = []
-    report, fusion = evaluate_search(collections, embedder, runs=runs, sweeps=sweeps, log=log,
-                                     progress=progress)
-    held_out = out_of_fold(runs, sweeps)
-    for name, figures in held_out.items():
-        report["collections"][name]["hybrid_out_of_fold"] = figures
+    report, fusion, held_out, embedder, path = measure(model, sets, QUERIES, CORPUS, ENCODER,
+                                                        log=log, progress=progress)
+    # the fingerprint of weights, tokenizer and config: the same on every path of the model
     write_model_fusion(embedder.path, embedder.fingerprint, fusion, report["collections"])
     seconds = time.perf_counter() - started
     figures = "; ".join(
@@ -95,6 +86,44 @@ def calibrate_after(model: str | Path, data_dir: str | Path | None, skip: bool =
                 "queries": c["queries"]}
          for name, c in report["collections"].items()},
         path, seconds)
+
+
+def measure(model: str | Path, sets, queries: int | None = QUERIES,
+            corpus: float | None = None, encoder: str = "fastest", log: Log | None = None,
+            progress: bool = False):
+    """Calibration's measurement, without writing anything: the (folder, split) collections
+    `sets` read, `queries` judged queries of each drawn and `corpus` of each corpus kept, searched
+    with the model's fastest agreeing path (`encoder="fp32"`: as `load_embedder` gives it), the
+    fusion chosen and scored out of fold. Returns (report section, fusion, out-of-fold figures,
+    the encoder, its path's description)."""
+    log = resolve_log(log)
+    from semsearch.eval.beir import read_beir
+    from semsearch.eval.search_eval import (
+        evaluate_search,
+        out_of_fold,
+        sample_corpus,
+        sample_queries,
+    )
+
+    collections = [sample_corpus(sample_queries(read_beir(folder, split), queries, SEED),
+                                 corpus, SEED) for folder, split in sets]
+    log("calibrating the hybrid fusion on " + ", ".join(
+        f"{c.name} ({len(c.corpus):,} documents, {len(c.qrels):,} queries)" for c in collections))
+    if encoder == "fastest":
+        embedder, path = calibration_encoder(model, collections, log)
+    else:
+        from semsearch.embedder import load_embedder
+
+        embedder = load_embedder(model)
+        path = getattr(embedder, "backend", "torch")
+    runs: list = []
+    sweeps: list = []
+    report, fusion = evaluate_search(collections, embedder, runs=runs, sweeps=sweeps, log=log,
+                                     progress=progress)
+    held_out = out_of_fold(runs, sweeps)
+    for name, figures in held_out.items():
+        report["collections"][name]["hybrid_out_of_fold"] = figures
+    return report, fusion, held_out, embedder, path
 
 
 def calibration_encoder(model: str | Path, collections, log: Log):

@@ -282,6 +282,22 @@ def sample_queries(retrieval_set: RetrievalSet, count: int | None, seed: int = 0
                         retrieval_set.corpus, {q: retrieval_set.qrels[q] for q in keep})
 
 
+def sample_corpus(retrieval_set: RetrievalSet, fraction: float | None, seed: int = 0
+                  ) -> RetrievalSet:
+    """The set over a seeded `fraction` of its corpus: every document judged for one of its
+    queries, the rest drawn at random (all of it when fraction is None or >= 1)."""
+    if fraction is None or fraction >= 1:
+        return retrieval_set
+    judged = {doc for grades in retrieval_set.qrels.values() for doc in grades}
+    others = [doc for doc in retrieval_set.corpus if doc not in judged]
+    count = round(fraction * len(others))
+    drawn = set(np.random.default_rng(seed).choice(len(others), count, replace=False).tolist())
+    keep = judged | {others[i] for i in drawn}
+    return RetrievalSet(retrieval_set.name, retrieval_set.queries,
+                        {d: text for d, text in retrieval_set.corpus.items() if d in keep},
+                        retrieval_set.qrels)
+
+
 def shared_collections(data_dir: Path | None) -> list[tuple[Path, str]]:
     """The shared BEIR collections present in the data folder, with the split each is scored on."""
     if data_dir is None:
