@@ -129,8 +129,13 @@ def index(
         ray = RayOptions(address=address, concurrency=concurrency, num_gpus=num_gpus,
                          partition_documents=shard_size)
         return index_corpus_ray(Path(corpus), embedder, folder, options, ray, log=log)
-    return index_corpus(Path(corpus), embedder, folder, options, append=append,
-                        progress=progress)
+    from semsearch.progress import Meter, Metered
+
+    # no bar (not a terminal): a line every so often as the chunks are encoded
+    with Meter(None, f"{'appending' if append else 'indexing'}: encoded", log,
+               unit="chunk") as meter:
+        return index_corpus(Path(corpus), embedder if progress else Metered(embedder, meter),
+                            folder, options, append=append, progress=progress)
 
 
 @dataclass
