@@ -200,3 +200,24 @@ def test_no_calibrate_and_no_collections_say_so(static_model_dir, tmp_path, monk
     assert calibrate_after(static_model_dir, tmp_path, log=lines.append) is None
     assert "no retrieval collection" in lines[-1]
     assert not (static_model_dir / "fusion.json").exists()
+
+
+def test_the_samples_keep_judged_queries_and_their_documents():
+    from semsearch.eval.retrieval import RetrievalSet
+    from semsearch.eval.search_eval import sample_corpus, sample_queries
+
+    queries = {f"q{i}": f"query {i}" for i in range(50)}
+    qrels = {f"q{i}": {f"d{i}": 1} for i in range(40)} | {"q49": {"d0": 0}}  # q49: unjudged
+    corpus = {f"d{i}": f"document {i}" for i in range(200)}
+    full = RetrievalSet("c", queries, corpus, qrels)
+    assert sample_queries(full, None) is full and sample_queries(full, 100) is full
+    drawn = sample_queries(full, 10, seed=0)
+    assert len(drawn.qrels) == 10 and set(drawn.qrels) <= {f"q{i}" for i in range(40)}
+    assert drawn.qrels == sample_queries(full, 10, seed=0).qrels  # seeded: the same draw
+    assert drawn.qrels != sample_queries(full, 10, seed=1).qrels
+    assert drawn.corpus is corpus
+    smaller = sample_corpus(drawn, 0.25, seed=0)
+    judged = {doc for grades in drawn.qrels.values() for doc in grades}
+    assert judged <= set(smaller.corpus)
+    assert len(smaller.corpus) == len(judged) + round(0.25 * (200 - len(judged)))
+    assert sample_corpus(drawn, None) is drawn
