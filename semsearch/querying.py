@@ -475,8 +475,9 @@ def run_query(queries: str | Sequence[str], index: str | Path | None, k: int,
         else:
             rescorer = rescoring.result(opened) if one_shot else _rescorer(opened, rescore)
         if rescorer is None and (rescore_depth is not None or rescore_weight is not None):
-            raise UsageError("--rescore-depth and --rescore-weight need a rescoring model: give "
-                             "--rescore MODEL")
+            raise UsageError("rescore_depth and rescore_weight (--rescore-depth, "
+                             "--rescore-weight) need a rescoring model: give rescore=MODEL "
+                             "(--rescore MODEL)")
         results = search(opened, embedder, texts, k, options=options, vectors=vectors,
                          rescorer=rescorer)
         wordless = ([text for text in texts if not opened.lexical.query_tokens(text)]
