@@ -8,10 +8,10 @@ runs them, and the fusion calibrated on all of them (the reference); then
    `calibrate_after` draws them), from the same searched lists: for each N the setting seed 0
    chooses (the one `calibrate_after` uses), how many of the seeds choose the reference
    setting, and the most hybrid nDCG@10 any seed's choice loses on a full collection;
-2. with `--arm QUERIES:CORPUS:ENCODER` (repeatable; e.g. 300:all:fastest, 300:0.5:fastest), the
-   calibration measured that way end to end (`calibration.measure`: the sampled sets indexed and
-   searched, ENCODER fastest = int8 where it agrees, or fp32), timed, and its choice against the
-   reference.
+2. with `--arm QUERIES:CORPUS:ENCODER` (repeatable; e.g. all:all:fastest, 500:0.3:fastest,
+   budget:budget:fastest, what `calibrate_after` runs), the calibration measured that way end to
+   end (`calibration.measure`: the sampled sets indexed and searched, ENCODER fastest = int8
+   where it agrees, or fp32), timed, and its choice against the reference.
 
     python bench/calibration_speed.py models/quick models/static models/minilm \
         --sizes 100,200,300,500 --seeds 20 --arm 300:all:fastest --json runs/calibration.json
@@ -138,16 +138,20 @@ def run_arm(model: str, arm: str, sweep: dict, best: str) -> dict:
     started = time.perf_counter()
     report, fusion, _, _, path = measure(
         model, shared_collections(resolve_data_dir(None)),
-        None if queries == "all" else int(queries), None if corpus == "all" else float(corpus),
-        encoder, log=print)
+        _arm_value(queries, int), _arm_value(corpus, float), encoder, log=print)
     seconds = time.perf_counter() - started
     setting = describe(fusion)
     loss = max(sweep[best][name] - sweep[setting][name] for name in sweep[best])
     return {"seconds": round(seconds, 1), "setting": setting, "encoder": path,
-            "loss": round(loss, 4),
+            "loss": round(loss, 4), "sample": report["sample"],
             "collections": {name: {"bm25": c["bm25"]["ndcg@10"], "dense": c["dense"]["ndcg@10"],
                                    "hybrid": c["hybrid"]["ndcg@10"]}
                             for name, c in report["collections"].items()}}
+
+
+def _arm_value(text: str, kind):
+    """all -> None, budget -> "budget", else the number."""
+    return None if text == "all" else text if text == "budget" else kind(text)
 
 
 def _as_set(run: CollectionRun):

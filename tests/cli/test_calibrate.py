@@ -155,6 +155,50 @@ def test_the_cached_sweep_chooses_and_scores_as_fusing_each_setting_does(seed):
         assert held_out[run.name]["hybrid_ndcg@10"] == sum(scores) / 2
 
 
+def _searched(model, data):
+    """Each shared collection of `data` searched through the real index and query path."""
+    from semsearch.embedder import load_embedder
+    from semsearch.eval.beir import read_beir
+    from semsearch.eval.search_eval import run_collection, shared_collections
+
+    embedder = load_embedder(model)
+    return [run_collection(read_beir(folder, split), embedder)
+            for folder, split in shared_collections(data)]
+
+
+def _reference_out_of_fold(runs) -> dict[str, float]:
+    """Out of fold by its definition: chosen on one half of every collection by fusing each
+    setting, scored on the other half, both ways round."""
+    from semsearch.eval.search_eval import FUSION_GRID, describe, hybrid_rankings, score_rankings
+
+    by_name = {describe(f): f for f in FUSION_GRID}
+    chosen = [_reference_calibrate([_half(run, part) for run in runs])[0] for part in (0, 1)]
+    return {run.name: sum(score_rankings(hybrid_rankings(_half(run, 1 - part),
+                                                         by_name[chosen[part]]),
+                                         _half(run, 1 - part).qrels)["ndcg@10"]
+                          for part in (0, 1)) / 2 for run in runs}
+
+
+def test_a_model_too_slow_for_the_budget_is_calibrated_on_a_sample_and_says_so(
+        static_model_dir, small_data, tmp_path, monkeypatch):
+    import shutil
+
+    from semsearch import calibration
+
+    model = tmp_path / "model"
+    shutil.copytree(static_model_dir, model)
+    monkeypatch.delenv("SEMSEARCH_CALIBRATE")
+    monkeypatch.setattr(calibration, "BUDGET", 0.0)
+    lines: list[str] = []
+    summary = calibration.calibrate_after(model, small_data, log=lines.append)
+    assert any("would take about" in line and "10% of each corpus" in line for line in lines)
+    assert summary.sample["corpus"] == 0.1 and summary.sample["queries"] == 500
+    # every judged document kept, a tenth of the others: 12 queries' documents and 6 of 60
+    assert all(figures["queries"] == 12 for figures in summary.collections.values())
+    saved = json.loads((model / "fusion.json").read_text())["measured"]
+    assert all(entry["sample"]["corpus"] == 0.1 for entry in saved.values())
+
+
 def test_a_model_is_calibrated_when_written_and_old_indexes_follow(
         static_model_dir, small_data, tmp_path, monkeypatch):
     import shutil
@@ -176,8 +220,14 @@ def test_a_model_is_calibrated_when_written_and_old_indexes_follow(
     summary = calibrate_after(model, small_data, log=lines.append)
     assert lines and lines[-1].startswith("hybrid fusion calibrated in ")
     assert set(summary.collections) == {"mlquestions", "arguana"}
-    for figures in summary.collections.values():
-        assert 0.0 <= figures["hybrid_out_of_fold"] <= 1.0
+    assert summary.sample == {"queries": None, "corpus": None, "seed": 0}  # whole: within budget
+    # the same choice and out-of-fold figures as fusing every setting of the real searches
+    runs = _searched(model, small_data)
+    setting, _ = _reference_calibrate(runs)
+    assert summary.fusion["setting"] == setting
+    for run_ in runs:
+        assert summary.collections[run_.name]["hybrid_out_of_fold"] == pytest.approx(
+            _reference_out_of_fold(runs)[run_.name], abs=1e-12)
     saved = json.loads((model / "fusion.json").read_text())
     assert saved["fusion"]["calibrated"] is True
 
