@@ -21,7 +21,7 @@ import json
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ import numpy as np
 
 from semsearch.eval.retrieval import RetrievalSet
 from semsearch.eval.search_eval import score_rankings
-from semsearch.rescoring import RescoreSettings, pair_key, rescore_hits
+from semsearch.rescoring import RescoreSettings, lexical_of, pair_key, second_phase
 
 DEPTHS = (10, 20, 30, 50, 100)  # candidates re-scored
 WEIGHTS = tuple(w / 10 for w in range(11))  # the rescoring cosine's share
@@ -49,6 +49,9 @@ class CascadeRun:
     lexical: dict[str, list | None]  # query id -> the BM25 hits the second phase fuses with
     cosines: dict[str, np.ndarray]  # query id -> rescoring cosine of each first-stage hit
     corpus: int
+    # query id -> (ids, cosines, BM25 scores, BM25 positions, has BM25): `cascade_rankings`'
+    # arrays, made on its first call
+    arrays: dict = field(default_factory=dict, repr=False)
 
 
 def index_collection(retrieval_set: RetrievalSet, embedder, folder: Path,
@@ -69,9 +72,11 @@ def index_collection(retrieval_set: RetrievalSet, embedder, folder: Path,
 
 
 def first_stage_run(retrieval_set: RetrievalSet, index_dir: Path, embedder, mode: str,
-                    rescorer, window: int = 0, batch_size: int = 64) -> CascadeRun:
-    """The collection's queries' first stage in `mode` over the index in `index_dir`, and the
-    rescoring model's cosine of every candidate (its vectors cached in `rescorer`)."""
+                    rescorer, window: int = 0, batch_size: int = 64, options=None
+                    ) -> CascadeRun:
+    """The collection's queries' first stage in `mode` (or as `options` say) over the index
+    in `index_dir`, and the rescoring model's cosine of every candidate (its vectors cached in
+    `rescorer`)."""
     from semsearch.index import SearchIndex
     from semsearch.querying import SearchOptions, first_stage, index_key
 
@@ -79,7 +84,8 @@ def first_stage_run(retrieval_set: RetrievalSet, index_dir: Path, embedder, mode
     texts = [retrieval_set.queries[q] for q in query_ids]
     opened = SearchIndex.open(index_dir)
     try:
-        first, lexical = first_stage(opened, embedder, texts, MAX_DEPTH, SearchOptions(mode=mode),
+        first, lexical = first_stage(opened, embedder, texts, MAX_DEPTH,
+                                     options or SearchOptions(mode=mode),
                                      batch_size=batch_size, fill=True, bm25=True)
         rows = list(dict.fromkeys(hit.row for hits in first for hit in hits))
         text_of = {hit.row: hit.text for hits in first for hit in hits}
@@ -122,15 +128,24 @@ def real_path(retrieval_set: RetrievalSet, index_dir: Path, embedder, mode: str,
 
 def cascade_rankings(run: CascadeRun, depth: int, weight: float,
                      queries: Sequence[str] | None = None) -> dict[str, list[str]]:
-    """Each query's ranking after the second phase at (depth, weight), the self-hit dropped."""
+    """Each query's ranking after the second phase at (depth, weight), the self-hit dropped:
+    `second_phase`, the numpy core of the `rescore_hits` that `query` runs, on each query's
+    arrays (kept on the run after the first call)."""
+    if not run.arrays:
+        for q, hits in run.first.items():
+            bm25, positions = lexical_of(hits, run.lexical[q] or [])
+            run.arrays[q] = ([hit.id for hit in hits], np.asarray(run.cosines[q], np.float64),
+                              bm25, positions, run.lexical[q] is not None)
     rankings = {}
     for q in queries if queries is not None else run.qrels:
-        hits = run.first[q]
-        lexical = run.lexical[q]
-        fused = rescore_hits(hits[:depth], run.cosines[q][:depth], lexical or [],
-                             weight if lexical is not None else 1.0, depth)
-        ids = [hit.id for hit in fused] + [hit.id for hit in hits[depth:]]
-        rankings[q] = [d for d in ids if d != q][:SCORED]
+        ids, cosines, bm25, positions, has_bm25 = run.arrays[q]
+        if ids:
+            order, _, _ = second_phase(cosines[:depth], bm25[:depth], positions[:depth],
+                                       weight if has_bm25 else 1.0)
+            ranked = [ids[i] for i in order.tolist()] + ids[depth:]
+        else:
+            ranked = []
+        rankings[q] = [d for d in ranked if d != q][:SCORED]
     return rankings
 
 
