@@ -100,10 +100,10 @@ def worker(args) -> None:
             from dataclasses import replace
 
             settings = replace(settings, window=arm["window"])
-        found, lexical = first_stage(index, embedder, [text], max(10, settings.depth), options,
-                                     fill=False, bm25=True)
+        found = first_stage(index, embedder, [text], max(10, settings.depth), options,
+                            fill=False)
         middle = time.perf_counter()
-        rescore(index, rescorer, [text], found, lexical, settings, 10)
+        rescore(index, rescorer, [text], found, settings, 10)
         ended = time.perf_counter()
         return ended - started, middle - started, ended - middle
 

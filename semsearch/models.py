@@ -176,8 +176,9 @@ def distill(
 
     `preset` static (a table of token vectors) or distilled (a transformer of every other
     teacher layer); `text` files of one text a line, `corpus` documents cut as `index` cuts
-    them, `wiki` Wikipedia specs from the data folder (default wiki-sentences@80000 and
-    wiki-passages@40000; ["none"] for none); `set` student settings ("hidden=384"). The
+    them, `wiki` text specs from the data folder (default: Wikipedia sentences and passages,
+    questions, captions and paraphrases; ["none"] for none); `set` student settings
+    ("hidden=384"). The
     teacher's vectors are cached, so `resume=True` or another student on the same text never
     encodes them again.
 

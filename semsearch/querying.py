@@ -17,7 +17,7 @@ from semsearch.embedder import Embedder, check_model, model_for_index
 from semsearch.errors import DataError, IndexError_
 from semsearch.index import Hit, Manifest, SearchIndex
 from semsearch.index.folder import MANIFEST
-from semsearch.index.fusion import DEFAULT_DEPTH, FusionConfig, fuse, index_fusion
+from semsearch.index.fusion import FusionConfig, fuse, index_fusion
 from semsearch.rescoring import (
     Rescorer,
     RescoreSettings,
@@ -262,31 +262,27 @@ def search(
                         "(--rescore MODEL)")
     # the first stage hands the second its top `depth` documents
     first_k = k if second is None else max(k, second.depth)
-    results, lexical = first_stage(index, embedder, queries, first_k, replace(options, mode=mode),
-                                   vectors, batch_size, fill=second is None,
-                                   bm25=second is not None)
+    results = first_stage(index, embedder, queries, first_k, replace(options, mode=mode),
+                          vectors, batch_size, fill=second is None)
     if second is None:
         return results
-    return rescore(index, rescorer, queries, results, lexical, second, k)
+    return rescore(index, rescorer, queries, results, second, k)
 
 
 def first_stage(index: SearchIndex, embedder: Embedder | None, queries: Sequence[str], k: int,
                 options: SearchOptions, vectors: np.ndarray | None = None, batch_size: int = 64,
-                fill: bool = True, bm25: bool = False
-                ) -> tuple[list[list[Hit]], list[list[Hit]] | None]:
-    """(each query's top-k hits in options.mode, each query's BM25 candidates or None). The
-    BM25 lists are those hybrid fused (lexical mode: the hits themselves); in dense mode they
-    are searched only with `bm25` (for a second phase to fuse with). `fill`: the hits carry
-    their text and metadata (else only ids, rows and scores; `SearchIndex.fill` adds them)."""
+                fill: bool = True) -> list[list[Hit]]:
+    """Each query's top-k hits in options.mode (dense, lexical or hybrid). `fill`: the hits
+    carry their text and metadata (else only ids, rows and scores; `SearchIndex.fill` adds
+    them)."""
     mode = options.mode
     allowed = index.store.rows_where(options.where) if options.where else None
     if mode == "lexical":
         # a query with no searchable words (only stopwords or punctuation) matches nothing: no
         # hits, whether it comes alone or in a batch (`semsearch query` says why)
         results = index.search_lexical(queries, k, allowed, fill=fill)
-        results = [[replace(hit, lexical_score=hit.score, lexical_rank=hit.rank)
-                    for hit in hits] for hits in results]
-        return results, results
+        return [[replace(hit, lexical_score=hit.score, lexical_rank=hit.rank) for hit in hits]
+                for hits in results]
     if embedder is None:
         raise DataError(f"{mode} search needs the model; give --model")
     check_model(index.manifest, embedder, index.folder)
@@ -300,12 +296,8 @@ def first_stage(index: SearchIndex, embedder: Embedder | None, queries: Sequence
     if mode == "dense":
         results = index.search(vectors, k, nprobe=nprobe, ef_search=ef_search,
                                allowed_rows=allowed, fill=fill)
-        results = [[replace(hit, dense_score=hit.score, dense_rank=hit.rank) for hit in hits]
-                   for hits in results]
-        lexical = None
-        if bm25 and index.lexical is not None:
-            lexical = index.search_lexical(queries, max(k, DEFAULT_DEPTH), allowed, fill=False)
-        return results, lexical
+        return [[replace(hit, dense_score=hit.score, dense_rank=hit.rank) for hit in hits]
+                for hits in results]
     fusion = fusion_for(index, options)
     depth = max(k, fusion.depth)
     # each side's candidates as ids and scores; the text and metadata of the fused top k only
@@ -314,7 +306,7 @@ def first_stage(index: SearchIndex, embedder: Embedder | None, queries: Sequence
     lexical = index.search_lexical(queries, depth, allowed, fill=False)
     fused = [fuse_hits(dense_hits, lexical_hits, fusion, k)
              for dense_hits, lexical_hits in zip(dense, lexical, strict=True)]
-    return ([index.fill(hits) for hits in fused] if fill else fused), lexical
+    return [index.fill(hits) for hits in fused] if fill else fused
 
 
 def rescore_settings(index: SearchIndex, rescorer: Rescorer, mode: str,
@@ -331,28 +323,36 @@ def rescore_settings(index: SearchIndex, rescorer: Rescorer, mode: str,
 
 
 def rescore(index: SearchIndex, rescorer: Rescorer, queries: Sequence[str],
-            first: list[list[Hit]], lexical: list[list[Hit]] | None,
-            settings: RescoreSettings, k: int) -> list[list[Hit]]:
+            first: list[list[Hit]], settings: RescoreSettings, k: int) -> list[list[Hit]]:
     """The second phase over the first stage's hits (`first`, each query's best first): the
-    top `settings.depth` re-scored by the rescoring model (see semsearch.rescoring) and fused
-    with their BM25 scores; the rest keep their first-stage order after them."""
+    top `settings.depth` re-scored by the rescoring model and fused with their BM25 scores
+    (see semsearch.rescoring); the rest keep their first-stage order after them."""
     query_vectors = rescorer.encode_queries(queries)
-    weight = settings.weight if lexical is not None else 1.0
     out = []
     for number, hits in enumerate(first):
         candidates = index.fill(hits[: settings.depth])
         if not candidates:
             out.append([])
             continue
-        rows = [hit.row for hit in candidates]
-        chunk_vectors = rescorer.chunk_vectors(index_key(index), rows,
+        chunk_vectors = rescorer.chunk_vectors(index_key(index), [hit.row for hit in candidates],
                                                [hit.text for hit in candidates], settings.window)
-        cosines = chunk_vectors @ query_vectors[number]
-        fused = rescore_hits(candidates, cosines, lexical[number] if lexical else [], weight, k)
+        fused = rescore_hits(candidates, chunk_vectors @ query_vectors[number],
+                             candidate_bm25(index, queries[number], candidates),
+                             settings.weight, k, settings.normalise)
         rest = index.fill(hits[settings.depth:k]) if k > settings.depth else []
         out.append(fused + [replace(hit, rank=len(fused) + i, first_rank=hit.rank)
                             for i, hit in enumerate(rest, start=1)])
     return out
+
+
+def candidate_bm25(index: SearchIndex, query: str, candidates: Sequence[Hit]
+                   ) -> np.ndarray | None:
+    """Each candidate document's own BM25 score for the query (0 where they share no word),
+    None for an index with no lexical part. A hit names its best chunk; a document's chunks
+    have consecutive rows, so its first chunk (the lexical part's key) is `row - chunk`."""
+    if index.lexical is None:
+        return None
+    return index.lexical.scores_at(query, [hit.row - hit.chunk for hit in candidates])
 
 
 def index_key(index: SearchIndex) -> tuple:

@@ -10,9 +10,9 @@ vector can be cached (`Rescorer` keeps a bounded cache keyed by chunk row).
     rescorer = load_rescorer("models/minilm")
     hits = search(index, embedder, ["ocean tides"], k=10, rescorer=rescorer)
 
-How the two sides meet (`rescore_hits`, a pure function): the candidates' rescoring cosines
-and their BM25 scores are each min-max normalised over the candidates and mixed as
-`weight * cosine + (1 - weight) * bm25` (a candidate BM25 did not rank gets 0 there), the same
+How the two sides meet (`second_phase`, a pure function): the candidates' rescoring cosines
+and their BM25 scores (every candidate's own, from the index's lexical part) are each
+normalised over the candidates and mixed as `weight * cosine + (1 - weight) * bm25`, the
 weighted fusion `semsearch.index.fusion.fuse` gives hybrid search. The depth and the weight are
 calibrated for each (first stage, rescoring model) pair on the dev collections
 (`semsearch evaluate --rescore MODEL`) and saved beside the rescoring model (rescore.json).
@@ -39,6 +39,8 @@ DEFAULT_DEPTH = 50
 DEFAULT_WEIGHT = 0.8
 # chunk vectors a rescorer keeps (384 floats each: 50,000 x 1.5 KiB = 73 MiB)
 CACHE_SIZE = 50_000
+# how the second phase puts each side's scores on one scale over the candidates
+NORMALISATIONS = ("minmax", "zscore")
 RESCORE_FILE = "rescore.json"  # in the rescoring model's folder: calibrations per first stage
 
 
@@ -50,6 +52,8 @@ class RescoreSettings:
     weight: float = DEFAULT_WEIGHT  # the rescoring cosine's share; the rest is BM25's
     # tokens of a candidate's chunk the rescoring model reads (0: the model's whole window)
     window: int = 0
+    # how each side's scores are put on one scale over the candidates: minmax or zscore
+    normalise: str = "minmax"
     calibrated: bool = False
 
     def __post_init__(self) -> None:
@@ -59,6 +63,9 @@ class RescoreSettings:
             raise ConfigError(f"rescore weight must be between 0 and 1, not {self.weight}")
         if isinstance(self.window, bool) or not isinstance(self.window, int) or self.window < 0:
             raise ConfigError(f"rescore window must be a token count >= 0, not {self.window}")
+        if self.normalise not in NORMALISATIONS:
+            raise ConfigError(f"rescore normalisation {self.normalise!r} is unknown; use one "
+                              f"of {', '.join(NORMALISATIONS)}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -286,80 +293,79 @@ def record_int8_agreement(folder: Path, fingerprint: str, mean: float, low: floa
     partial.replace(path)
 
 
-def second_phase(cosines: np.ndarray, bm25: np.ndarray, bm25_order: np.ndarray,
-                 weight: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def second_phase(cosines: np.ndarray, bm25: np.ndarray, weight: float,
+                 normalise: str = "minmax") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The second phase's ranking of n candidates, as numpy: (order, fused scores, cosine
-    ranks). `cosines`: the rescoring model's, one a candidate; `bm25`: their BM25 scores, NaN
-    where BM25 did not rank them; `bm25_order`: each one's position in BM25's list (any
-    increasing numbers; ignored where `bm25` is NaN). Exactly `fuse(..., "weighted", weight)`
-    of the cosine ranking and the BM25 ranking of the candidates (the same min-max, the same
-    ties: by the rank on the side that weighs more, then the other, then cosine order), at
-    numpy speed, so calibration sweeps what `query` runs.
+    ranks). `cosines`: the rescoring model's, one a candidate; `bm25`: their BM25 scores (0
+    for a candidate that shares no word with the query). Each side is normalised over the
+    candidates (`minmax` to [0, 1], or `zscore`) and mixed as weight x cosine + (1 - weight) x
+    BM25; ties go by the rank on the side that weighs more, then the other, then the cosine
+    order. With min-max this is exactly `semsearch.index.fusion.fuse(cosine ranking, BM25
+    ranking, "weighted", weight)`, hybrid search's fusion, at numpy speed.
 
-    >>> order, scores, ranks = second_phase(np.array([.2, .9, .5]), np.array([7., np.nan, 3.]),
-    ...                                     np.array([0, 0, 1]), 0.5)
+    >>> order, scores, ranks = second_phase(np.array([.2, .9, .5]), np.array([7., 0., 3.]), 0.5)
     >>> order.tolist(), scores.round(3).tolist(), ranks.tolist()
-    ([1, 0, 2], [0.5, 0.5, 0.214], [3, 1, 2])
+    ([1, 0, 2], [0.5, 0.5, 0.429], [3, 1, 2])
     """
+    if normalise not in NORMALISATIONS:
+        raise ConfigError(f"rescore normalisation {normalise!r} is unknown; use one of "
+                          f"{', '.join(NORMALISATIONS)}")
     cosines = np.asarray(cosines, dtype=np.float64)
+    bm25 = np.asarray(bm25, dtype=np.float64)
     n = len(cosines)
-    by_cosine = np.argsort(-cosines, kind="stable")
-    cosine_rank = np.empty(n, dtype=np.int64)
-    cosine_rank[by_cosine] = np.arange(1, n + 1)
-    present = ~np.isnan(bm25)
-    lexical_rank = np.full(n, n + 1, dtype=np.int64)
-    lexical_norm = np.zeros(n)
-    if present.any():
-        at = np.flatnonzero(present)
-        ranked = at[np.argsort(np.asarray(bm25_order)[at], kind="stable")]
-        lexical_rank[ranked] = np.arange(1, len(ranked) + 1)
-        lexical_norm[at] = _min_max(np.asarray(bm25, dtype=np.float64)[at])
-    scores = weight * _min_max(cosines)
-    scores[present] += (1.0 - weight) * lexical_norm[present]
-    first, second = ((cosine_rank, lexical_rank) if weight >= 0.5
-                     else (lexical_rank, cosine_rank))
-    order = np.lexsort((cosine_rank, second, first, -scores))
+    cosine_rank, bm25_rank = _ranks(cosines), _ranks(bm25)
+    scale = _min_max if normalise == "minmax" else _z_score
+    scores = weight * scale(cosines) + (1.0 - weight) * scale(bm25)
+    first, second = (cosine_rank, bm25_rank) if weight >= 0.5 else (bm25_rank, cosine_rank)
+    order = np.lexsort((cosine_rank, second, first, -scores)) if n else np.empty(0, np.int64)
     return order, scores, cosine_rank
+
+
+def _ranks(values: np.ndarray) -> np.ndarray:
+    """1-based rank of each value, highest first, ties in the given order."""
+    ranks = np.empty(len(values), dtype=np.int64)
+    ranks[np.argsort(-values, kind="stable")] = np.arange(1, len(values) + 1)
+    return ranks
 
 
 def _min_max(values: np.ndarray) -> np.ndarray:
     """Scaled to [0, 1]; all equal: all 1 (as semsearch.index.fusion's)."""
+    if not len(values):
+        return values
     high, low = values.max(), values.min()
     if high == low:
         return np.ones(len(values))
     return (values - low) / (high - low)
 
 
-def lexical_of(candidates: Sequence, lexical: Sequence) -> tuple[np.ndarray, np.ndarray]:
-    """(BM25 score of each candidate, NaN where absent; its position in BM25's list)."""
-    at = {hit.id: (position, hit.score if hit.lexical_score is None else hit.lexical_score)
-          for position, hit in enumerate(lexical)}
-    found = [at.get(hit.id, (0, np.nan)) for hit in candidates]
-    return (np.array([score for _, score in found], dtype=np.float64),
-            np.array([position for position, _ in found], dtype=np.int64))
+def _z_score(values: np.ndarray) -> np.ndarray:
+    """Centred and scaled to unit spread; all equal: all 0."""
+    if not len(values):
+        return values
+    spread = values.std()
+    return (values - values.mean()) / spread if spread > 0 else np.zeros(len(values))
 
 
-def rescore_hits(candidates: Sequence, cosines: np.ndarray, lexical: Sequence, weight: float,
-                 k: int) -> list:
+def rescore_hits(candidates: Sequence, cosines: np.ndarray, bm25: np.ndarray | None,
+                 weight: float, k: int, normalise: str = "minmax") -> list:
     """One query's second phase: the candidates (first-stage hits, best first) re-ranked by
-    `weight` x their rescoring cosine + (1 - weight) x their BM25 score, each min-max
-    normalised over the candidates (`lexical`: the first stage's BM25 hits; a candidate not
-    among them gets 0 there). Returns the top k, each hit with its fused score, its rescoring
-    cosine and rank among the candidates, and its first-stage rank.
+    `second_phase` on their rescoring cosines and BM25 scores (None: no BM25, the cosine
+    alone). Returns the top k, each hit with its fused score, its rescoring cosine and rank
+    among the candidates, and its first-stage rank.
 
     >>> from semsearch.index import Hit
     >>> first = [Hit(1, .9, "a", 0, 1, ""), Hit(2, .8, "b", 0, 1, ""), Hit(3, .7, "c", 0, 1, "")]
-    >>> bm25 = [Hit(1, 7.0, "a", 0, 1, ""), Hit(2, 3.0, "c", 0, 1, "")]
-    >>> [h.id for h in rescore_hits(first, np.array([.2, .9, .5]), bm25, 1.0, 2)]
+    >>> [h.id for h in rescore_hits(first, np.array([.2, .9, .5]), np.array([7., 0, 3]), 1, 2)]
     ['b', 'c']
-    >>> [h.id for h in rescore_hits(first, np.array([.2, .9, .5]), bm25, 0.0, 3)]
+    >>> [h.id for h in rescore_hits(first, np.array([.2, .9, .5]), np.array([7., 0, 3]), 0, 3)]
     ['a', 'c', 'b']
     """
     if not len(candidates):
         return []
     cosines = np.asarray(cosines, dtype=np.float64)
-    bm25, positions = lexical_of(candidates, lexical)
-    order, scores, cosine_rank = second_phase(cosines, bm25, positions, weight)
+    if bm25 is None:
+        bm25, weight = np.zeros(len(candidates)), 1.0
+    order, scores, cosine_rank = second_phase(cosines, bm25, weight, normalise)
     return [replace(candidates[i], rank=rank, score=float(scores[i]),
                     rescore_score=float(cosines[i]), rescore_rank=int(cosine_rank[i]),
                     first_rank=int(i) + 1)

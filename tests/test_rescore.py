@@ -67,46 +67,49 @@ def _hits(ids, scores=None):
 
 def test_weight_one_ranks_by_the_rescoring_cosine_and_zero_by_bm25():
     first = _hits(["a", "b", "c", "d"])
-    bm25 = _hits(["d", "a"], [9.0, 4.0])
+    bm25 = np.array([4.0, 0.0, 0.0, 9.0])
     cosines = np.array([0.1, 0.7, 0.4, 0.2])
     by_cosine = rescore_hits(first, cosines, bm25, 1.0, 4)
     assert [h.id for h in by_cosine] == ["b", "c", "d", "a"]
     assert [h.rescore_rank for h in by_cosine] == [1, 2, 3, 4]
     assert [h.first_rank for h in by_cosine] == [2, 3, 4, 1]
     assert by_cosine[0].rescore_score == pytest.approx(0.7)
-    by_bm25 = rescore_hits(first, cosines, bm25, 0.0, 2)
-    assert [h.id for h in by_bm25] == ["d", "a"]  # candidates without BM25 come after, at 0
+    by_bm25 = rescore_hits(first, cosines, bm25, 0.0, 4)
+    # BM25 first; its ties (b and c, no shared word) go by the cosine
+    assert [h.id for h in by_bm25] == ["d", "a", "b", "c"]
+    no_bm25 = rescore_hits(first, cosines, None, 0.0, 2)  # an index without a lexical part
+    assert [h.id for h in no_bm25] == ["b", "c"]
 
 
-def test_candidates_only_bm25_ranks_them_and_missing_scores_count_as_zero():
-    first = _hits(["a", "b"])
-    # "z" is a BM25 hit that is not a candidate: it is neither returned nor in the min-max
-    bm25 = _hits(["z", "b"], [100.0, 2.0])
-    fused = rescore_hits(first, np.array([0.5, 0.5]), bm25, 0.5, 2)
-    assert [h.id for h in fused] == ["b", "a"]
-    assert {h.id for h in fused} == {"a", "b"}
+@pytest.mark.parametrize("normalise", ["minmax", "zscore"])
+def test_both_normalisations_rank_between_the_two_sides(normalise):
+    from semsearch.rescoring import second_phase
+
+    cosines, bm25 = np.array([0.9, 0.1, 0.5]), np.array([0.0, 10.0, 6.0])
+    order, _, _ = second_phase(cosines, bm25, 0.5, normalise)
+    assert order.tolist()[0] == 2  # good on both sides beats best on one
+    with pytest.raises(semsearch.errors.ConfigError, match="normalisation"):
+        second_phase(cosines, bm25, 0.5, "rank")
 
 
 @pytest.mark.parametrize("seed", range(40))
 def test_the_numpy_second_phase_is_exactly_fuse(seed):
     """second_phase (what calibration sweeps and query runs) against fuse (hybrid search's
-    fusion) on random candidates, ties and absent BM25 scores included."""
+    fusion) on random candidates, ties included."""
     from semsearch.index.fusion import fuse
     from semsearch.rescoring import second_phase
 
     rng = np.random.default_rng(seed)
     n = int(rng.integers(1, 30))
     cosines = rng.choice([0.1, 0.5, 0.9], n) if seed % 3 == 0 else rng.random(n)
-    bm25 = np.where(rng.random(n) < 0.3, np.nan, rng.choice([1.0, 2.0, 5.0], n) if seed % 2
+    bm25 = np.where(rng.random(n) < 0.3, 0.0, rng.choice([1.0, 2.0, 5.0], n) if seed % 2
                     else rng.random(n) * 10)
-    positions = rng.permutation(n)
     weight = float(rng.choice([0.0, 0.3, 0.5, 0.8, 1.0]))
     ids = [f"d{i}" for i in range(n)]
     by_cosine = [(ids[i], float(cosines[i])) for i in np.argsort(-cosines, kind="stable")]
-    lexical = [(ids[i], float(bm25[i])) for i in np.argsort(positions, kind="stable")
-               if not np.isnan(bm25[i])]
-    expected = fuse(by_cosine, lexical, "weighted", weight)
-    order, scores, _ = second_phase(cosines, bm25, positions, weight)
+    by_bm25 = [(ids[i], float(bm25[i])) for i in np.argsort(-bm25, kind="stable")]
+    expected = fuse(by_cosine, by_bm25, "weighted", weight)
+    order, scores, _ = second_phase(cosines, bm25, weight)
     assert [ids[i] for i in order] == [f.doc_id for f in expected]
     assert scores[order].tolist() == [f.score for f in expected]
 
@@ -148,6 +151,23 @@ def test_query_rescore_carries_every_side_and_reorders_by_the_rescoring_model(wo
     # the first stage's sides are still reported
     assert any(h["lexical_rank"] is not None for h in second)
     assert second[0]["rescore"]["depth"] == 50 and second[0]["rescore"]["source"] == "query"
+
+
+def test_bm25_of_candidates_is_each_documents_own_score(workspace):
+    from semsearch.index import SearchIndex
+
+    opened = SearchIndex.open(workspace / "idx")
+    try:
+        scores, rows = opened.lexical.search("machine learning networks", 10)
+        every = opened.lexical.scores_at("machine learning networks", opened.lexical.rows)
+        assert sorted(every[every > 0].tolist(), reverse=True) == pytest.approx(scores.tolist())
+        picked = opened.lexical.scores_at("machine learning networks", rows[::-1])
+        assert picked.tolist() == pytest.approx(scores[::-1].tolist())
+        # a row that is no document's first chunk, and a query with no known word: 0
+        assert opened.lexical.scores_at("machine", [10**6]).tolist() == [0.0]
+        assert opened.lexical.scores_at("zzzz qqqq", rows).tolist() == [0.0] * len(rows)
+    finally:
+        opened.close()
 
 
 def test_depth_bounds_what_is_rescored(workspace):

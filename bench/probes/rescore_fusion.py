@@ -33,13 +33,12 @@ def norm(values: np.ndarray, kind: str) -> np.ndarray:
 
 
 def arrays(run, depth: int):
-    """Per query: candidate ids, rescoring cosines, BM25 (0 where absent), static dense (min
-    of the list where absent), first-stage rank score."""
+    """Per query: candidate ids, rescoring cosines, BM25 (each candidate's own), static dense
+    (min of the list where absent), first-stage rank score."""
     out = {}
     for q, hits in run.first.items():
         hits = hits[:depth]
-        lexical = {h.id: h.score for h in (run.lexical[q] or [])}
-        bm25 = np.array([lexical.get(h.id, 0.0) for h in hits])
+        bm25 = (run.bm25[q][:depth] if run.bm25[q] is not None else np.zeros(len(hits)))
         dense = np.array([h.dense_score if h.dense_score is not None else np.nan for h in hits])
         if np.isnan(dense).all():
             dense = np.zeros(len(hits))
@@ -109,6 +108,7 @@ def main() -> None:
             recall = [round(_recall_at(run, depth), 3) for run in found]
             best = max((sum(ndcg(cascade_rankings(run, depth, w), run.qrels) for run in found)
                         / len(found), w) for w in [x / 10 for x in range(11)])
+            # (min-max over the candidates' own BM25 scores: the product's two-way fusion)
             print(f"first stage {name:<13} depth {depth:>3}: recall {recall}, two-way best mean "
                   f"{best[0]:.4f} at weight {best[1]}", flush=True)
     grid = [w / 10 for w in range(11)]

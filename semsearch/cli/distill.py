@@ -34,8 +34,9 @@ Examples:
               help="Also distil on your documents (any file `semsearch index` reads), cut into "
                    "the windows `index` cuts them into (repeatable).")
 @click.option("--wiki", "wiki", multiple=True, metavar="SPEC",
-              help="Wikipedia text from the data folder, e.g. wiki-sentences@80000 or "
-                   "wiki-passages@40000 (default: both of those; --wiki none for no Wikipedia).")
+              help="Text from the data folder, e.g. wiki-sentences@80000, wiki-passages@40000, "
+                   "questions@20000, captions@20000 or paraphrases@8000 (default: all five; "
+                   "--wiki none for none).")
 @click.option("--set", "set_", multiple=True, metavar="KEY=VALUE",
               help="Override a student setting, e.g. hidden=384, epochs=6, lr=1e-3, "
                    "loss=mse (repeatable).")

@@ -1,16 +1,16 @@
 """A two-stage search measured and calibrated through the real search path.
 
 For each collection: its corpus indexed with the first stage's model, each query's first stage
-run by `semsearch.querying.first_stage` (the top MAX_DEPTH documents, and the BM25 lists hybrid
-fused), the candidates' chunks and the queries encoded once by the rescoring model, then the
-second phase (`semsearch.rescoring.rescore_hits`, the function `query` runs) swept over depth x
-weight. The chosen setting is then run again through `semsearch.querying.search` with the
+run by `semsearch.querying.first_stage` (the top MAX_DEPTH documents, each with its BM25 score),
+the candidates' chunks and the queries encoded once by the rescoring model, then the second
+phase (`semsearch.rescoring.second_phase`, the function `query` runs) swept over depth x
+weight x normalisation. The chosen setting is then run again through `semsearch.querying.search` with the
 rescorer (its cache holds every candidate's vector by then), and those are the figures reported.
 
 One setting for every collection: the shallowest depth whose best mean nDCG@10 is within
 DEPTH_TOLERANCE of the deepest's (each candidate costs an encoding at query time), and at that
-depth the weight that keeps every collection at or above its first stage alone where one can,
-then the best mean nDCG@10. Scored as search_eval scores: nDCG@10, recall@100, MRR@10, a hit
+depth the weight and normalisation that keep every collection at or above its first stage
+alone where one can, then the best mean nDCG@10. Scored as search_eval scores: nDCG@10, recall@100, MRR@10, a hit
 whose id is the query's own left out (after the second phase, as `query` must: ArguAna's
 queries are in its corpus).
 """
@@ -21,7 +21,7 @@ import json
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +29,11 @@ import numpy as np
 
 from semsearch.eval.retrieval import RetrievalSet
 from semsearch.eval.search_eval import score_rankings
-from semsearch.rescoring import RescoreSettings, lexical_of, pair_key, second_phase
+from semsearch.rescoring import RescoreSettings, pair_key, second_phase
 
 DEPTHS = (10, 20, 30, 50, 100)  # candidates re-scored
 WEIGHTS = tuple(w / 10 for w in range(11))  # the rescoring cosine's share
+NORMALISATIONS = ("minmax", "zscore")
 MAX_DEPTH = max(DEPTHS)
 # a shallower depth is chosen when its best mean nDCG@10 is at most this much below the best
 DEPTH_TOLERANCE = 0.005
@@ -46,12 +47,9 @@ class CascadeRun:
     name: str
     qrels: dict[str, dict[str, int]]
     first: dict[str, list]  # query id -> first-stage hits (filled), best first, MAX_DEPTH
-    lexical: dict[str, list | None]  # query id -> the BM25 hits the second phase fuses with
+    bm25: dict[str, np.ndarray | None]  # query id -> BM25 score of each first-stage hit
     cosines: dict[str, np.ndarray]  # query id -> rescoring cosine of each first-stage hit
     corpus: int
-    # query id -> (ids, cosines, BM25 scores, BM25 positions, has BM25): `cascade_rankings`'
-    # arrays, made on its first call
-    arrays: dict = field(default_factory=dict, repr=False)
 
 
 def index_collection(retrieval_set: RetrievalSet, embedder, folder: Path,
@@ -75,18 +73,19 @@ def first_stage_run(retrieval_set: RetrievalSet, index_dir: Path, embedder, mode
                     rescorer, window: int = 0, batch_size: int = 64, options=None
                     ) -> CascadeRun:
     """The collection's queries' first stage in `mode` (or as `options` say) over the index
-    in `index_dir`, and the rescoring model's cosine of every candidate (its vectors cached in
-    `rescorer`)."""
+    in `index_dir`, each candidate's BM25 score, and the rescoring model's cosine of every
+    candidate (its vectors cached in `rescorer`)."""
     from semsearch.index import SearchIndex
-    from semsearch.querying import SearchOptions, first_stage, index_key
+    from semsearch.querying import SearchOptions, candidate_bm25, first_stage, index_key
 
     query_ids = [q for q in retrieval_set.queries if q in retrieval_set.qrels]
     texts = [retrieval_set.queries[q] for q in query_ids]
     opened = SearchIndex.open(index_dir)
     try:
-        first, lexical = first_stage(opened, embedder, texts, MAX_DEPTH,
-                                     options or SearchOptions(mode=mode),
-                                     batch_size=batch_size, fill=True, bm25=True)
+        first = first_stage(opened, embedder, texts, MAX_DEPTH,
+                            options or SearchOptions(mode=mode), batch_size=batch_size)
+        bm25 = [candidate_bm25(opened, text, hits) for text, hits in zip(texts, first,
+                                                                            strict=True)]
         rows = list(dict.fromkeys(hit.row for hits in first for hit in hits))
         text_of = {hit.row: hit.text for hits in first for hit in hits}
         vectors = rescorer.chunk_vectors(index_key(opened), rows, [text_of[r] for r in rows],
@@ -99,7 +98,7 @@ def first_stage_run(retrieval_set: RetrievalSet, index_dir: Path, embedder, mode
         retrieval_set.name,
         {q: retrieval_set.qrels[q] for q in query_ids},
         dict(zip(query_ids, first, strict=True)),
-        dict(zip(query_ids, lexical or [None] * len(texts), strict=True)),
+        dict(zip(query_ids, bm25, strict=True)),
         {q: vectors[[at[hit.row] for hit in hits]] @ query_vectors[n]
          for n, (q, hits) in enumerate(zip(query_ids, first, strict=True))},
         len(retrieval_set.corpus))
@@ -107,18 +106,18 @@ def first_stage_run(retrieval_set: RetrievalSet, index_dir: Path, embedder, mode
 
 def real_path(retrieval_set: RetrievalSet, index_dir: Path, embedder, mode: str, rescorer,
               settings: RescoreSettings) -> dict[str, float]:
-    """The collection searched by `semsearch.querying.search` with the second phase at
-    `settings` (as `query --rescore` runs it), scored."""
+    """The collection searched with the second phase at `settings` by the functions
+    `semsearch.querying.search` runs (its first stage, then `rescore`), scored."""
     from semsearch.index import SearchIndex
-    from semsearch.querying import SearchOptions, search
+    from semsearch.querying import SearchOptions, first_stage, rescore
 
     query_ids = [q for q in retrieval_set.queries if q in retrieval_set.qrels]
     texts = [retrieval_set.queries[q] for q in query_ids]
     opened = SearchIndex.open(index_dir)
     try:
-        found = search(opened, embedder, texts, MAX_DEPTH, rescorer=rescorer,
-                       options=SearchOptions(mode=mode, rescore_depth=settings.depth,
-                                             rescore_weight=settings.weight))
+        first = first_stage(opened, embedder, texts, MAX_DEPTH, SearchOptions(mode=mode),
+                            fill=False)
+        found = rescore(opened, rescorer, texts, first, settings, MAX_DEPTH)
     finally:
         opened.close()
     rankings = {q: [h.id for h in hits if h.id != q][:SCORED]
@@ -126,22 +125,19 @@ def real_path(retrieval_set: RetrievalSet, index_dir: Path, embedder, mode: str,
     return score_rankings(rankings, {q: retrieval_set.qrels[q] for q in query_ids})
 
 
-def cascade_rankings(run: CascadeRun, depth: int, weight: float,
+def cascade_rankings(run: CascadeRun, depth: int, weight: float, normalise: str = "minmax",
                      queries: Sequence[str] | None = None) -> dict[str, list[str]]:
-    """Each query's ranking after the second phase at (depth, weight), the self-hit dropped:
-    `second_phase`, the numpy core of the `rescore_hits` that `query` runs, on each query's
-    arrays (kept on the run after the first call)."""
-    if not run.arrays:
-        for q, hits in run.first.items():
-            bm25, positions = lexical_of(hits, run.lexical[q] or [])
-            run.arrays[q] = ([hit.id for hit in hits], np.asarray(run.cosines[q], np.float64),
-                              bm25, positions, run.lexical[q] is not None)
+    """Each query's ranking after the second phase at (depth, weight, normalise), the self-hit
+    dropped: `second_phase`, the numpy core of the `rescore_hits` that `query` runs."""
     rankings = {}
     for q in queries if queries is not None else run.qrels:
-        ids, cosines, bm25, positions, has_bm25 = run.arrays[q]
+        hits, bm25 = run.first[q], run.bm25[q]
+        ids = [hit.id for hit in hits]
         if ids:
-            order, _, _ = second_phase(cosines[:depth], bm25[:depth], positions[:depth],
-                                       weight if has_bm25 else 1.0)
+            order, _, _ = second_phase(
+                run.cosines[q][:depth],
+                bm25[:depth] if bm25 is not None else np.zeros(min(depth, len(ids))),
+                weight if bm25 is not None else 1.0, normalise)
             ranked = [ids[i] for i in order.tolist()] + ids[depth:]
         else:
             ranked = []
@@ -159,22 +155,28 @@ def _ndcg(rankings: dict[str, list[str]], run: CascadeRun) -> float:
     return score_rankings(rankings, {q: run.qrels[q] for q in rankings})["ndcg@10"]
 
 
+Setting = tuple[int, float, str]  # (depth, weight, normalisation)
+
+
 def sweep(runs: Sequence[CascadeRun], queries: dict[str, list[str]] | None = None
-          ) -> dict[tuple[int, float], dict[str, float]]:
-    """nDCG@10 of every (depth, weight) on every collection (over `queries` of each, or all)."""
+          ) -> dict[Setting, dict[str, float]]:
+    """nDCG@10 of every (depth, weight, normalisation) on every collection (over `queries` of
+    each, or all)."""
     table = {}
     for depth in DEPTHS:
         for weight in WEIGHTS:
-            table[(depth, weight)] = {
-                run.name: _ndcg(cascade_rankings(run, depth, weight,
-                                                 queries.get(run.name) if queries else None), run)
-                for run in runs}
+            for normalise in NORMALISATIONS:
+                table[(depth, weight, normalise)] = {
+                    run.name: _ndcg(cascade_rankings(
+                        run, depth, weight, normalise,
+                        queries.get(run.name) if queries else None), run)
+                    for run in runs}
     return table
 
 
-def choose(runs: Sequence[CascadeRun], table: dict[tuple[int, float], dict[str, float]],
-           queries: dict[str, list[str]] | None = None) -> tuple[int, float]:
-    """The one (depth, weight) for all collections (see the module doc)."""
+def choose(runs: Sequence[CascadeRun], table: dict[Setting, dict[str, float]],
+           queries: dict[str, list[str]] | None = None) -> Setting:
+    """The one setting for all collections (see the module doc)."""
     floor = {run.name: _ndcg(first_rankings(run, queries.get(run.name) if queries else None),
                              run) for run in runs}
 
@@ -192,17 +194,24 @@ def choose(runs: Sequence[CascadeRun], table: dict[tuple[int, float], dict[str, 
     return best_at[DEPTHS[-1]]
 
 
+def describe(setting: Setting) -> str:
+    """'depth 50, weight 0.8, minmax'."""
+    depth, weight, normalise = setting
+    return f"depth {depth}, weight {weight:.1f}, {normalise}"
+
+
 def out_of_fold(runs: Sequence[CascadeRun]) -> dict[str, dict[str, Any]]:
-    """Each collection's nDCG@10 with (depth, weight) chosen on the other half of every
+    """Each collection's nDCG@10 with the setting chosen on the other half of every
     collection's queries (alternate ids in sorted order), both ways round, averaged."""
     halves = [{run.name: sorted(run.qrels)[part::2] for run in runs} for part in (0, 1)]
     chosen = [choose(runs, sweep(runs, half), half) for half in halves]
     result = {}
     for run in runs:
-        scores = [_ndcg(cascade_rankings(run, *chosen[part], halves[1 - part][run.name]), run)
+        scores = [_ndcg(cascade_rankings(run, *chosen[part],
+                                         queries=halves[1 - part][run.name]), run)
                   for part in (0, 1)]
         result[run.name] = {"ndcg@10": sum(scores) / 2,
-                            "settings": [f"depth {d}, weight {w:.1f}" for d, w in chosen]}
+                            "settings": [describe(setting) for setting in chosen]}
     return result
 
 
@@ -232,17 +241,17 @@ def calibrate_cascade(retrieval_sets: Sequence[RetrievalSet], embedder, rescorer
                     f"re-scored by {rescorer.name} in {time.perf_counter() - started:.0f}s")
             started = time.perf_counter()
             table = sweep(runs)
-            depth, weight = choose(runs, table)
+            chosen = choose(runs, table)
+            depth, weight, normalise = chosen
             settings = RescoreSettings(depth=depth, weight=weight, window=window,
-                                       calibrated=True)
+                                       normalise=normalise, calibrated=True)
             held_out = out_of_fold(runs)
-            log(f"second phase {mode}: depth {depth}, weight {weight:.1f} chosen in "
+            log(f"second phase {mode}: {describe(chosen)} chosen in "
                 f"{time.perf_counter() - started:.0f}s")
-            report: dict[str, Any] = {"mode": mode, "setting": f"depth {depth}, weight "
-                                      f"{weight:.1f}", "settings": settings.to_dict(),
-                                      "collections": {}}
+            report: dict[str, Any] = {"mode": mode, "setting": describe(chosen),
+                                      "settings": settings.to_dict(), "collections": {}}
             for run, retrieval_set, folder in zip(runs, retrieval_sets, folders, strict=True):
-                swept = score_rankings(cascade_rankings(run, depth, weight), run.qrels)
+                swept = score_rankings(cascade_rankings(run, *chosen), run.qrels)
                 through = real_path(retrieval_set, folder, embedder, mode, rescorer, settings)
                 report["collections"][run.name] = {
                     "queries": len(run.qrels), "corpus": run.corpus,
@@ -252,8 +261,8 @@ def calibrate_cascade(retrieval_sets: Sequence[RetrievalSet], embedder, rescorer
                     "cascade_out_of_fold_ndcg@10": held_out[run.name]["ndcg@10"],
                     "out_of_fold_settings": held_out[run.name]["settings"],
                     "recall_at_depth": _recall_at(run, depth),
-                    "sweep_ndcg@10": {f"{d}/{w:.1f}": values[run.name]
-                                      for (d, w), values in table.items()},
+                    "sweep_ndcg@10": {f"{d}/{w:.1f}/{n}": values[run.name]
+                                      for (d, w, n), values in table.items()},
                 }
             results[mode] = (settings, report)
     return results
