@@ -16,7 +16,7 @@ from semsearch.cli.common import (
     wait_option,
 )
 from semsearch.cli.engine import ENGINE_EXAMPLES, engine_options
-from semsearch.corpora.chunking import MAX_CHUNKS
+from semsearch.indexes import MAX_CHUNKS
 
 EXAMPLES = """\b
 Examples:
@@ -46,7 +46,7 @@ Examples:
 )
 @click.option(
     "--type",
-    "index_type",
+    "type_",
     default="auto",
     show_default=True,
     metavar="TYPE",
@@ -88,7 +88,7 @@ Examples:
 )
 @click.option(
     "--format",
-    "corpus_format",
+    "format_",
     type=click.Choice(["txt", "jsonl", "csv", "tsv"]),
     default=None,
     help="Corpus format (default: from the file name; .gz is read "
@@ -110,7 +110,7 @@ Examples:
 )
 @click.option(
     "--errors",
-    "error_mode",
+    "errors",
     type=click.Choice(["strict", "skip", "replace"]),
     default="strict",
     show_default=True,
@@ -134,7 +134,7 @@ Examples:
 )
 @click.option(
     "--rescore",
-    "rescore_model",
+    "rescore",
     default=None,
     metavar="MODEL",
     help="Record MODEL as the index's second phase: `query` and `serve` re-score the first "
@@ -150,25 +150,29 @@ Examples:
 def index(
     corpus,
     model,
-    index_type,
+    type_,
     max_memory,
     target_recall,
     out,
     append,
     batch_size,
-    corpus_format,
+    format_,
     text_field,
     id_field,
-    error_mode,
+    errors,
     add_lexical,
     max_chunks,
-    rescore_model,
+    rescore,
     wait,
     device,
     precision,
     backend,
     as_json,
     engine,
+    address,
+    concurrency,
+    num_gpus,
+    shard_size,
 ):
     """Embed CORPUS and build a search index.
 
@@ -180,73 +184,18 @@ def index(
     `semsearch query` uses the most recently written index (recorded in indexes/.semsearch-latest) unless
     given --index.
     """
-    from pathlib import Path
-
+    from semsearch import index as run_index
     from semsearch.cli.terminal import printable
-    from semsearch.corpora import ReaderOptions
-    from semsearch.embedder import load_embedder, model_for_index
-    from semsearch.index import Manifest, default_index_dir, parse_memory
-    from semsearch.indexing import IndexOptions, index_corpus
 
-    if add_lexical:
-        from semsearch.index import add_lexical as add_lexical_part
-
-        if corpus is not None or out is None:
-            raise click.UsageError("--add-lexical takes --out INDEX and no CORPUS")
-        documents = add_lexical_part(Path(out))
+    report = run_index(corpus, model, type_, max_memory, target_recall, out, append, batch_size,
+                       format_, text_field, id_field, errors, add_lexical, max_chunks, rescore,
+                       wait, device, precision, backend, engine, address, concurrency, num_gpus,
+                       shard_size, log=info, progress=is_tty() and not as_json)
+    if corpus is None:  # --add-lexical, or --rescore recorded on an existing index
         if as_json:
-            echo_json({"index": out, "lexical_documents": documents})
-        info(f"added a BM25 index of {documents} documents to {out}")
+            echo_json(report.to_dict())
         return
-    recorded = None
-    if rescore_model is not None and rescore_model != "none":
-        from semsearch.rescoring import describe_model
-
-        recorded = describe_model(rescore_model)
-    if rescore_model is not None and corpus is None:
-        from semsearch.index import set_rescore
-
-        if out is None:
-            raise click.UsageError("--rescore without a CORPUS changes an existing index: give "
-                                   "--out INDEX")
-        set_rescore(Path(out), recorded, wait)
-        if as_json:
-            echo_json({"index": out, "rescore": recorded})
-        info(f"{out}: second phase {recorded['model_path'] if recorded else 'cleared'}")
-        return
-    if corpus is None:
-        raise click.UsageError("give a CORPUS file to index, e.g. semsearch index corpora/docs.txt")
-    folder = Path(out) if out else default_index_dir(Path(corpus))
-    options = IndexOptions(
-        type=index_type,
-        max_memory=parse_memory(max_memory) if max_memory else None,
-        target_recall=target_recall,
-        batch_size=batch_size,
-        reader=ReaderOptions(corpus_format, text_field, id_field, error_mode),
-        max_chunks=max_chunks,
-        wait=wait,
-        rescore=recorded,
-    )
-    if append and index_type != "auto":
-        info(f"--type {index_type} ignored: an appended index keeps the recipe it was built with")
-    if append and model is None and (folder / "manifest.json").is_file():
-        model = model_for_index(Manifest.read(folder / "manifest.json"), None)
-    embedder = load_embedder(model, device=None if device == "auto" else device,
-                             precision=precision, backend=backend)
-    info(f"{'appending' if append else 'indexing'} {corpus} with model {embedder.name}"
-         + (f" ({precision})" if precision != "fp32" else "")
-         + f" on {getattr(embedder, 'backend', 'torch')}")
-    if engine is not None:  # --engine ray
-        if append:
-            raise click.UsageError("--append runs locally; leave out --engine ray")
-        from semsearch.distributed import index_corpus_ray
-
-        report = index_corpus_ray(Path(corpus), embedder, folder, options, engine, log=info)
-    else:
-        report = index_corpus(
-            Path(corpus), embedder, folder, options, append=append,
-            progress=is_tty() and not as_json,
-        )
+    folder = report.folder
     for line, reason in report.lines_skipped[:5]:
         info(f"skipped line {line}: {printable(reason)}")
     if len(report.lines_skipped) > 5:

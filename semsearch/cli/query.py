@@ -69,7 +69,7 @@ Examples:
 )
 @click.option(
     "--ef",
-    "ef_search",
+    "ef",
     default=None,
     type=click.IntRange(1, MAX_EF_SEARCH),
     help="HNSW candidate list size (more: slower, better recall; default: from the index).",
@@ -134,9 +134,9 @@ Examples:
               help="First stage only, even where the index records a rescoring model.")
 @device_option
 @json_option
-def query(text, k, index_dir, model, queries_file, nprobe, ef_search, mode, fusion,
-          dense_weight, depth, where, rescore_model, rescore_depth, rescore_weight, no_rescore,
-          device, as_json):
+def query(text, k, index_dir, model, queries_file, nprobe, ef, mode, fusion, dense_weight,
+          depth, where, rescore_model, rescore_depth, rescore_weight, no_rescore, device,
+          as_json):
     """Search an index for TEXT.
 
     Prints rank, score, document id and text, trimmed to the terminal; a document split into
@@ -151,23 +151,14 @@ def query(text, k, index_dir, model, queries_file, nprobe, ef_search, mode, fusi
     the top --rescore-depth of them (a fast model, or BM25 alone with --mode lexical, finds;
     a strong one ranks).
     """
+    from semsearch import query as run_query
     from semsearch.errors import DataError
-    from semsearch.index import SearchIndex, resolve_index_dir
-    from semsearch.querying import (
-        QueryEncoding,
-        RescorerLoading,
-        SearchOptions,
-        read_queries,
-        report_truncated,
-        resolve_mode,
-        search,
-    )
 
     if queries_file is not None and text is not None:
         raise click.UsageError("give TEXT or --queries FILE, not both")
     if queries_file is not None:
         try:
-            queries = read_queries(queries_file)
+            queries = [line.strip() for line in queries_file if line.strip()]
         except UnicodeDecodeError as error:
             raise DataError(
                 f"{queries_file.name} is not UTF-8 text (byte {error.start + 1}); give a text "
@@ -177,76 +168,22 @@ def query(text, k, index_dir, model, queries_file, nprobe, ef_search, mode, fusi
             raise DataError(f"no queries in {queries_file.name}; write one query a line")
     elif text is None:
         raise click.UsageError('give a query, e.g. semsearch query "ocean tides" -k 5')
-    elif not text.strip():
-        raise DataError('empty query; give some text, e.g. semsearch query "ocean tides" -k 5')
     else:
         queries = [text]
-
-    if no_rescore and (rescore_model or rescore_depth or rescore_weight is not None):
-        raise click.UsageError("--no-rescore turns the second phase off; leave out --rescore*")
-    options = SearchOptions(
-        mode=mode, fusion=fusion, dense_weight=dense_weight, depth=depth,
-        where=tuple(parse_where(item) for item in where), nprobe=nprobe, ef_search=ef_search,
-        rescore=False if no_rescore else None, rescore_depth=rescore_depth,
-        rescore_weight=rescore_weight,
-    )
-    folder = resolve_index_dir(index_dir)
-    # the encoders load in threads while the index opens (a shell query's start-up, overlapped)
-    encoding = None if mode == "lexical" else QueryEncoding(
-        folder, model, queries, device=None if device == "auto" else device)
-    rescoring = None if no_rescore else RescorerLoading(folder, rescore_model)
-    opened = SearchIndex.open(folder)
-    try:
-        embedder = vectors = None
-        if resolve_mode(opened, mode) != "lexical":
-            embedder, vectors = encoding.result(opened)
-            report_truncated(embedder, queries)
-        rescorer = rescoring.result(opened) if rescoring is not None else None
-        if rescorer is None and (rescore_depth or rescore_weight is not None):
-            raise click.UsageError("--rescore-depth and --rescore-weight need a rescoring model: "
-                                   "give --rescore MODEL")
-        results = search(opened, embedder, queries, k, options=options, vectors=vectors,
-                         rescorer=rescorer)
-        searched = resolve_mode(opened, mode)
-        fused = searched == "hybrid"
-        wordless = ([query for query in queries if not opened.lexical.query_tokens(query)]
-                    if searched == "lexical" else [])
-    finally:
-        opened.close()
-    if wordless:
-        why = "no searchable words (only stopwords or punctuation); use other words, or --mode dense"
-        if len(wordless) == len(queries):
-            raise DataError(f"the query has {why}")
-        for query in wordless:
-            info(f"query {printable(query)!r} has {why}")
-    fusion_note = None
-    if fused and fusion is None and dense_weight is None:
-        from semsearch.index.fusion import describe_fusion, index_fusion
-
-        fusion_note = describe_fusion(*index_fusion(opened.manifest))
-        if fusion_note["source"] == "model" and not as_json:  # the rest: --json and check
-            info(f"fusion {fusion_note['setting']}: {fusion_note['note']}")
-    rescore_note = None
-    if rescorer is not None:
-        from semsearch.querying import describe_rescore
-
-        rescore_note = describe_rescore(opened, rescorer, searched, options)
-        if not as_json:
-            for line in rescore_note.pop("notes"):
-                info(line)
-        else:
-            rescore_note.pop("notes")
-    total = opened.manifest.documents
-    if k > total and not as_json:
-        info(f"the index holds {total} documents; showing all of them")
+    result = run_query(queries, index_dir, k, mode, fusion, dense_weight,
+                       [parse_where(item) for item in where], model, depth, nprobe, ef, device,
+                       rescore_model, rescore_depth, rescore_weight, no_rescore, keep=False,
+                       log=info)
+    if as_json:
+        for line in result.json_lines():
+            echo_json(line)
+        return
+    for line in result.notes:  # the fusion and second phase a search used (--json: with hits)
+        info(line)
+    if k > result.documents:
+        info(f"the index holds {result.documents} documents; showing all of them")
     width = shutil.get_terminal_size((100, 20)).columns
-    for number, (query_text, hits) in enumerate(zip(queries, results, strict=True)):
-        if as_json:
-            for hit in hits:
-                echo_json({"query": query_text, **hit.to_dict(),
-                           **({"fusion": fusion_note} if fusion_note else {}),
-                           **({"rescore": rescore_note} if rescore_note else {})})
-            continue
+    for number, (query_text, hits) in enumerate(zip(queries, result.hits, strict=True)):
         if len(queries) > 1:
             click.echo(("\n" if number else "") + f"query: {printable(query_text)}")
         for hit in hits:

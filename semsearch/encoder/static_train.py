@@ -57,6 +57,7 @@ from semsearch.encoder.store import (
     write_json,
 )
 from semsearch.errors import ConfigError, DataError
+from semsearch.progress import Meter
 
 Log = Callable[[str], None]
 CHECKPOINT = "checkpoint"
@@ -218,9 +219,9 @@ def extend_vocabulary(tokenizer, texts: list[str], count: int):
 
 def _word_vectors(teacher: Path, words: list[str]) -> np.ndarray:
     """The teacher's vector of each word alone (its pieces between [CLS] and [SEP])."""
-    from semsearch.encoder.teacher import teacher_encoder
+    from semsearch.encoder.onnx_encoder import fastest_agreeing
 
-    encoder, _ = teacher_encoder(teacher, words, lambda _m: None)
+    encoder, _ = fastest_agreeing(teacher, words, lambda _m: None, "teacher")
     return np.asarray(encoder.encode(words, batch_size=256), dtype=np.float32)
 
 
@@ -281,7 +282,7 @@ def fit(module, ids: list[list[int]], targets: np.ndarray, config: StaticTrainCo
         perm = np.random.default_rng(config.seed + 1 + epoch).permutation(train)
         module.train()
         losses = []
-        bar = _bar(steps_per_epoch, f"epoch {epoch + 1}/{config.epochs}", progress)
+        bar = Meter(steps_per_epoch, f"epoch {epoch + 1}/{config.epochs}", log, progress, "step")
         for start in range(0, len(perm), config.batch_size):
             rows = perm[start:start + config.batch_size]
             flat, offsets = _flat(ids, rows)
@@ -366,14 +367,6 @@ def _load_checkpoint(partial: Path, module, optimizer, schedule):
     best = {**loop["best"], "state": {k[5:]: v for k, v in tensors.items() if k.startswith("best.")}}
     return loop["history"], best, len(loop["history"])
 
-
-def _bar(total: int, description: str, enabled: bool):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=description, unit="step", leave=False, disable=not enabled)
-
-
-# -- the whole run -----------------------------------------------------------------------------
 
 def distill_static(teacher: str | Path, out: str | Path, config: StaticTrainConfig,
                    texts: list[str], text_counts: dict[str, int], resume: bool = False,
@@ -550,14 +543,17 @@ def train_static(out: str | Path, config: StaticTrainConfig, sources: tuple[str,
     partial = prepare_out(out, resume, overwrite)
     try:
         pairs, report = build_mixture(MixtureConfig(sources=sources, max_pairs=0), data_dir,
-                                      config.seed)
+                                      config.seed, log)
         texts = list(dict.fromkeys(t for p in pairs for t in (p.anchor, p.positive)))
         if init is not None:
             tokenizer = Tokenizer.load(Path(init) / TOKENIZER)
         elif resume:
             tokenizer = Tokenizer.load(partial / TOKENIZER)
         else:
+            began = time.perf_counter()
             tokenizer = Tokenizer.train(texts, config.vocab_size)
+            log(f"tokenizer: {tokenizer.vocab_size:,} WordPiece tokens learned on "
+                f"{len(texts):,} texts ({time.perf_counter() - began:.0f}s)")
         tokenizer.save(partial / TOKENIZER)
         log(f"training static from scratch: {len(pairs):,} pairs, {tokenizer.vocab_size:,} "
             f"tokens x {config.hidden}, batch {config.batch_size}, {config.epochs} epochs")
@@ -606,7 +602,7 @@ def _fit_pairs(module, ids, pairs, anchors, positives, config: StaticTrainConfig
                                                          config.seed + epoch)
         module.train()
         losses = []
-        bar = _bar(len(batches), f"epoch {epoch + 1}/{config.epochs}", progress)
+        bar = Meter(len(batches), f"epoch {epoch + 1}/{config.epochs}", log, progress, "step")
         for rows in batches:
             n = len(rows)
             flat, offsets = _flat(ids, np.concatenate([anchors[rows], positives[rows]]))

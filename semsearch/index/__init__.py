@@ -5,6 +5,9 @@ encoder; the hand-off is a float32, C-contiguous (n, d) L2-normalised array whos
 vector of row id i.
 """
 
+import sys as _sys
+from types import ModuleType as _ModuleType
+
 from semsearch.index.builder import add_rows, build_index, training_sample
 from semsearch.index.faiss_index import (
     add_vectors,
@@ -62,3 +65,26 @@ __all__ = [
     "training_sample",
     "write_index",
 ]
+
+
+class _CallablePackage(_ModuleType):
+    """`semsearch.index` is this package and also the public function `semsearch.index(...)`
+    (the `semsearch index` command, semsearch/indexes.py): Python binds a subpackage's name on
+    its parent once it is imported, so one name can only be both this way. Calling the package
+    calls the function; everything else is the package."""
+
+    def __call__(self, *args, **kwargs):
+        from semsearch.indexes import index
+
+        return index(*args, **kwargs)
+
+    @property
+    def __signature__(self):
+        import inspect
+
+        from semsearch.indexes import index
+
+        return inspect.signature(index)
+
+
+_sys.modules[__name__].__class__ = _CallablePackage
