@@ -6,16 +6,15 @@ The indexing half is semsearch.indexing; both reach the encoder through semsearc
 
 from __future__ import annotations
 
-import sys
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from semsearch.embedder import Embedder, check_model, model_for_index
-from semsearch.errors import DataError, IndexError_
+from semsearch.errors import DataError, IndexError_, NoRescorer
 from semsearch.index import Hit, Manifest, SearchIndex
 from semsearch.index.folder import MANIFEST
 from semsearch.index.fusion import FusionConfig, fuse, index_fusion
@@ -156,15 +155,6 @@ def describe_rescore(index: SearchIndex, rescorer: Rescorer, mode: str,
             "window": used.window or rescorer.full_window, "source": source, "notes": notes}
 
 
-def read_queries(lines: Iterable[str]) -> list[str]:
-    """The non-blank lines, stripped: one query a line.
-
-    >>> read_queries(["ocean tides\\n", "  \\n", " rust "])
-    ['ocean tides', 'rust']
-    """
-    return [line.strip() for line in lines if line.strip()]
-
-
 MODES = ("hybrid", "dense", "lexical")
 
 
@@ -212,18 +202,15 @@ def fusion_for(index: SearchIndex, options: SearchOptions) -> FusionConfig:
     )
 
 
-def report_truncated(embedder: Embedder, queries: Sequence[str]) -> int:
-    """Say once on stderr how many queries are longer than the encoder's window (their end is
-    not searched for); returns that number."""
+def report_truncated(embedder: Embedder, queries: Sequence[str], log) -> int:
+    """Say once through `log` how many queries are longer than the encoder's window (their end
+    is not searched for); returns that number."""
     window = embedder.max_seq_len
     longer = [count for count in embedder.count_tokens(list(queries)) if count > window]
     if longer:
         which = "the query is" if len(queries) == 1 else f"{len(longer)} of {len(queries)} queries are"
-        print(
-            f"note: {which} longer than the model's window of {window} tokens (up to "
-            f"{max(longer)}); only the first {window} tokens are searched for",
-            file=sys.stderr,
-        )
+        log(f"note: {which} longer than the model's window of {window} tokens (up to "
+            f"{max(longer)}); only the first {window} tokens are searched for")
     return len(longer)
 
 
@@ -271,8 +258,8 @@ def search(
     if options.rescore is not False and rescorer is not None:
         second = rescore_settings(index, rescorer, mode, options)
     elif options.rescore:
-        raise DataError("this search has no rescoring model for its second phase; give one "
-                        "(--rescore MODEL)")
+        raise NoRescorer("this search has no rescoring model for its second phase; give one "
+                         "(--rescore MODEL)")
     # the first stage hands the second its top `depth` documents
     first_k = k if second is None else max(k, second.depth)
     results = first_stage(index, embedder, queries, first_k, replace(options, mode=mode),
@@ -406,3 +393,125 @@ def fuse_hits(dense: list[Hit], lexical: list[Hit], fusion: FusionConfig, k: int
         )
         for rank, f in enumerate(fused[:k], start=1)
     ]
+
+
+class QueryResult(list):
+    """What `semsearch.query` returns: for one query text its hits as dicts, for several a list
+    of such lists (a plain list to index and iterate), with what the command prints beside them:
+    `queries`, `hits` (Hit objects, one list a query), `mode` searched, `fusion` (the index's
+    fusion as `describe_fusion` gives it, when a hybrid search used it), `rescore` (the second
+    phase that ran, as `describe_rescore` gives it), `notes` (lines for a person about both),
+    `documents` (in the index) and `wordless` (queries with no searchable word, lexical mode)."""
+
+    def __init__(self, queries: list[str], hits: list[list[Hit]], single: bool, mode: str,
+                 documents: int, fusion: dict | None = None, rescore: dict | None = None,
+                 notes: Sequence[str] = (), wordless: Sequence[str] = ()) -> None:
+        found = [[hit.to_dict() for hit in found] for found in hits]
+        super().__init__(found[0] if single else found)
+        self.queries, self.hits, self.mode, self.documents = queries, hits, mode, documents
+        self.fusion, self.rescore = fusion, rescore
+        self.notes, self.wordless = list(notes), list(wordless)
+
+    def json_lines(self) -> list[dict]:
+        """One dict a hit, as `semsearch query --json` prints them a line each."""
+        note = ({"fusion": self.fusion} if self.fusion else {}) | (
+            {"rescore": self.rescore} if self.rescore else {})
+        return [{"query": text, **hit.to_dict(), **note}
+                for text, found in zip(self.queries, self.hits, strict=True) for hit in found]
+
+    def to_dict(self) -> dict:
+        return {"mode": self.mode, "fusion": self.fusion, "rescore": self.rescore,
+                "documents": self.documents,
+                "queries": [{"query": text, "hits": [hit.to_dict() for hit in found]}
+                            for text, found in zip(self.queries, self.hits, strict=True)]}
+
+
+def run_query(queries: str | Sequence[str], index: str | Path | None, k: int,
+              mode: str | None = None, fusion: str | None = None,
+              dense_weight: float | None = None, where=None, model=None,
+              depth: int | None = None, nprobe: int | None = None, ef: int | None = None,
+              device: str | None = None, loader=None, log=print, rescore=None,
+              rescore_depth: int | None = None, rescore_weight: float | None = None
+              ) -> QueryResult:
+    """`semsearch.query`'s work: resolve the folder, load the encoders (with `loader(model)` and
+    the process's shared rescorer, or, when `loader` is None, each in a thread while the index
+    opens, as a one-shot command does), open the index, search it and close it. `rescore`: a
+    rescoring model folder (or Rescorer), None for the one the index records, False for none."""
+    from semsearch.errors import UsageError
+    from semsearch.index import resolve_index_dir
+    from semsearch.index.fusion import describe_fusion
+
+    single = isinstance(queries, str)
+    texts = [queries] if single else list(queries)
+    if not texts or any(not text.strip() for text in texts):
+        raise DataError('empty query; give some text, e.g. semsearch query "ocean tides" -k 5')
+    if rescore is False and (rescore_depth is not None or rescore_weight is not None):
+        raise UsageError("--no-rescore turns the second phase off; leave out --rescore*")
+    pairs = where.items() if isinstance(where, dict) else (where or ())
+    options = SearchOptions(mode=mode, fusion=fusion, dense_weight=dense_weight, depth=depth,
+                            where=tuple((str(f), _filter_text(v)) for f, v in pairs),
+                            nprobe=nprobe, ef_search=ef,
+                            rescore=False if rescore is False else None,
+                            rescore_depth=rescore_depth, rescore_weight=rescore_weight)
+    folder = resolve_index_dir(index)
+    one_shot = loader is None
+    encoding = None if mode == "lexical" or not one_shot else QueryEncoding(
+        folder, model, texts, device=device)
+    rescoring = None
+    if one_shot and rescore is not False and not isinstance(rescore, Rescorer):
+        rescoring = RescorerLoading(folder, rescore)
+    opened = SearchIndex.open(folder)
+    try:
+        searched = resolve_mode(opened, mode)
+        embedder = vectors = None
+        if searched != "lexical":
+            if not one_shot:
+                embedder = loader(model_for_index(opened.manifest, model))
+            else:
+                embedder, vectors = encoding.result(opened)
+            report_truncated(embedder, texts, log)
+        if isinstance(rescore, Rescorer) or rescore is False:
+            rescorer = rescore or None
+        else:
+            rescorer = rescoring.result(opened) if one_shot else _rescorer(opened, rescore)
+        if rescorer is None and (rescore_depth is not None or rescore_weight is not None):
+            raise UsageError("rescore_depth and rescore_weight (--rescore-depth, "
+                             "--rescore-weight) need a rescoring model: give rescore=MODEL "
+                             "(--rescore MODEL)")
+        results = search(opened, embedder, texts, k, options=options, vectors=vectors,
+                         rescorer=rescorer)
+        wordless = ([text for text in texts if not opened.lexical.query_tokens(text)]
+                    if searched == "lexical" else [])
+    finally:
+        opened.close()
+    if wordless:
+        why = ("no searchable words (only stopwords or punctuation); use other words, or "
+               "--mode dense")
+        if len(wordless) == len(texts):
+            raise DataError(f"the query has {why}")
+        for text in wordless:
+            log(f"query {text!r} has {why}")
+    notes = []
+    fusion_note = None
+    if searched == "hybrid" and fusion is None and dense_weight is None:
+        fusion_note = describe_fusion(*index_fusion(opened.manifest))
+        if fusion_note["source"] == "model":
+            notes.append(f"fusion {fusion_note['setting']}: {fusion_note['note']}")
+    rescore_note = None
+    if rescorer is not None:
+        rescore_note = describe_rescore(opened, rescorer, searched, options)
+        notes += rescore_note.pop("notes")
+    return QueryResult(texts, results, single, searched, opened.manifest.documents, fusion_note,
+                       rescore_note, notes, wordless)
+
+
+def _rescorer(opened: SearchIndex, rescore) -> Rescorer | None:
+    """The process's shared Rescorer for `rescore` (a model folder; None: the index's recorded
+    one), or None when there is none."""
+    wanted = rescore_model_for_index(opened.manifest, opened.folder, rescore)
+    if wanted is None:
+        return None
+    rescorer = shared_rescorer(wanted)
+    if rescore is None:
+        check_recorded(opened.manifest, rescorer, opened.folder)
+    return rescorer

@@ -352,11 +352,12 @@ def test_serve_rescores_per_request_and_reports_its_cache(workspace):
         assert cache["hits"] >= 3 and cache["hit_rate"] > 0
         bad = client.get("/search", params={"q": "x", "rescore_depth": 0})
         assert bad.status_code == 422
-    # an index that records none and a server told none: no second phase, said in /health
+    # an index that records none and a server told none: no second phase, said in /health; asked
+    # for one anyway, the server cannot answer (409), as for a filter on an unknown field
     with TestClient(create_app(ServeConfig(index=str(workspace / "idx")))) as client:
         assert client.get("/health").json()["rescore"] is None
         asked = client.get("/search", params={"q": "tides", "rescore": True})
-        assert asked.status_code == 422 and "rescoring model" in asked.json()["error"]["message"]
+        assert asked.status_code == 409 and "rescoring model" in asked.json()["error"]["message"]
 
 
 def test_serve_drops_the_cache_when_the_index_is_swapped(workspace):

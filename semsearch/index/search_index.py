@@ -69,6 +69,9 @@ class Hit:
     def to_dict(self) -> dict:
         data = asdict(self)
         del data["row"]
+        if self.rescore_score is None:  # the second phase's fields only where it ran
+            for name in ("rescore_score", "rescore_rank", "first_rank"):
+                del data[name]
         return data
 
 

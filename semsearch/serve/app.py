@@ -35,7 +35,7 @@ from pydantic import (
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from semsearch import __version__
-from semsearch.errors import IndexError_, SemsearchError, UnknownFieldError
+from semsearch.errors import IndexError_, NoRescorer, SemsearchError, UnknownFieldError
 from semsearch.limits import MAX_EF_SEARCH, MAX_NPROBE, MAX_RESCORE_DEPTH
 from semsearch.serve import schema
 from semsearch.serve.page import render_page
@@ -193,8 +193,9 @@ def create_app(config: ServeConfig | None = None, served: Served | None = None) 
     @app.exception_handler(SemsearchError)
     async def library_error(request: Request, error: SemsearchError):
         # 409: the request is well formed but the served index cannot answer it (no index, a
-        # broken one, a filter on a field none of its documents has); 422: the request is wrong
-        status = 409 if isinstance(error, IndexError_ | UnknownFieldError) else 422
+        # broken one, a filter on a field none of its documents has, a second phase where the
+        # server has no rescoring model); 422: the request is wrong
+        status = 409 if isinstance(error, IndexError_ | UnknownFieldError | NoRescorer) else 422
         return _error(status, str(error))
 
     @app.exception_handler(RequestValidationError)

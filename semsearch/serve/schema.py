@@ -144,7 +144,8 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
 ERROR_MEANINGS = {
     401: "missing or wrong API key (when the server runs with --api-key)",
     409: "the served index cannot answer: there is none, it is broken (rebuild or restart), or "
-         "a filter names a metadata field none of its documents has",
+         "a filter names a metadata field none of its documents has, or rescore=true where the "
+         "server has no rescoring model",
     413: "request too large: more texts, longer texts or a larger body than the limits",
     422: "invalid request: a field of the wrong type or out of bounds, an empty query, ...",
 }
