@@ -41,13 +41,8 @@ def worker(args) -> None:
     from semsearch.encoder.model import Encoder
     from semsearch.encoder.presets import apply_overrides, preset
     from semsearch.encoder.tokenizer import Tokenizer
-    from semsearch.encoder.train import (
-        _batch_keys,
-        _distributed_model,
-        _optimizer,
-        _tokenize,
-        train_step,
-    )
+    from semsearch.encoder.train_data import batch_keys, tokenize
+    from semsearch.encoder.train_steps import distributed_model, make_optimizer, train_step
 
     config = apply_overrides(preset(args.preset), dict(s.split("=", 1) for s in args.set))
     cfg = config.train
@@ -59,12 +54,12 @@ def worker(args) -> None:
     tokenizer = Tokenizer.train(texts, config.tokenizer.vocab_size, config.tokenizer.lowercase)
     model_config = replace(config.model, vocab_size=tokenizer.vocab_size)
     model = Encoder(model_config).to(device)
-    net = _distributed_model(model, ranks, device)
-    examples = _tokenize(pairs, tokenizer, model_config.max_seq_len)
-    batches = plan_batches(_batch_keys(pairs), cfg.batch_size, np.random.default_rng(cfg.seed))
+    net = distributed_model(model, ranks, device)
+    examples = tokenize(pairs, tokenizer, model_config.max_seq_len)
+    batches = plan_batches(batch_keys(pairs), cfg.batch_size, np.random.default_rng(cfg.seed))
     needed = args.warmup + args.steps
     batches = (batches * (needed // max(1, len(batches)) + 1))[:needed]
-    optimizer = _optimizer(model, cfg.lr, cfg.weight_decay)
+    optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)
     times = []
     for number, batch in enumerate(batches):

@@ -35,11 +35,15 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5, help="shell runs of semsearch query, per mode")
     parser.add_argument("--repeats", type=int, default=50, help="in-process queries per mode")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--rescore", metavar="MODEL", default=None,
+                        help="also time each mode with this second phase (rescore+MODE rows; "
+                        "the in-process rows warm the rescorer's cache as a server would)")
+    parser.add_argument("--rescore-depth", type=int, default=None)
     args = parser.parse_args()
 
     from semsearch.embedder import load_embedder, model_for_index
     from semsearch.index import SearchIndex, resolve_index_dir
-    from semsearch.querying import search
+    from semsearch.querying import SearchOptions, search
 
     folder = resolve_index_dir(args.index)
     index = SearchIndex.open(folder)
@@ -48,30 +52,48 @@ def main() -> None:
     rows: dict = {"index": str(folder), "vectors": index.index.ntotal, "k": args.k,
                   "query_texts": len(texts), "modes": {}}
 
-    for mode in modes:
+    arms = [(mode, None) for mode in modes]
+    if args.rescore:
+        arms += [(mode, args.rescore) for mode in modes if mode != "dense"]
+    for mode, second in arms:
+        name = mode if second is None else f"rescore+{mode}"
         command = [sys.executable, "-m", "semsearch.cli", "query", args.query, "-k", str(args.k),
                    "--index", str(folder), "--mode", mode]
+        command += (["--rescore", second] if second else ["--no-rescore"])
+        if second and args.rescore_depth:
+            command += ["--rescore-depth", str(args.rescore_depth)]
         walls = []
         for _ in range(args.runs):
             started = time.perf_counter()
             subprocess.run(command, check=True, capture_output=True)
             walls.append(time.perf_counter() - started)
-        rows["modes"][mode] = {"shell_wall_s_median": statistics.median(walls),
+        rows["modes"][name] = {"shell_wall_s_median": statistics.median(walls),
                                "shell_wall_s": walls}
 
     model = model_for_index(index.manifest, None)
     embedder = load_embedder(model, None, texts=1)
     rows["embedder"] = type(embedder).__name__
     search(index, embedder, texts[:1], args.k, mode=modes[0])  # warm: first-call set-up
-    for mode in modes:
+    rescorer = None
+    if args.rescore:
+        from semsearch.rescoring import load_rescorer
+
+        rescorer = load_rescorer(args.rescore)
+    for mode, second in arms:
+        name = mode if second is None else f"rescore+{mode}"
         latencies = []
         for i in range(args.repeats):
             started = time.perf_counter()
-            search(index, embedder, [texts[i % len(texts)]], args.k, mode=mode)
+            search(index, embedder, [texts[i % len(texts)]], args.k, mode=mode,
+                   rescorer=rescorer if second else None,
+                   options=SearchOptions(rescore=bool(second),
+                                         rescore_depth=args.rescore_depth if second else None))
             latencies.append(time.perf_counter() - started)
         latencies.sort()
-        rows["modes"][mode]["p50_ms"] = 1000 * statistics.median(latencies)
-        rows["modes"][mode]["p90_ms"] = 1000 * latencies[int(0.9 * (len(latencies) - 1))]
+        rows["modes"][name]["p50_ms"] = 1000 * statistics.median(latencies)
+        rows["modes"][name]["p90_ms"] = 1000 * latencies[int(0.9 * (len(latencies) - 1))]
+    if rescorer is not None:
+        rows["rescore_cache"] = rescorer.stats()
     index.close()
     if "hybrid" in rows["modes"]:
         rows["hybrid_over_dense_p50"] = (rows["modes"]["hybrid"]["p50_ms"]

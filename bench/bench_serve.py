@@ -7,6 +7,12 @@ and, with --json, one JSON line.
 
     python bench/bench_serve.py --index indexes/docs --requests 2000 --concurrency 16
     python bench/bench_serve.py --index indexes/docs --endpoint embeddings --workers 2
+    python bench/bench_serve.py --index runs/mlq --rescore models/minilm --queries q.txt
+
+With --rescore MODEL the server runs a second phase (MODEL re-scores each query's top
+documents); the run reports the rescoring cache's size and hit rate from /health after it,
+and with --compare the same run without the second phase (rescore=false on each request,
+same server) beside it.
 """
 
 from __future__ import annotations
@@ -47,6 +53,8 @@ def start_server(args) -> tuple[subprocess.Popen, str]:
         command += ["--index", args.index]
     if args.model:
         command += ["--model", args.model]
+    if args.rescore:
+        command += ["--rescore", args.rescore]
     env = {key: value for key, value in os.environ.items() if key != "SEMSEARCH_API_KEY"}
     server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE, text=True)
@@ -80,7 +88,10 @@ async def load(url: str, args, queries: list[str]) -> dict:
             started = time.perf_counter()
             try:
                 if args.endpoint == "search":
-                    answer = await client.get("/search", params={"q": text, "k": args.k})
+                    params = {"q": text, "k": args.k}
+                    if args.rescore and not args.second_phase:
+                        params["rescore"] = "false"
+                    answer = await client.get("/search", params=params)
                 else:
                     answer = await client.post("/v1/embeddings",
                                                json={"input": [text] * args.batch})
@@ -139,6 +150,10 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8, help="texts per embeddings request")
     parser.add_argument("--queries", help="file of queries, one a line (default: built-in)")
     parser.add_argument("--json", action="store_true", help="also print one JSON line")
+    parser.add_argument("--rescore", metavar="MODEL", help="serve with this second phase")
+    parser.add_argument("--compare", action="store_true",
+                        help="with --rescore: also run with rescore=false, alternated")
+    parser.add_argument("--rounds", type=int, default=1, help="with --compare: on/off rounds")
     args = parser.parse_args()
     if args.requests < 1 or args.concurrency < 1 or args.time_cap <= 0:
         parser.error("--requests, --concurrency and --time-cap must be positive")
@@ -153,13 +168,34 @@ def main() -> None:
         url = args.url.rstrip("/")
     else:
         server, url = start_server(args)
+    runs = []
     try:
         health = httpx.get(url + "/health", timeout=10).json()
-        result = asyncio.run(load(url, args, queries))
+        sides = [True, False] if args.rescore and args.compare else [bool(args.rescore)]
+        for _ in range(args.rounds if len(sides) > 1 else 1):
+            for side in sides:
+                args.second_phase = side
+                run = asyncio.run(load(url, args, queries))
+                run["second_phase"] = side
+                if args.rescore:
+                    run["rescore_cache"] = httpx.get(url + "/health",
+                                                     timeout=10).json()["rescore"]["cache"]
+                runs.append(run)
     finally:
         if server is not None:
             server.terminate()
             server.wait(timeout=30)
+    result = runs[0]
+    if len(runs) > 1:
+        for run in runs[1:]:
+            side = "on" if run["second_phase"] else "off"
+            print(f"second phase {side}: {run['requests_per_s']} req/s, p50 {run['p50_ms']} ms, "
+                  f"p99 {run['p99_ms']} ms, {run['errors']} errors")
+        result = {**runs[0], "runs": runs}
+    if args.rescore:
+        cache = runs[-1]["rescore_cache"]
+        print(f"rescoring cache after the run: {cache['entries']} chunk vectors, hit rate "
+              f"{cache['hit_rate']} ({cache['hits']} hits, {cache['misses']} misses)")
     result["model"] = health["model"]["name"]
     result["index_documents"] = (health.get("index") or {}).get("documents")
     result["machine"] = f"{platform.machine()}, {os.cpu_count()} CPUs"

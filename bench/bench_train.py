@@ -30,16 +30,14 @@ def measure(preset_name: str, steps: int, warmup: int, data_dir: str | None, ove
     from semsearch.encoder.model import Encoder
     from semsearch.encoder.presets import apply_overrides, preset
     from semsearch.encoder.tokenizer import Tokenizer
-    from semsearch.encoder.train import (
-        _batch_keys,
-        _graded_batches,
-        _graded_rows,
-        _optimizer,
-        _tokenize,
-        _tokenize_graded,
-        sts_step,
-        train_step,
+    from semsearch.encoder.train_data import (
+        batch_keys,
+        graded_batches,
+        read_graded_rows,
+        tokenize,
+        tokenize_graded,
     )
+    from semsearch.encoder.train_steps import make_optimizer, sts_step, train_step
 
     config = apply_overrides(preset(preset_name), overrides)
     cfg = config.train
@@ -54,9 +52,9 @@ def measure(preset_name: str, steps: int, warmup: int, data_dir: str | None, ove
 
     model_config = replace(config.model, vocab_size=tokenizer.vocab_size)
     model = Encoder(model_config).to(device)
-    examples = _tokenize(pairs, tokenizer, model_config.max_seq_len)
-    batches = plan_batches(_batch_keys(pairs), cfg.batch_size, np.random.default_rng(cfg.seed))
-    optimizer = _optimizer(model, cfg.lr, cfg.weight_decay)
+    examples = tokenize(pairs, tokenizer, model_config.max_seq_len)
+    batches = plan_batches(batch_keys(pairs), cfg.batch_size, np.random.default_rng(cfg.seed))
+    optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)
     times, real_tokens, padded_tokens = [], [], []
     for i, batch in enumerate(batches[: warmup + steps]):
@@ -74,9 +72,9 @@ def measure(preset_name: str, steps: int, warmup: int, data_dir: str | None, ove
                                      for s in range(0, len(lengths), size)))
     sts = {}
     if cfg.sts_epochs:
-        graded = _tokenize_graded(_graded_rows(data_dir, [], cfg.sts_batch, lambda _m: None),
+        graded = tokenize_graded(read_graded_rows(data_dir, [], cfg.sts_batch, lambda _m: None),
                                   tokenizer, model_config.max_seq_len)
-        sts_batches = _graded_batches(len(graded[2]), cfg.sts_batch, cfg.seed)
+        sts_batches = graded_batches(len(graded[2]), cfg.sts_batch, cfg.seed)
         sts_times = []
         for i, batch in enumerate(sts_batches[: warmup + steps]):
             seconds = _timed(device, sts_step, model, optimizer, scheduler, graded, batch, cfg,

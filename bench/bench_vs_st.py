@@ -243,7 +243,8 @@ def bench_train(args, minilm: Path) -> dict:
     from semsearch.encoder.model import Encoder
     from semsearch.encoder.presets import preset
     from semsearch.encoder.tokenizer import Tokenizer
-    from semsearch.encoder.train import _batch_keys, _optimizer, _tokenize, train_step
+    from semsearch.encoder.train_data import batch_keys, tokenize
+    from semsearch.encoder.train_steps import make_optimizer, train_step
 
     config = preset("production")
     cfg = replace(config.train, batch_size=BATCH)
@@ -252,7 +253,7 @@ def bench_train(args, minilm: Path) -> dict:
     pairs, _ = build_mixture(config.data, args.data_dir, seed=cfg.seed)
     texts = [t for p in pairs for t in (p.anchor, p.positive, p.negative) if t]
     tokenizer = Tokenizer.train(texts, config.tokenizer.vocab_size, config.tokenizer.lowercase)
-    batches = plan_batches(_batch_keys(pairs), cfg.batch_size, np.random.default_rng(cfg.seed))
+    batches = plan_batches(batch_keys(pairs), cfg.batch_size, np.random.default_rng(cfg.seed))
     needed = args.warmup + args.repeats * args.steps
     if len(batches) < needed:
         sys.exit(f"error: the mixture gives {len(batches)} batches, fewer than the {needed} asked "
@@ -266,14 +267,14 @@ def bench_train(args, minilm: Path) -> dict:
 
     ours_config = replace(config.model, vocab_size=tokenizer.vocab_size)
     ours = Encoder(ours_config).to(device)
-    examples = _tokenize(pairs, tokenizer, ours_config.max_seq_len)
-    ours_optimizer = _optimizer(ours, cfg.lr, cfg.weight_decay)
+    examples = tokenize(pairs, tokenizer, ours_config.max_seq_len)
+    ours_optimizer = make_optimizer(ours, cfg.lr, cfg.weight_decay)
     ours_scheduler = torch.optim.lr_scheduler.LambdaLR(ours_optimizer, lambda s: 1.0)
 
     with tempfile.TemporaryDirectory() as folder:
         st_model = build_st_model(minilm, Path(folder), ours_config)
         st_loss = st_mnrl(st_model, cfg.scale, cfg.symmetric)
-        st_optimizer = _optimizer(st_model, cfg.lr, cfg.weight_decay)
+        st_optimizer = make_optimizer(st_model, cfg.lr, cfg.weight_decay)
 
         def ours_step(batch: list[int]) -> int:
             train_step(ours, ours_optimizer, ours_scheduler, examples, batch, cfg, device)

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from semsearch.progress import Log, resolve_log
+
 if TYPE_CHECKING:
     from semsearch.embedder import Embedder
 
@@ -81,35 +83,95 @@ def query(
     mode: str | None = None,
     fusion: str | None = None,
     dense_weight: float | None = None,
-    where: dict[str, str] | None = None,
+    where: dict[str, str] | Sequence[tuple[str, str]] | None = None,
     model=None,
-) -> list[dict] | list[list[dict]]:
-    """Search an index folder (default: the latest written) as `semsearch query --json` does.
+    depth: int | None = None,
+    nprobe: int | None = None,
+    ef: int | None = None,
+    device: str | None = "auto",
+    rescore=None,
+    rescore_depth: int | None = None,
+    rescore_weight: float | None = None,
+    no_rescore: bool = False,
+    keep: bool = True,
+    log: Log | None = None,
+):
+    """Search an index folder (default: the latest written) as `semsearch query` does.
 
     `mode` hybrid, dense or lexical (default: hybrid where the index has a lexical part);
-    `fusion` weighted or rrf and `dense_weight` override the index's calibrated fusion; `where`
-    keeps documents whose metadata has every field = value. One query gives a list of hits (dicts
-    with rank, score, id, chunk, chunks, text, metadata and each side's score and rank), a list
-    of queries a list of such lists.
-    """
-    from semsearch.embedder import model_for_index
-    from semsearch.index import resolve_index_dir
-    from semsearch.querying import SearchOptions, resolve_mode
-    from semsearch.querying import search as run_search
+    `fusion` weighted or rrf, `dense_weight` and `depth` override the index's calibrated fusion;
+    `where` keeps documents whose metadata has every field = value; `nprobe` / `ef` widen an
+    IVF / HNSW search. One query gives a list of hits (dicts with rank, score, id, chunk,
+    chunks, text, metadata and each side's score and rank), a list of queries a list of such
+    lists; either is a QueryResult, which also holds what the command prints beside the hits.
+    `keep`: keep the model loaded, and the index opened, for later calls (the index is opened
+    again once a writer has swapped in a new version); the command line, which searches once
+    and exits, passes False and gets the fastest start instead.
 
-    single = isinstance(queries, str)
-    texts = [queries] if single else list(queries)
-    options = SearchOptions(mode=mode, fusion=fusion, dense_weight=dense_weight,
-                            where=tuple((str(f), str(v)) for f, v in (where or {}).items()))
-    opened, lock = _opened(resolve_index_dir(index))
-    with lock:  # one search at a time an opened index (its SQLite connection, FAISS settings)
-        encoder = None
-        if resolve_mode(opened, mode) != "lexical":
-            encoder = _encoder(model if model is not None
-                               else model_for_index(opened.manifest, None))
-        results = run_search(opened, encoder, texts, k, options=options)
-    found = [[hit.to_dict() for hit in hits] for hits in results]
-    return found[0] if single else found
+    `rescore`: a second phase, as `semsearch query --rescore`: a model folder whose encoder
+    re-scores the first stage's top `rescore_depth` documents (fused with BM25 by
+    `rescore_weight`; both default to the pair's calibration), None for the one the index
+    records (`semsearch index --rescore`), if any; `no_rescore=True` (or rescore=False) for
+    none. The model is loaded once per process and its chunk vectors cached.
+
+    >>> semsearch.query("ocean tides", index="indexes/docs", k=1)[0]["id"]   # doctest: +SKIP
+    'docs:7'
+    >>> semsearch.query("ocean tides", index="indexes/docs", mode="lexical",
+    ...                 rescore="models/minilm", rescore_depth=30)   # doctest: +SKIP
+    """
+    from semsearch.querying import run_query
+
+    log = resolve_log(log)
+    if no_rescore and (rescore not in (None, False) or rescore_depth is not None
+                       or rescore_weight is not None):
+        from semsearch.errors import UsageError
+
+        raise UsageError("--no-rescore turns the second phase off; leave out --rescore*")
+    loader = None
+    if keep or (model is not None and not isinstance(model, (str, Path))):
+        loader = _encoder
+    return run_query(queries, index, k, mode, fusion, dense_weight, where, model, depth, nprobe,
+                     ef, None if device == "auto" else device, loader, log,
+                     False if no_rescore else rescore, rescore_depth, rescore_weight,
+                     opener=_opened if keep else None)
+
+
+def embed(
+    corpus: str | Path,
+    out: str | Path,
+    model=None,
+    batch_size: int = 64,
+    format: str | None = None,
+    text_field: str = "text",
+    id_field: str | None = None,
+    errors: str = "strict",
+    overwrite: bool = False,
+    device: str | None = "auto",
+    precision: str = "fp32",
+    backend: str | None = None,
+    progress: bool = False,
+):
+    """Write the vector of every document of `corpus` (any file `index` reads; `format`,
+    `text_field`, `id_field` and `errors` as there) to `out` (`semsearch embed`): vectors.npy
+    with its ids in vectors.ids.txt, or vectors.parquet (columns id, embedding). One unit
+    float32 vector a document (its first max_seq_len tokens), streamed to disk; an existing
+    `out` is replaced only with `overwrite`. Returns the EmbedReport the command prints.
+
+    >>> semsearch.embed("corpora/docs.txt", "docs.npy").documents      # doctest: +SKIP
+    20
+    """
+    from semsearch.corpora import ReaderOptions
+    from semsearch.embed_corpus import embed_corpus, output_format
+    from semsearch.embedder import load_embedder
+
+    output_format(Path(out))  # a bad `out` fails before the model loads
+    embedder = model if hasattr(model, "encode") and not isinstance(model, (str, Path)) else (
+        load_embedder(model, device=None if device == "auto" else device,
+                      precision=precision, backend=backend))
+    options = ReaderOptions(format=format, text_field=text_field, id_field=id_field,
+                            errors=errors)
+    return embed_corpus(corpus, embedder, out, options, batch_size=batch_size,
+                        overwrite=overwrite, progress=progress)
 
 
 # index folders opened by `query`, kept as models are: folder -> (index, identity, lock)

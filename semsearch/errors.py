@@ -9,6 +9,11 @@ class ConfigError(SemsearchError):
     """An unknown preset or key, or a value of the wrong type."""
 
 
+class UsageError(ConfigError):
+    """Options that do not go together, or one that is missing (the CLI exits with 2, as for a
+    bad flag)."""
+
+
 class DataError(SemsearchError):
     """A data file or folder is missing, empty or malformed."""
 
@@ -16,6 +21,11 @@ class DataError(SemsearchError):
 class UnknownFieldError(DataError):
     """A filter names a metadata field that no document of the index has (yet): the request is
     well formed, the index it met cannot answer it (HTTP 409, not 422)."""
+
+
+class NoRescorer(DataError):
+    """A search asks for a second phase where none is loaded or recorded: well formed, but the
+    index or server it met cannot answer it (HTTP 409, not 422)."""
 
 
 class ModelError(SemsearchError):

@@ -76,6 +76,8 @@ class IndexOptions:
     # continue an interrupted build of the same corpus, model and settings from what it
     # finished (semsearch.build_resume); without one to continue, build from the start
     resume: bool = False
+    # the default second phase to record in the manifest (semsearch.rescoring.describe_model)
+    rescore: dict | None = None
 
 
 @dataclass
@@ -252,6 +254,7 @@ def _build(writer: IndexWriter, reader, embedder, options, chunking, progress,
             manifest = new_manifest(embedder, index, store, recipe, chunking,
                                     corpus_entry(reader, stats, embedder), stats.chunks,
                                     trained_on, lexical)
+            manifest.rescore = options.rescore
             if vectors is not None and not recipe.rerank:
                 vectors.path.unlink()
             made.finish()
@@ -384,6 +387,8 @@ def _append(writer: IndexWriter, reader, embedder, options, chunking, progress,
             manifest.documents = store.count_documents()
             manifest.next_row = start + stats.chunks
             manifest.corpora.append(corpus_entry(reader, stats, embedder))
+            if options.rescore is not None:
+                manifest.rescore = options.rescore
             manifest.updated = now()
             writer.write_manifest(manifest)
     finally:

@@ -10,3 +10,5 @@ MAX_NPROBE = 1 << 20
 MAX_EF_SEARCH = 1 << 16
 # a 32-bit FAISS int: every count handed to FAISS must stay below it
 INT32_MAX = 2**31 - 1
+# first-stage documents a second phase re-scores (each is encoded by the rescoring model)
+MAX_RESCORE_DEPTH = 1000

@@ -29,14 +29,8 @@ def probe(model_dir: str, epochs: int, overrides: dict, data_dir: str | None) ->
     from semsearch.encoder import SentenceEncoder
     from semsearch.encoder.presets import RunConfig, apply_overrides
     from semsearch.encoder.store import read_config
-    from semsearch.encoder.train import (
-        _graded_batches,
-        _graded_rows,
-        _lr_factor,
-        _optimizer,
-        _tokenize_graded,
-        sts_step,
-    )
+    from semsearch.encoder.train_data import graded_batches, read_graded_rows, tokenize_graded
+    from semsearch.encoder.train_steps import lr_factor, make_optimizer, sts_step
     from semsearch.eval.metrics import spearman
 
     config = apply_overrides(RunConfig.from_dict(read_config(Path(model_dir))), overrides)
@@ -44,7 +38,7 @@ def probe(model_dir: str, epochs: int, overrides: dict, data_dir: str | None) ->
     torch.manual_seed(cfg.seed)
     encoder = SentenceEncoder.load(model_dir, device="cpu")
     model, tokenizer, device = encoder.model, encoder.tokenizer, torch.device("cpu")
-    graded = _tokenize_graded(_graded_rows(data_dir, [], cfg.sts_batch, lambda _m: None),
+    graded = tokenize_graded(read_graded_rows(data_dir, [], cfg.sts_batch, lambda _m: None),
                               tokenizer, model.config.max_seq_len)
     dev = load_stsb("dev", data_dir)
     gold = np.array([r.score for r in dev])
@@ -59,13 +53,13 @@ def probe(model_dir: str, epochs: int, overrides: dict, data_dir: str | None) ->
 
     per_epoch = len(graded[2]) // cfg.sts_batch
     total = per_epoch * epochs
-    optimizer = _optimizer(model, cfg.lr, cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, 0, total, cfg))
+    optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, 0, total, cfg))
     rows = [score(0, 0.0)]
     started = time.perf_counter()
     for epoch in range(epochs):
         model.train()
-        for batch in _graded_batches(len(graded[2]), cfg.sts_batch, cfg.seed + epoch):
+        for batch in graded_batches(len(graded[2]), cfg.sts_batch, cfg.seed + epoch):
             sts_step(model, optimizer, scheduler, graded, batch, cfg, device)
         rows.append(score(epoch + 1, time.perf_counter() - started))
     return {"model": model_dir, "sts_loss": cfg.sts_loss, "sts_lr": cfg.sts_lr,

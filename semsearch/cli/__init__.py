@@ -11,7 +11,7 @@ import importlib
 import click
 
 from semsearch import __version__
-from semsearch.errors import SemsearchError
+from semsearch.errors import SemsearchError, UsageError
 
 # command name -> "module:attribute"; a module that does not exist yet is skipped.
 COMMANDS = {
@@ -60,6 +60,8 @@ class LazyGroup(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except UsageError as error:
+            raise click.UsageError(str(error)) from None
         except SemsearchError as error:
             raise click.ClickException(str(error)) from None
         except OSError as error:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from semsearch.cli.common import echo_json, info, json_option
+from semsearch.progress import silent
 
 EXAMPLES = """\b
 Examples:
@@ -43,59 +44,14 @@ def check(ctx, index_dir, model, sample, as_json):
     beside the recall recorded when it was built or last tuned. Exit code 0 only when healthy;
     a recall well under the target means the index should be rebuilt.
     """
-    from pathlib import Path
-
+    from semsearch import check as run_check
     from semsearch.cli.terminal import printable
-    from semsearch.index import resolve_index_dir
-    from semsearch.index.verify import verify_index
 
-    folder = resolve_index_dir(index_dir)
-    report = verify_index(folder, sample=sample)
-    if report.manifest is not None:
-        _check_fingerprint(report, model, Path)
-        if report.manifest.lexical and report.manifest.has_vectors:
-            from semsearch.index.fusion import describe_fusion, index_fusion
-
-            fusion = describe_fusion(*index_fusion(report.manifest))
-            report.add("fusion", "ok" if fusion["calibrated"] else "warn",
-                       f"hybrid {fusion['setting']}: {fusion['note']}")
+    report = run_check(index_dir, model, sample, log=silent if as_json else info)
     if as_json:
         echo_json(report.to_dict())
     else:
         for item in report.checks:
             click.echo(f"{item.status:<5} {item.name:<12} {printable(item.detail)}")
-        verdict = "healthy" if report.healthy else "NOT healthy"
-        info(f"{folder}: {verdict}")
     if not report.healthy:
         ctx.exit(1)
-
-
-def _check_fingerprint(report, model, Path) -> None:
-    """The model the index was built with (or --model) still gives the vectors it holds."""
-    from semsearch.encoder.store import CONFIG, model_fingerprints, read_config
-    from semsearch.errors import SemsearchError
-
-    manifest = report.manifest
-    if not manifest.has_vectors:
-        report.add("model", "ok", "none needed: the index has no vectors (--lexical-only)")
-        return
-    folder = Path(model) if model else Path(manifest.model_path)
-    if not (folder / CONFIG).is_file():
-        report.add("model", "fail" if model else "warn",
-                   f"model folder {folder} not found; pass --model DIR to check the fingerprint")
-        return
-    try:
-        full, weights_only = model_fingerprints(folder, read_config(folder))
-    except (SemsearchError, OSError) as error:
-        report.add("model", "fail", f"{folder}: {error}")
-        return
-    if manifest.model_fingerprint == full:
-        report.add("model", "ok", f"{folder} matches fingerprint {full}")
-    elif manifest.model_fingerprint == weights_only:
-        report.add("model", "warn", f"{folder} has the same weights; this index was built before "
-                   "fingerprints covered tokenizer.json and config.json, so changes to those "
-                   "cannot be detected: rebuild it to record the full fingerprint")
-    else:
-        report.add("model", "fail", f"{folder} (fingerprint {full}) is not the model this index "
-                   f"was built with ({manifest.model_fingerprint}); rebuild the index or pass "
-                   "--model with the original model")

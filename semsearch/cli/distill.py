@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from semsearch.cli.common import data_dir_option, echo_json, info, json_option, progress_enabled
@@ -25,20 +23,21 @@ Examples:
 @click.option("--teacher", required=True, metavar="MODEL_DIR",
               help="The model whose vectors the student learns (any model folder, e.g. one "
                    "brought in with `semsearch import-model`).")
-@click.option("--preset", "preset_name", default="static", show_default=True,
+@click.option("--preset", "preset", default="static", show_default=True,
               type=click.Choice(["static", "distilled"]),
               help="The student: static (a table of token vectors, no transformer) or "
                    "distilled (a transformer of every other teacher layer, window 128).")
-@click.option("--text", "text_files", multiple=True, type=click.Path(dir_okay=False),
+@click.option("--text", "text", multiple=True, type=click.Path(dir_okay=False),
               metavar="FILE", help="Also distil on this text file, one text a line (repeatable).")
-@click.option("--corpus", "corpora", multiple=True, type=click.Path(dir_okay=False),
+@click.option("--corpus", "corpus", multiple=True, type=click.Path(dir_okay=False),
               metavar="FILE",
               help="Also distil on your documents (any file `semsearch index` reads), cut into "
                    "the windows `index` cuts them into (repeatable).")
 @click.option("--wiki", "wiki", multiple=True, metavar="SPEC",
-              help="Wikipedia text from the data folder, e.g. wiki-sentences@80000 or "
-                   "wiki-passages@40000 (default: both of those; --wiki none for no Wikipedia).")
-@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+              help="Text from the data folder, e.g. wiki-sentences@80000, wiki-passages@40000, "
+                   "questions@20000, captions@20000 or paraphrases@8000 (default: all five; "
+                   "--wiki none for none).")
+@click.option("--set", "set_", multiple=True, metavar="KEY=VALUE",
               help="Override a student setting, e.g. hidden=384, epochs=6, lr=1e-3, "
                    "loss=mse (repeatable).")
 @data_dir_option
@@ -49,8 +48,8 @@ Examples:
 @click.option("--no-calibrate", is_flag=True,
               help="Skip calibrating the hybrid fusion on the data folder's retrieval sets.")
 @json_option
-def distill(teacher, preset_name, text_files, corpora, wiki, settings, data_dir, out, resume,
-            overwrite, no_calibrate, as_json):
+def distill(teacher, preset, text, corpus, wiki, set_, data_dir, out, resume, overwrite,
+            no_calibrate, as_json):
     """Distil a teacher into a small student on text that needs no labels.
 
     The student learns to give each text the teacher's vector (Model2Vec's start, then
@@ -60,40 +59,11 @@ def distill(teacher, preset_name, text_files, corpora, wiki, settings, data_dir,
     encodes them again. The model is then calibrated for hybrid search (fusion.json) on the
     data folder's retrieval collections, unless --no-calibrate.
     """
-    from semsearch.cli.calibrate import calibrate_after
-    from semsearch.data.sources import resolve_data_dir
-    from semsearch.data.unlabelled import DEFAULT_TEXT, gather
-    from semsearch.encoder.presets import parse_set_options
-    from semsearch.encoder.static_train import StaticTrainConfig, distill_static
-    from semsearch.encoder.store import models_dir, read_config, resolve_model
-    from semsearch.encoder.student_train import StudentConfig, distill_transformer
-    from semsearch.encoder.tokenizer import Tokenizer
+    from semsearch import distill as run_distill
 
-    values = {k: str(v) for k, v in parse_set_options(settings).items()}
-    config = (StaticTrainConfig.with_overrides(values) if preset_name == "static"
-              else StudentConfig.with_overrides(values))
-    teacher_dir = resolve_model(teacher).resolve()
-    if preset_name == "distilled":  # a start the teacher cannot give fails before any work
-        from semsearch.encoder.student_train import student_from_teacher
-
-        student_from_teacher(teacher_dir, config)
-    folder = Path(out) if out else models_dir() / preset_name
-    specs = () if wiki == ("none",) else (wiki or DEFAULT_TEXT)
-    folder_data = resolve_data_dir(data_dir)
-    window = int(read_config(teacher_dir)["model"]["max_seq_len"])
-    tokenizer = Tokenizer.load(teacher_dir / "tokenizer.json")
-    texts, counts = gather(specs, text_files, corpora, folder_data,
-                           lambda batch: [len(i) for i in tokenizer.encode(batch)], window)
-    info(f"distilling {teacher_dir.name} into a {preset_name} student: {len(texts):,} texts ("
-         + ", ".join(f"{name} {n:,}" for name, n in counts.items()) + ")")
-    quiet = not progress_enabled()
-    run = distill_static if preset_name == "static" else distill_transformer
-    summary = run(teacher_dir, folder, config, texts, counts, resume=resume,
-                  overwrite=overwrite, progress=not quiet, log=info)
-    summary["calibration"] = calibrate_after(folder, data_dir, skip=no_calibrate)
+    report = run_distill(teacher, preset, text, corpus, wiki, set_, data_dir, out, resume,
+                         overwrite, no_calibrate, log=info, progress=progress_enabled())
     if as_json:
-        echo_json(summary)
+        echo_json(report.to_dict())
         return
-    info(f"saved {summary['model']} ({summary['seconds']:.0f}s; teacher vectors "
-         f"{summary['teacher']['seconds']:.0f}s on {summary['teacher']['path']})")
-    info(f"try: semsearch index corpora/docs.txt --model {summary['model']}")
+    info(f"try: semsearch index corpora/docs.txt --model {report.model}")

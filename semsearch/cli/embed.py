@@ -32,14 +32,14 @@ Examples:
               help="Model folder (default: the newest folder under models/).")
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1),
               help="Texts encoded per batch.")
-@click.option("--format", "corpus_format", type=click.Choice(["txt", "jsonl", "csv", "tsv"]),
+@click.option("--format", "format_", type=click.Choice(["txt", "jsonl", "csv", "tsv"]),
               default=None, help="Corpus format (default: from the file name, as `index`).")
 @click.option("--text-field", default="text", show_default=True, metavar="NAME",
               help="JSONL field or CSV/TSV column holding the text.")
 @click.option("--id-field", default=None, metavar="NAME",
               help="JSONL field or CSV/TSV column holding the id (default: 'id' when present, "
               "else <file name>:<line number>).")
-@click.option("--errors", "error_mode", type=click.Choice(["strict", "skip", "replace"]),
+@click.option("--errors", "errors", type=click.Choice(["strict", "skip", "replace"]),
               default="strict", show_default=True,
               help="A line that is not UTF-8 or valid JSON: stop, skip it, or replace the bytes.")
 @click.option("--overwrite", is_flag=True, help="Replace --out (and its ids file) if present.")
@@ -47,24 +47,18 @@ Examples:
 @precision_option
 @backend_option
 @json_option
-def embed(corpus, out, model, batch_size, corpus_format, text_field, id_field, error_mode,
-          overwrite, device, precision, backend, as_json):
+def embed(corpus, out, model, batch_size, format_, text_field, id_field, errors, overwrite,
+          device, precision, backend, as_json):
     """Write the vectors of every document in CORPUS (any format `index` reads) with their ids.
 
     One L2-normalised float32 vector a document (its first max_seq_len tokens), streamed to
     disk a window at a time, in the layouts embedding-reader and autofaiss read.
     """
-    from semsearch.corpora import ReaderOptions
-    from semsearch.embed_corpus import embed_corpus, output_format
-    from semsearch.embedder import load_embedder
+    from semsearch import embed as run_embed
 
-    output_format(out)  # a bad --out fails before the model loads
-    embedder = load_embedder(model, device=None if device == "auto" else device,
-                             precision=precision, backend=backend)
-    options = ReaderOptions(format=corpus_format, text_field=text_field, id_field=id_field,
-                            errors=error_mode)
-    report = embed_corpus(corpus, embedder, out, options, batch_size=batch_size,
-                          overwrite=overwrite, progress=progress_enabled() and not as_json)
+    report = run_embed(corpus, out, model, batch_size, format_, text_field, id_field, errors,
+                       overwrite, device, precision, backend,
+                       progress=progress_enabled() and not as_json)
     if as_json:
         echo_json(report.to_dict())
         return

@@ -5,8 +5,6 @@ Kept apart from cli/index.py so that command only gains a decorator and a branch
 
 from __future__ import annotations
 
-import functools
-
 import click
 
 ENGINE_EXAMPLES = """\
@@ -16,61 +14,49 @@ ENGINE_EXAMPLES = """\
 
 
 def engine_options(command):
-    """Add --engine, --address, --concurrency, --num-gpus and --shard-size to a command; the
-    command receives them as one `engine` dict (None for --engine local)."""
+    """Add --engine, --address, --concurrency, --num-gpus and --shard-size to a command (passed
+    on to `semsearch.index` as they are; it checks they go together)."""
 
-    @click.option(
-        "--engine",
-        type=click.Choice(["local", "ray"]),
-        default="local",
-        show_default=True,
-        help="local: embed and build in this process. ray: embed the corpus in shards on a Ray "
-        "cluster and build the index from the shards (needs `pip install "
-        "'semsearch[distributed]'`); rerunning after a crash embeds only the missing shards.",
-    )
-    @click.option(
-        "--address",
-        default=None,
-        metavar="ADDR",
-        help="--engine ray: the cluster, auto, HOST:6379 or ray://HOST:10001 (default: start a "
-        "local Ray on this machine).",
-    )
-    @click.option(
-        "--concurrency",
-        default=2,
-        show_default=True,
-        type=click.IntRange(min=1),
-        help="--engine ray: encoder actors (each loads the model once).",
-    )
-    @click.option(
-        "--num-gpus",
-        default=0.0,
-        show_default=True,
-        type=click.FloatRange(min=0),
-        help="--engine ray: GPUs each encoder actor uses (0: CPU).",
-    )
-    @click.option(
-        "--shard-size",
-        default=10_000,
-        show_default=True,
-        type=click.IntRange(min=1),
-        metavar="DOCS",
-        help="--engine ray: documents a shard (the unit that is embedded, retried and kept).",
-    )
-    @functools.wraps(command)
-    def wrapper(*args, engine, address, concurrency, num_gpus, shard_size, **kwargs):
-        if engine == "local":
-            given = [name for name, value, default in (
-                ("--address", address, None), ("--concurrency", concurrency, 2),
-                ("--num-gpus", num_gpus, 0.0), ("--shard-size", shard_size, 10_000),
-            ) if value != default]
-            if given:
-                raise click.UsageError(f"{', '.join(given)} only apply with --engine ray")
-            return command(*args, engine=None, **kwargs)
-        from semsearch.distributed import RayOptions
-
-        options = RayOptions(address=address, concurrency=concurrency, num_gpus=num_gpus,
-                             partition_documents=shard_size)
-        return command(*args, engine=options, **kwargs)
-
-    return wrapper
+    options = [
+        click.option(
+            "--engine",
+            type=click.Choice(["local", "ray"]),
+            default="local",
+            show_default=True,
+            help="local: embed and build in this process. ray: embed the corpus in shards on a Ray "
+            "cluster and build the index from the shards (needs `pip install "
+            "'semsearch[distributed]'`); rerunning after a crash embeds only the missing shards.",
+        ),
+        click.option(
+            "--address",
+            default=None,
+            metavar="ADDR",
+            help="--engine ray: the cluster, auto, HOST:6379 or ray://HOST:10001 (default: start a "
+            "local Ray on this machine).",
+        ),
+        click.option(
+            "--concurrency",
+            default=2,
+            show_default=True,
+            type=click.IntRange(min=1),
+            help="--engine ray: encoder actors (each loads the model once).",
+        ),
+        click.option(
+            "--num-gpus",
+            default=0.0,
+            show_default=True,
+            type=click.FloatRange(min=0),
+            help="--engine ray: GPUs each encoder actor uses (0: CPU).",
+        ),
+        click.option(
+            "--shard-size",
+            default=10_000,
+            show_default=True,
+            type=click.IntRange(min=1),
+            metavar="DOCS",
+            help="--engine ray: documents a shard (the unit that is embedded, retried and kept).",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command

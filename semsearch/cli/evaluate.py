@@ -22,7 +22,7 @@ from semsearch.cli.common import (
 @data_dir_option
 @click.option(
     "--retrieval",
-    "retrieval_dirs",
+    "retrieval",
     multiple=True,
     metavar="DIR",
     help="Search a BEIR-layout folder (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv) through "
@@ -32,12 +32,12 @@ from semsearch.cli.common import (
 @click.option("--split", default=None, metavar="NAME",
               help="qrels split of the --retrieval folders (default: dev where qrels/dev.tsv "
               "exists, else test).")
-@click.option("--search/--no-search", "run_search", default=True, show_default=True,
+@click.option("--search/--no-search", "search", default=True, show_default=True,
               help="Run the retrieval collections through the search path and calibrate the "
               "model's hybrid fusion (writes fusion.json in the model folder on a full run).")
 @click.option(
     "--pairs",
-    "pairs_file",
+    "pairs",
     default=None,
     metavar="FILE",
     help="Hand-written pairs to check, one a line: text_a<TAB>text_b<TAB>similar|dissimilar.",
@@ -49,12 +49,21 @@ from semsearch.cli.common import (
               "eval-limitN.json so the full eval.json stays.")
 @click.option("--clustering/--no-clustering", default=True, show_default=True,
               help="Also score k-means on Wikipedia sentences grouped by article (V-measure).")
+@click.option("--rescore", "rescore", default=None, metavar="MODEL",
+              help="Also measure a two-stage search: the model's index finds candidates, MODEL "
+              "re-scores them; calibrates the pair's depth and weight (rescore.json in MODEL's "
+              "folder, where `query --rescore` finds them) and reports them out of fold.")
+@click.option("--rescore-mode", "rescore_mode", multiple=True, default=("hybrid", "lexical"),
+              show_default=True, type=click.Choice(["hybrid", "dense", "lexical"]),
+              help="First stages to measure under --rescore (repeatable; lexical: BM25 alone).")
+@click.option("--rescore-window", default=0, type=click.IntRange(0, 8192), metavar="TOKENS",
+              help="Tokens of a candidate's chunk the rescoring model reads (0: its window).")
 @device_option
 @precision_option
 @backend_option
 @json_option
-def evaluate(model, data_dir, retrieval_dirs, split, run_search, pairs_file, batch_size, limit,
-             clustering, device, precision, backend, as_json):
+def evaluate(model, data_dir, retrieval, split, search, pairs, batch_size, limit, clustering,
+             rescore, rescore_mode, rescore_window, device, precision, backend, as_json):
     """Score a model: STS-B, retrieval, vs TF-IDF.
 
     Reports STS-B test and dev Spearman and Pearson (x100) of cosine against gold; the mean
@@ -76,56 +85,15 @@ def evaluate(model, data_dir, retrieval_dirs, split, run_search, pairs_file, bat
       semsearch evaluate --limit 200      # a quick check
       semsearch evaluate --precision int8 # int8 encoding, saved as eval-int8.json
       semsearch evaluate --backend torch  # encode with PyTorch instead of ONNX Runtime
+      semsearch evaluate --model models/static --rescore models/minilm   # two stages
     """
-    from semsearch.data.sources import resolve_data_dir
-    from semsearch.eval.pairs import read_pairs
-    from semsearch.eval.report import format_report, report_path, write_report
-    from semsearch.eval.runner import evaluate as run_evaluation
-    from semsearch.eval.search_eval import shared_collections
-    from semsearch.index.fusion import write_model_fusion
+    from semsearch import evaluate as run_evaluate
 
-    pairs = read_pairs(pairs_file) if pairs_file else None
-    search_sets = []
-    if run_search and retrieval_dirs:
-        search_sets = [(folder, split or _default_split(folder)) for folder in retrieval_dirs]
-    elif run_search:
-        search_sets = shared_collections(resolve_data_dir(data_dir))
-    from semsearch.embedder import load_embedder
-
-    encoder = load_embedder(model, device=None if device == "auto" else device,
-                            precision=precision, backend=backend)
-    info(f"evaluating {encoder.path} on {getattr(encoder, 'backend', 'torch')}")
-    report = run_evaluation(
-        encoder,
-        data_dir=data_dir,
-        retrieval_dirs=() if run_search else retrieval_dirs,
-        search_sets=search_sets,
-        pairs=pairs,
-        pairs_file=pairs_file,
-        batch_size=batch_size,
-        limit=limit,
-        clustering=clustering,
-        progress=is_tty() and not as_json,
-        log=info,
-    )
-    path = write_report(report, report_path(encoder.path, limit, precision))
-    fusion = (report.get("search") or {}).get("fusion")
-    if fusion and limit is None and precision == "fp32":
-        from semsearch.index.fusion import FusionConfig
-
-        calibrated = FusionConfig.from_dict(fusion)
-        saved = write_model_fusion(encoder.path, encoder.fingerprint, calibrated,
-                                   report["search"]["collections"])
-        info(f"hybrid fusion calibrated: {fusion['setting']} (saved to {saved}; indexes built "
-             "from now on use it)")
+    result = run_evaluate(model, data_dir, retrieval, split, search, pairs, batch_size, limit,
+                          clustering, rescore, rescore_mode, rescore_window, device, precision,
+                          backend, log=info, progress=is_tty() and not as_json)
     if as_json:
-        echo_json(report)
+        echo_json(result.to_dict())
     else:
-        click.echo(format_report(report))
-    info(f"report saved to {path}")
-
-
-def _default_split(folder) -> str:
-    from pathlib import Path
-
-    return "dev" if (Path(folder) / "qrels" / "dev.tsv").is_file() else "test"
+        click.echo(result.table())
+    info(f"report saved to {result.path}")

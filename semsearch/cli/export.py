@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 import click
 
 from semsearch.cli.common import echo_json, info, json_option
+from semsearch.models import EXPORT_FORMATS
 
 EXAMPLES = """\b
 Examples:
@@ -19,43 +17,9 @@ Examples:
 """
 
 
-def _sentence_transformers(model: str, out: str | None, overwrite: bool) -> dict[str, Any]:
-    from semsearch.encoder.st_export import export_sentence_transformers
-
-    if out is None:
-        raise click.UsageError("--format sentence-transformers needs --out DIR")
-    return export_sentence_transformers(model, out, overwrite=overwrite)
-
-
-def _onnx(model: str, out: str | None, overwrite: bool) -> dict[str, Any]:
-    import importlib.util
-
-    from semsearch.encoder.store import resolve_model
-    from semsearch.errors import ConfigError
-
-    if out is not None:
-        raise click.UsageError("--format onnx writes into the model folder; leave out --out")
-    missing = [m for m in ("onnx", "onnxruntime") if importlib.util.find_spec(m) is None]
-    if missing:
-        raise ConfigError(f"--format onnx needs {' and '.join(missing)}: "
-                          "pip install 'semsearch[onnx]'")
-    from semsearch.encoder.onnx_export import export_onnx
-
-    folder = resolve_model(model)
-    info(f"exporting {folder} to ONNX")
-    return {"format": "onnx", "out": str(folder / "onnx"), **export_onnx(folder)}
-
-
-# format name -> exporter(model, out, overwrite) -> summary; one entry a format
-EXPORTERS: dict[str, Callable[[str, str | None, bool], dict[str, Any]]] = {
-    "sentence-transformers": _sentence_transformers,
-    "onnx": _onnx,
-}
-
-
 @click.command(epilog=EXAMPLES)
 @click.argument("model", metavar="MODEL")
-@click.option("--format", "format_", type=click.Choice(sorted(EXPORTERS)),
+@click.option("--format", "format_", type=click.Choice(EXPORT_FORMATS),
               default="sentence-transformers", show_default=True, help="What to write.")
 @click.option("--out", default=None, metavar="DIR", help="Folder to write, for "
               "sentence-transformers (must not exist, be empty, or be an earlier export with "
@@ -76,15 +40,11 @@ def export(model, format_, out, overwrite, as_json):
     output layers kept in fp32. Each graph records the fingerprint of the weights it came from;
     semsearch never runs a stale one. Needs pip install 'semsearch[onnx]'.
     """
-    summary = EXPORTERS[format_](model, out, overwrite)
+    from semsearch import export as run_export
+
+    report = run_export(model, format_, out, overwrite, log=info)
     if as_json:
-        echo_json(summary)
+        echo_json(report.to_dict())
         return
-    if format_ == "onnx":
-        fused = summary.get("fused_ops", {})
-        info(f"fused: {', '.join(f'{op} x{n}' for op, n in fused.items()) or 'none'}")
-        for precision, path in summary.get("files", {}).items():
-            click.echo(f"{precision}: {path}")
-        return
-    info(f"wrote {summary['out']} ({summary['format']}"
-         + (f", {summary['architecture']}" if summary.get("architecture") else "") + ")")
+    for precision, path in report.details.get("files", {}).items():
+        click.echo(f"{precision}: {path}")

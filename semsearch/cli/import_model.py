@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from semsearch.cli.common import data_dir_option, echo_json, info, json_option
+from semsearch.cli.common import data_dir_option, echo_json, info, json_option, progress_enabled
+from semsearch.progress import silent
 
 EXAMPLES = """\b
 Examples:
@@ -44,21 +45,13 @@ def import_model(source, out, max_seq_len, overwrite, no_calibrate, data_dir, as
     extra modules (Dense, ...) and missing files are refused. The folder is written under a
     temporary name and renamed when complete.
     """
-    from semsearch.encoder.convert import import_model as run_import
+    from semsearch import import_model as run_import
 
-    summary = run_import(source, out, max_seq_len=max_seq_len, overwrite=overwrite)
-    from semsearch.cli.calibrate import calibrate_after
-
-    summary["calibration"] = calibrate_after(out, data_dir, skip=no_calibrate,
-                                             log=(lambda _m: None) if as_json else info)
+    report = run_import(source, out, max_seq_len, overwrite, no_calibrate, data_dir,
+                        log=silent if as_json else info,
+                        progress=not as_json and progress_enabled())
     if as_json:
-        echo_json(summary)
+        echo_json(report.to_dict())
         return
-    counts = summary["parameters"]
-    info(
-        f"imported {summary['kind']} model {summary['source']}: hidden {summary['hidden']}, "
-        f"{summary['layers']} layers, {summary['heads']} heads, {summary['max_seq_len']} tokens, "
-        f"vocabulary {summary['vocab_size']:,}, {counts['total'] / 1e6:.1f}M parameters"
-    )
-    info(f"wrote {summary['model']}")
-    info(f"try: semsearch evaluate --model {summary['model']}")
+    info(f"wrote {report.model}")
+    info(f"try: semsearch evaluate --model {report.model}")

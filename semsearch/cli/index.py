@@ -16,7 +16,7 @@ from semsearch.cli.common import (
     wait_option,
 )
 from semsearch.cli.engine import ENGINE_EXAMPLES, engine_options
-from semsearch.corpora.chunking import MAX_CHUNKS
+from semsearch.indexes import MAX_CHUNKS
 
 EXAMPLES = """\b
 Examples:
@@ -28,6 +28,9 @@ Examples:
   semsearch index --add-lexical --out indexes/old   # BM25 for an index built before it had one
   semsearch index book.txt --max-chunks 5000 --wait 60
   semsearch index corpora/docs.txt --backend onnx --precision int8   # fastest on a CPU
+  semsearch index corpora/docs.txt --model models/static --rescore models/minilm  # two stages
+  semsearch index --rescore models/minilm --out indexes/docs   # record a second phase only
+  semsearch index --rescore none --out indexes/docs            # ... or clear it
   semsearch index articles.jsonl --lexical-only     # BM25 alone: no model, no vectors
   semsearch index big.jsonl --out indexes/big --resume   # continue an interrupted build
 """ + ENGINE_EXAMPLES
@@ -45,7 +48,7 @@ Examples:
 )
 @click.option(
     "--type",
-    "index_type",
+    "type_",
     default="auto",
     show_default=True,
     metavar="TYPE",
@@ -87,7 +90,7 @@ Examples:
 )
 @click.option(
     "--format",
-    "corpus_format",
+    "format_",
     type=click.Choice(["txt", "jsonl", "csv", "tsv"]),
     default=None,
     help="Corpus format (default: from the file name; .gz is read "
@@ -109,7 +112,7 @@ Examples:
 )
 @click.option(
     "--errors",
-    "error_mode",
+    "errors",
     type=click.Choice(["strict", "skip", "replace"]),
     default="strict",
     show_default=True,
@@ -144,6 +147,15 @@ Examples:
     help="Chunks kept of one document (a window of the model's tokens each); the rest of a "
     "longer document is not indexed, and every cut is reported.",
 )
+@click.option(
+    "--rescore",
+    "rescore",
+    default=None,
+    metavar="MODEL",
+    help="Record MODEL as the index's second phase: `query` and `serve` re-score the first "
+    "stage's top documents with it unless told --no-rescore ('none' clears it; with --out and "
+    "no CORPUS, only the record of an existing index changes).",
+)
 @wait_option
 @device_option
 @precision_option
@@ -153,26 +165,31 @@ Examples:
 def index(
     corpus,
     model,
-    index_type,
+    type_,
     max_memory,
     target_recall,
     out,
     append,
     batch_size,
-    corpus_format,
+    format_,
     text_field,
     id_field,
-    error_mode,
+    errors,
     add_lexical,
     resume,
     lexical_only,
     max_chunks,
+    rescore,
     wait,
     device,
     precision,
     backend,
     as_json,
     engine,
+    address,
+    concurrency,
+    num_gpus,
+    shard_size,
 ):
     """Embed CORPUS and build a search index.
 
@@ -184,70 +201,20 @@ def index(
     `semsearch query` uses the most recently written index (recorded in indexes/.semsearch-latest) unless
     given --index.
     """
-    from pathlib import Path
-
+    from semsearch import index as run_index
     from semsearch.cli.terminal import printable
-    from semsearch.corpora import ReaderOptions
-    from semsearch.embedder import load_embedder, model_for_index
-    from semsearch.index import Manifest, default_index_dir, parse_memory
-    from semsearch.indexing import IndexOptions, index_corpus
+    from semsearch.index.recipe import LEXICAL_ONLY
 
-    if add_lexical:
-        from semsearch.index import add_lexical as add_lexical_part
-
-        if corpus is not None or out is None:
-            raise click.UsageError("--add-lexical takes --out INDEX and no CORPUS")
-        documents = add_lexical_part(Path(out))
+    report = run_index(corpus, model, type_, max_memory, target_recall, out, append, batch_size,
+                       format_, text_field, id_field, errors, add_lexical, max_chunks, rescore,
+                       wait, device, precision, backend, engine, address, concurrency, num_gpus,
+                       shard_size, resume=resume, lexical_only=lexical_only, log=info,
+                       progress=is_tty() and not as_json)
+    if corpus is None:  # --add-lexical, or --rescore recorded on an existing index
         if as_json:
-            echo_json({"index": out, "lexical_documents": documents})
-        info(f"added a BM25 index of {documents} documents to {out}")
+            echo_json(report.to_dict())
         return
-    if corpus is None:
-        raise click.UsageError("give a CORPUS file to index, e.g. semsearch index corpora/docs.txt")
-    folder = Path(out) if out else default_index_dir(Path(corpus))
-    options = IndexOptions(
-        type=index_type,
-        max_memory=parse_memory(max_memory) if max_memory else None,
-        target_recall=target_recall,
-        batch_size=batch_size,
-        reader=ReaderOptions(corpus_format, text_field, id_field, error_mode),
-        max_chunks=max_chunks,
-        wait=wait,
-        resume=resume,
-    )
-    if append and index_type != "auto":
-        info(f"--type {index_type} ignored: an appended index keeps the recipe it was built with")
-    existing = (Manifest.read(folder / "manifest.json")
-                if append and (folder / "manifest.json").is_file() else None)
-    if existing is not None and not existing.has_vectors:
-        lexical_only = model is None  # an index without vectors is appended to without a model
-    if lexical_only and (engine is not None or model is not None):
-        raise click.UsageError("--lexical-only loads no model and runs locally; leave out "
-                               f"{'--model' if model is not None else '--engine ray'}")
-    if existing is not None and model is None:
-        model = model_for_index(existing, None)
-    embedder = None if lexical_only else load_embedder(
-        model, device=None if device == "auto" else device, precision=precision,
-        backend=backend)
-    if embedder is None:
-        info(f"{'appending' if append else 'indexing'} {corpus} for BM25 alone (no model)")
-    else:
-        info(f"{'appending' if append else 'indexing'} {corpus} with model {embedder.name}"
-             + (f" ({precision})" if precision != "fp32" else "")
-             + f" on {getattr(embedder, 'backend', 'torch')}")
-    if resume and append:
-        raise click.UsageError("--resume continues a build; an --append is run again whole")
-    if engine is not None:  # --engine ray
-        if append:
-            raise click.UsageError("--append runs locally; leave out --engine ray")
-        from semsearch.distributed import index_corpus_ray
-
-        report = index_corpus_ray(Path(corpus), embedder, folder, options, engine, log=info)
-    else:
-        report = index_corpus(
-            Path(corpus), embedder, folder, options, append=append,
-            progress=is_tty() and not as_json, log=info,
-        )
+    folder = report.folder
     for line, reason in report.lines_skipped[:5]:
         info(f"skipped line {line}: {printable(reason)}")
     if len(report.lines_skipped) > 5:
@@ -266,7 +233,8 @@ def index(
         info(f"nothing new: all {report.duplicates_skipped} documents are already in {folder}")
         return
     duplicates = f", {report.duplicates_skipped} duplicates skipped" if append else ""
-    made = f"{report.chunks_added} vectors" if embedder is not None else "no vectors"
+    lexical = report.recipe.get("kind") == LEXICAL_ONLY  # --lexical-only (or appended to one)
+    made = "no vectors" if lexical else f"{report.chunks_added} vectors"
     info(
         f"{'added' if append else 'indexed'} {report.documents_added} documents "
         f"({made}{duplicates}) in {report.seconds:.1f}s"
@@ -282,7 +250,7 @@ def index(
                      + ("" if after >= (target or 0) else "; rebuild the index to restore it"))
             else:
                 info(f"recall@10 on a sample: {before:.3f} (target {target}), {setting} {old}")
-    elif embedder is None:
+    elif lexical:
         info("index: BM25 alone (no model, no vectors; query it with --mode lexical)")
     else:
         info(f"index: {recipe['factory']}  ({recipe['reason']})")

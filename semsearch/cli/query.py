@@ -8,7 +8,7 @@ import click
 
 from semsearch.cli.common import device_option, echo_json, info, json_option
 from semsearch.cli.terminal import printable
-from semsearch.limits import MAX_EF_SEARCH, MAX_K, MAX_NPROBE
+from semsearch.limits import MAX_EF_SEARCH, MAX_K, MAX_NPROBE, MAX_RESCORE_DEPTH
 
 EXAMPLES = """\b
 Examples:
@@ -21,6 +21,8 @@ Examples:
   semsearch query "ocean tides" --mode dense                  # vectors alone
   semsearch query "ocean tides" --fusion rrf                  # reciprocal-rank fusion
   semsearch query "tax law" --where lang=en --where year=2015 # metadata filters
+  semsearch query "ocean tides" --rescore models/minilm       # a strong model re-scores the top
+  semsearch query "ocean tides" --mode lexical --rescore models/minilm --rescore-depth 30
 """
 
 
@@ -67,7 +69,7 @@ Examples:
 )
 @click.option(
     "--ef",
-    "ef_search",
+    "ef",
     default=None,
     type=click.IntRange(1, MAX_EF_SEARCH),
     help="HNSW candidate list size (more: slower, better recall; default: from the index).",
@@ -106,34 +108,57 @@ Examples:
     help="Only documents whose metadata FIELD equals VALUE (repeatable: all must hold); the "
     "fields are the JSONL/CSV columns other than id and text.",
 )
+@click.option(
+    "--rescore",
+    "rescore_model",
+    default=None,
+    metavar="MODEL",
+    help="Second phase: MODEL re-encodes the query and the first stage's top documents and its "
+    "cosine, fused with BM25, re-ranks them (default: the model the index records, if any).",
+)
+@click.option(
+    "--rescore-depth",
+    type=click.IntRange(1, MAX_RESCORE_DEPTH),
+    default=None,
+    metavar="N",
+    help="First-stage documents the second phase re-scores (default: calibrated for the pair "
+    "by `semsearch evaluate --rescore`, else 50).",
+)
+@click.option(
+    "--rescore-weight",
+    type=click.FloatRange(0.0, 1.0),
+    default=None,
+    help="The rescoring cosine's share against BM25, 0-1 (default: calibrated, else 0.8).",
+)
+@click.option("--no-rescore", is_flag=True,
+              help="First stage only, even where the index records a rescoring model.")
 @device_option
 @json_option
-def query(text, k, index_dir, model, queries_file, nprobe, ef_search, mode, fusion,
-          dense_weight, depth, where, device, as_json):
+def query(text, k, index_dir, model, queries_file, nprobe, ef, mode, fusion, dense_weight,
+          depth, where, rescore_model, rescore_depth, rescore_weight, no_rescore, device,
+          as_json):
     """Search an index for TEXT.
 
     Prints rank, score, document id and text, trimmed to the terminal; a document split into
     chunks shows its best chunk as id#chunk. The score is the cosine in dense mode, BM25 in
     lexical mode, and the fused score in hybrid mode. With --json, one JSON object a line:
     query, rank, score, id, chunk, chunks, text, metadata, and dense_score, dense_rank,
-    lexical_score, lexical_rank (null where the document was not among that side's candidates).
+    lexical_score, lexical_rank (null where the document was not among that side's candidates),
+    and with a second phase (--rescore) rescore_score, rescore_rank and first_rank.
+
+    With --rescore MODEL (or a rescoring model the index records: `semsearch index --rescore`)
+    the search runs in two stages: the index finds candidates as above, then MODEL re-scores
+    the top --rescore-depth of them (a fast model, or BM25 alone with --mode lexical, finds;
+    a strong one ranks).
     """
+    from semsearch import query as run_query
     from semsearch.errors import DataError
-    from semsearch.index import SearchIndex, resolve_index_dir
-    from semsearch.querying import (
-        QueryEncoding,
-        SearchOptions,
-        read_queries,
-        report_truncated,
-        resolve_mode,
-        search,
-    )
 
     if queries_file is not None and text is not None:
         raise click.UsageError("give TEXT or --queries FILE, not both")
     if queries_file is not None:
         try:
-            queries = read_queries(queries_file)
+            queries = [line.strip() for line in queries_file if line.strip()]
         except UnicodeDecodeError as error:
             raise DataError(
                 f"{queries_file.name} is not UTF-8 text (byte {error.start + 1}); give a text "
@@ -143,55 +168,22 @@ def query(text, k, index_dir, model, queries_file, nprobe, ef_search, mode, fusi
             raise DataError(f"no queries in {queries_file.name}; write one query a line")
     elif text is None:
         raise click.UsageError('give a query, e.g. semsearch query "ocean tides" -k 5')
-    elif not text.strip():
-        raise DataError('empty query; give some text, e.g. semsearch query "ocean tides" -k 5')
     else:
         queries = [text]
-
-    options = SearchOptions(
-        mode=mode, fusion=fusion, dense_weight=dense_weight, depth=depth,
-        where=tuple(parse_where(item) for item in where), nprobe=nprobe, ef_search=ef_search,
-    )
-    folder = resolve_index_dir(index_dir)
-    # the encoder loads in a thread while the index opens (a shell query's start-up, overlapped)
-    encoding = None if mode == "lexical" else QueryEncoding(
-        folder, model, queries, device=None if device == "auto" else device)
-    opened = SearchIndex.open(folder)
-    try:
-        embedder = vectors = None
-        if resolve_mode(opened, mode) != "lexical":
-            embedder, vectors = encoding.result(opened)
-            report_truncated(embedder, queries)
-        results = search(opened, embedder, queries, k, options=options, vectors=vectors)
-        searched = resolve_mode(opened, mode)
-        fused = searched == "hybrid"
-        wordless = ([query for query in queries if not opened.lexical.query_tokens(query)]
-                    if searched == "lexical" else [])
-    finally:
-        opened.close()
-    if wordless:
-        why = "no searchable words (only stopwords or punctuation); use other words, or --mode dense"
-        if len(wordless) == len(queries):
-            raise DataError(f"the query has {why}")
-        for query in wordless:
-            info(f"query {printable(query)!r} has {why}")
-    fusion_note = None
-    if fused and fusion is None and dense_weight is None:
-        from semsearch.index.fusion import describe_fusion, index_fusion
-
-        fusion_note = describe_fusion(*index_fusion(opened.manifest))
-        if fusion_note["source"] == "model" and not as_json:  # the rest: --json and check
-            info(f"fusion {fusion_note['setting']}: {fusion_note['note']}")
-    total = opened.manifest.documents
-    if k > total and not as_json:
-        info(f"the index holds {total} documents; showing all of them")
+    result = run_query(queries, index_dir, k, mode, fusion, dense_weight,
+                       [parse_where(item) for item in where], model, depth, nprobe, ef, device,
+                       rescore_model, rescore_depth, rescore_weight, no_rescore, keep=False,
+                       log=info)
+    if as_json:
+        for line in result.json_lines():
+            echo_json(line)
+        return
+    for line in result.notes:  # the fusion and second phase a search used (--json: with hits)
+        info(line)
+    if k > result.documents:
+        info(f"the index holds {result.documents} documents; showing all of them")
     width = shutil.get_terminal_size((100, 20)).columns
-    for number, (query_text, hits) in enumerate(zip(queries, results, strict=True)):
-        if as_json:
-            for hit in hits:
-                echo_json({"query": query_text, **hit.to_dict(),
-                           **({"fusion": fusion_note} if fusion_note else {})})
-            continue
+    for number, (query_text, hits) in enumerate(zip(queries, result.hits, strict=True)):
         if len(queries) > 1:
             click.echo(("\n" if number else "") + f"query: {printable(query_text)}")
         for hit in hits:

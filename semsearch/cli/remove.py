@@ -33,13 +33,8 @@ def remove(ids, index_dir, wait, as_json):
     IVF indexes (including ivfpq) can delete in place; HNSW graphs cannot, and the command says
     so and changes nothing. The folder is rewritten atomically; no model is needed.
     """
-    from semsearch.index import remove_documents, resolve_index_dir
+    from semsearch import remove as run_remove
 
-    folder = resolve_index_dir(index_dir)
-    documents, vectors = remove_documents(folder, ids, wait=wait)
+    report = run_remove(ids, index_dir, wait, log=info)
     if as_json:
-        echo_json(
-            {"index": str(folder), "documents_removed": documents, "vectors_removed": vectors}
-        )
-    else:
-        info(f"removed {documents} documents ({vectors} vectors) from {folder}")
+        echo_json(report.to_dict())

@@ -39,10 +39,15 @@ Examples:
               help="Documents a query may ask for.")
 @click.option("--device", default="auto", show_default=True,
               help="cuda, mps, cpu, or auto (the numpy path on a CPU, as `semsearch query`).")
+@click.option("--rescore", "rescore_model", default=None, metavar="MODEL",
+              help="A second phase: MODEL re-scores each query's top documents (default: the "
+              "one the index records, if any); a request turns it off with rescore=false.")
+@click.option("--no-rescore", is_flag=True,
+              help="No second phase, even where the index records a rescoring model.")
 @backend_option
 @precision_option
 def serve(index_dir, model, host, port, workers, api_key, max_texts, max_chars, max_k, device,
-          backend, precision):
+          rescore_model, no_rescore, backend, precision):
     """Serve an index and its model over HTTP until Ctrl-C.
 
     \b
@@ -62,7 +67,10 @@ def serve(index_dir, model, host, port, workers, api_key, max_texts, max_chars, 
     from semsearch.serve.app import CONFIG_ENV, create_app
     from semsearch.serve.state import Limits, ServeConfig
 
+    if no_rescore and rescore_model:
+        raise click.UsageError("give --rescore MODEL or --no-rescore, not both")
     config = ServeConfig(index=index_dir, model=model,
+                         rescore="none" if no_rescore else rescore_model,
                          device=None if device == "auto" else device, backend=backend,
                          precision=precision, api_key=api_key or None,
                          limits=Limits(max_texts=max_texts, max_chars=max_chars, max_k=max_k))
@@ -77,7 +85,9 @@ def serve(index_dir, model, host, port, workers, api_key, max_texts, max_chars, 
     served = app.state.served
     model = (f"model {served.embedder.name}" if served.embedder is not None
              else "no model (BM25 alone)")
-    info(f"serving {served.index_dir or 'no index (embeddings only)'} with {model} on "
+    second = (f", re-scoring with {served.rescorer.name}" if served.rescorer is not None
+              else "")
+    info(f"serving {served.index_dir or 'no index (embeddings only)'} with {model}{second} on "
          f"http://{host}:{port}/ (Ctrl-C stops)")
     if workers == 1:
         uvicorn.run(app, host=host, port=port, **logs)

@@ -12,7 +12,7 @@ from semsearch.cli.common import device_option, echo_json, json_option, model_op
 @model_option
 @click.option(
     "--pairs",
-    "pairs_file",
+    "pairs",
     default=None,
     metavar="FILE",
     help="Score each pair of a file instead, one a line: text_a<TAB>text_b, optionally "
@@ -20,7 +20,7 @@ from semsearch.cli.common import device_option, echo_json, json_option, model_op
 )
 @device_option
 @json_option
-def similarity(texts, model, pairs_file, device, as_json):
+def similarity(texts, model, pairs, device, as_json):
     """Print the cosine similarity (-1 to 1) of two texts.
 
     With --pairs, print one line per pair: the score, and where the pair is labelled, whether
@@ -32,30 +32,18 @@ def similarity(texts, model, pairs_file, device, as_json):
       semsearch similarity --pairs corpora/pairs_example.tsv
       semsearch similarity "A cat sleeps" "Stocks fell" --model models/quick --json
     """
-    from semsearch.api import load
-    from semsearch.eval.pairs import LabelledPair, read_pairs
-    from semsearch.eval.runner import meets_expectation, score_pairs
+    from semsearch import similarity_pairs
 
-    if pairs_file and texts:
+    if pairs and texts:
         raise click.UsageError("give either two texts or --pairs FILE, not both")
-    if pairs_file:
-        pairs = read_pairs(pairs_file, require_label=False)
-    elif len(texts) == 2:
-        pairs = [LabelledPair(texts[0], texts[1])]
-    else:
+    if not pairs and len(texts) != 2:
         raise click.UsageError(f"give two texts to compare (got {len(texts)}), or --pairs FILE")
-
-    encoder = load(model, device=None if device == "auto" else device)
-    scores = score_pairs(encoder.encode, [(p.text_a, p.text_b) for p in pairs])
-    for pair, score in zip(pairs, scores, strict=True):
-        verdict = meets_expectation(pair.expected, float(score))
+    for row in similarity_pairs(pairs or [tuple(texts)], model, device):
         if as_json:
-            row = {"text_a": pair.text_a, "text_b": pair.text_b, "similarity": round(float(score), 6)}
-            if pair.expected:
-                row |= {"expected": pair.expected, "pass": verdict}
-            echo_json(row)
-        elif not pairs_file:
-            click.echo(f"{score:.4f}")
+            echo_json(row.to_dict())
+        elif not pairs:
+            click.echo(f"{row.similarity:.4f}")
         else:
-            mark = "" if verdict is None else f"  {pair.expected:<10} {'pass' if verdict else 'FAIL'}"
-            click.echo(f"{score:7.4f}{mark}  {pair.text_a} | {pair.text_b}")
+            mark = "" if row.passed is None else (
+                f"  {row.expected:<10} {'pass' if row.passed else 'FAIL'}")
+            click.echo(f"{row.similarity:7.4f}{mark}  {row.text_a} | {row.text_b}")

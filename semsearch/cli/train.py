@@ -1,9 +1,6 @@
-"""`semsearch train`: glue between Click and `semsearch.encoder.train.train_model`."""
+"""`semsearch train`: glue between Click and `semsearch.train`."""
 
 from __future__ import annotations
-
-import os
-from pathlib import Path
 
 import click
 
@@ -14,24 +11,23 @@ from semsearch.cli.common import (
     json_option,
     progress_enabled,
 )
-
-PRESET_NAMES = ("production", "fastest", "max-quality", "quick", "distilled", "tiny",
-                "static")  # see encoder/presets.py; static: encoder/static_train.py
+from semsearch.models import PRESET_NAMES
+from semsearch.progress import silent
 
 
 @click.command()
-@click.option("--preset", "preset_name", default="quick", show_default=True,
+@click.option("--preset", "preset", default="quick", show_default=True,
               type=click.Choice(PRESET_NAMES), help="Named configuration to start from.")
-@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+@click.option("--set", "set_", multiple=True, metavar="KEY=VALUE",
               help="Override a config field, e.g. train.lr=5e-4 or model.layers=4 (repeatable).")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
+@click.option("--config", "config", type=click.Path(dir_okay=False), default=None,
               help="JSON file of overrides ({\"train\": {\"lr\": 5e-4}, ...}).")
 @click.option("--mixture", default=None, metavar="NAME|SPECS",
               help="Training data: search (quick's: captions, NLI, paraphrases and query -> "
                    "passage pairs mined from Wikipedia), local (every labelled set in the data "
                    "folder), reference (SNLI train + STS-B train), small, or comma-separated "
                    "specs like snli:dev+test,quora@5000.")
-@click.option("--corpus", "corpora", multiple=True, type=click.Path(exists=True, dir_okay=False),
+@click.option("--corpus", "corpus", multiple=True, type=click.Path(exists=True, dir_okay=False),
               metavar="FILE",
               help="Also train on query/passage pairs mined from your documents (any file "
                    "`semsearch index` reads): title -> lead paragraph, heading -> paragraph, "
@@ -51,8 +47,8 @@ PRESET_NAMES = ("production", "fastest", "max-quality", "quick", "distilled", "t
               help="Skip calibrating the hybrid fusion on the data folder's retrieval sets "
                    "(done after training otherwise, so the model is search-ready).")
 @json_option
-def train(preset_name, settings, config_file, mixture, corpora, teacher, data_dir, out, device,
-          resume, overwrite, show_config, quiet, no_calibrate, as_json):
+def train(preset, set_, config, mixture, corpus, teacher, data_dir, out, device, resume,
+          overwrite, show_config, quiet, no_calibrate, as_json):
     """Train a sentence encoder from scratch with InfoNCE on human-annotated pairs and passage
     pairs mined from unlabelled text (and, with --corpus, from your own documents).
 
@@ -71,97 +67,12 @@ def train(preset_name, settings, config_file, mixture, corpora, teacher, data_di
       semsearch train --preset static                  # no transformer: ~5 min on 2 cores
       semsearch train --preset static --teacher models/minilm   # = semsearch distill
     """
-    if preset_name == "static":
-        _train_static(settings, mixture, corpora, teacher, data_dir, out, resume, overwrite,
-                      quiet, no_calibrate, as_json)
-        return
-    from semsearch.encoder.presets import (
-        apply_overrides,
-        load_config_file,
-        parse_set_options,
-        preset,
-        with_corpora,
-    )
-    from semsearch.encoder.store import models_dir
-    from semsearch.errors import ConfigError
+    from semsearch import train as run_train
 
-    overrides = load_config_file(Path(config_file)) if config_file else {}
-    if mixture:
-        overrides["data.sources"] = mixture
-    if device:
-        overrides["train.device"] = device
-    if teacher:
-        from semsearch.encoder.store import resolve_model
-
-        overrides["train.teacher"] = str(resolve_model(teacher).resolve())
-    overrides.update(parse_set_options(settings))
-    config = apply_overrides(preset(preset_name), overrides)
-    if preset_name == "distilled" and not config.train.teacher and not resume:
-        raise ConfigError("--preset distilled learns from a teacher; pass --teacher MODEL_DIR "
-                          "(e.g. all-MiniLM-L6-v2 imported with `semsearch import-model`)")
-    if corpora:
-        config = with_corpora(config, corpora)
+    report = run_train(preset, set_, config, mixture, corpus, teacher, data_dir, out, device,
+                       resume, overwrite, show_config, no_calibrate,
+                       log=silent if quiet else info, progress=not quiet and progress_enabled())
     if show_config:
-        echo_json(config.to_dict())
-        return
-    folder = Path(out) if out else models_dir() / preset_name
-    if resume and (overrides or preset_name != "quick"):
-        info("resuming: the run's saved config is used; --preset/--set/--config are ignored")
-
-    from semsearch.encoder.train import train_model
-
-    summary = train_model(config, folder, data_dir=data_dir, resume=resume, overwrite=overwrite,
-                          progress=not quiet and progress_enabled(),
-                          log=(lambda _m: None) if quiet else info)
-    if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 alone reports
-        return
-    if not as_json:
-        dev = summary["stsb_dev_spearman"]
-        info(f"saved {summary['model']} (best epoch {summary['best_epoch']}"
-             + (f", STS-B dev Spearman {dev:.2f}" if dev is not None else "") + ")")
-    from semsearch.cli.calibrate import calibrate_after
-
-    summary["calibration"] = calibrate_after(folder, data_dir, skip=no_calibrate,
-                                             log=(lambda _m: None) if quiet else info)
-    if as_json:
-        echo_json(summary)
-
-
-def _train_static(settings, mixture, corpora, teacher, data_dir, out, resume, overwrite, quiet,
-                  no_calibrate, as_json) -> None:
-    """`--preset static`: from scratch on pairs, or distilled with --teacher (distill's path)."""
-    from semsearch.cli.calibrate import calibrate_after
-    from semsearch.encoder.presets import parse_set_options
-    from semsearch.encoder.static_train import (
-        SCRATCH_DEFAULTS,
-        STATIC_SOURCES,
-        StaticTrainConfig,
-        train_static,
-    )
-    from semsearch.encoder.store import models_dir
-
-    if teacher:
-        from semsearch.cli.distill import distill
-
-        args = ["--teacher", teacher, "--preset", "static", *sum((["--set", s] for s in settings),
-                                                                 [])]
-        args += [a for path in corpora for a in ("--corpus", path)]
-        args += (["--data-dir", data_dir] if data_dir else []) + (["--out", out] if out else [])
-        args += (["--resume"] if resume else []) + (["--overwrite"] if overwrite else [])
-        args += (["--no-calibrate"] if no_calibrate else []) + (["--json"] if as_json else [])
-        distill.main(args, standalone_mode=False)
-        return
-    config = StaticTrainConfig.with_overrides(
-        SCRATCH_DEFAULTS | {k: str(v) for k, v in parse_set_options(settings).items()})
-    from semsearch.data.mixture import expand_sources
-
-    sources = expand_sources(tuple(mixture.split(",")) if mixture else STATIC_SOURCES)
-    sources += tuple(f"corpus:{path}" for path in corpora)
-    folder = Path(out) if out else models_dir() / "static"
-    log = (lambda _m: None) if quiet else info
-    summary = train_static(folder, config, sources, data_dir, resume=resume, overwrite=overwrite,
-                           progress=not quiet and progress_enabled(), log=log)
-    log(f"saved {summary['model']} ({summary['seconds']:.0f}s)")
-    summary["calibration"] = calibrate_after(folder, data_dir, skip=no_calibrate, log=log)
-    if as_json:
-        echo_json(summary)
+        echo_json(report.config)
+    elif as_json and report.summary:
+        echo_json(report.to_dict())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,9 +114,13 @@ def normalise(text: str) -> str:
 
 
 def build_mixture(
-    config: MixtureConfig, data_dir: str | Path | None, seed: int = 0
+    config: MixtureConfig, data_dir: str | Path | None, seed: int = 0,
+    log: Callable[[str], None] = lambda message: None,
 ) -> tuple[list[TrainingPair], dict]:
-    """Load, filter and sample the training pairs; returns them and a per-source report."""
+    """Load, filter and sample the training pairs; returns them and a per-source report (and
+    says each source's pairs and seconds through `log`: mining Wikipedia takes a while)."""
+    import time
+
     folder = sources.resolve_data_dir(data_dir)
     rng = np.random.default_rng(seed)
     blocked = _evaluation_sentences(folder)
@@ -124,6 +129,7 @@ def build_mixture(
     pairs: list[TrainingPair] = []
     report: dict[str, dict] = {}
     for spec in map(parse_source, expand_sources(config.sources)):
+        started = time.perf_counter()
         raw = sources.load_training_pairs(spec.name, spec.splits, folder, config.stsb_min_score,
                                           config.caption_pairs_per_image, config.passage_chars)
         kept, dropped_eval, dropped_dup = _filter(raw, spec.name, blocked, seen_pairs, seen_captions)
@@ -133,6 +139,7 @@ def build_mixture(
         report[label] = {"loaded": len(raw), "kept": len(kept), "dropped_eval_overlap": dropped_eval,
                          "dropped_duplicates": dropped_dup}
         pairs.extend(kept)
+        log(f"training data: {label} {len(kept):,} pairs ({time.perf_counter() - started:.0f}s)")
     if not pairs:
         raise DataError("the training mixture is empty; check --data-dir and the data sources")
     if config.max_pairs and len(pairs) > config.max_pairs:

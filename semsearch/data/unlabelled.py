@@ -5,6 +5,12 @@ of these texts, so any text will do and no pair or query set is needed.
   evenly through the file (a seeded shuffle would read it all the same);
 - `wiki-passages@N`: N paragraphs of the Wikipedia articles (`wikipedia/articles.jsonl.gz`),
   the kind of text a search index holds;
+- `questions@N`: N of the Quora questions (`quora/`; both sides of its duplicate pairs), the
+  kind of text a search box receives;
+- `captions@N`: N Flickr30k captions (`flickr30k/`), short descriptions of scenes;
+- `paraphrases@N`: N sentences of MRPC's paraphrase pairs (`mrpc/`), news sentences;
+  (these three never hold an STS-B dev or test sentence: about 11% of those occur among the
+  captions, and STS-B is what a model's similarity is scored on)
 - a `--text FILE`: one text a line (UTF-8; gzipped or not);
 - a `--corpus FILE`: the user's own documents in any format `semsearch index` reads, cut into
   the windows `index` would cut them into (never a query set), so the student learns the
@@ -28,16 +34,22 @@ WIKI_SENTENCES = "wikipedia/sentences.txt.gz"
 WIKI_ARTICLES = "wikipedia/articles.jsonl.gz"
 # a line longer than this many characters is cut (a teacher window of 256 tokens reads ~1,500)
 MAX_CHARS = 4000
-# the default unlabelled mixture of `distill` (measured: docs/results.md, Training)
-DEFAULT_TEXT = ("wiki-sentences@80000", "wiki-passages@40000")
+# the default unlabelled mixture of `distill`: Wikipedia beside questions, captions and
+# paraphrases, which lifted the static student on both dev collections and STS-B dev (0.334 /
+# 0.452 / 84.20 against Wikipedia alone's 0.327 / 0.449 / 82.81; docs/results.md, Training)
+DEFAULT_TEXT = ("wiki-sentences@80000", "wiki-passages@40000", "questions@20000",
+                "captions@20000", "paraphrases@8000")
+# the pair sources whose sentences serve as unlabelled text (semsearch.data.sources' names)
+PAIR_TEXT = {"questions": "quora", "captions": "flickr30k", "paraphrases": "mrpc"}
+SOURCES = ("wiki-sentences", "wiki-passages", *PAIR_TEXT)
 
 
 def parse_spec(spec: str) -> tuple[str, int]:
     """'wiki-sentences@80000' -> ('wiki-sentences', 80000)."""
     name, _, count = spec.partition("@")
-    if name not in ("wiki-sentences", "wiki-passages") or not count.isdigit() or not int(count):
-        raise DataError(f"unknown text source {spec!r}; use wiki-sentences@N or "
-                        "wiki-passages@N (N > 0), or --text FILE")
+    if name not in SOURCES or not count.isdigit() or not int(count):
+        raise DataError(f"unknown text source {spec!r}; use " + ", ".join(
+            f"{source}@N" for source in SOURCES) + " (N > 0), or --text FILE")
     return name, int(count)
 
 
@@ -55,6 +67,8 @@ def evenly(items: Sequence[str], count: int) -> list[str]:
 
 def wiki_texts(spec: str, data_dir: Path) -> list[str]:
     name, count = parse_spec(spec)
+    if name in PAIR_TEXT:
+        return pair_texts(PAIR_TEXT[name], count, data_dir)
     if name == "wiki-sentences":
         path = data_dir / WIKI_SENTENCES
         if not path.is_file():
@@ -72,6 +86,21 @@ def wiki_texts(spec: str, data_dir: Path) -> list[str]:
             paragraphs.extend(p.strip() for p in str(record.get("text", "")).split("\n")[1:]
                               if len(p.split()) >= 8)  # line 0 is the title; skip stubs
     return [p[:MAX_CHARS] for p in evenly(paragraphs, count)]
+
+
+def pair_texts(source: str, count: int, data_dir: Path) -> list[str]:
+    """`count` distinct sentences of a pair source's pairs (both sides), drawn evenly, none of
+    them an STS-B dev or test sentence (after normalising case, spaces and punctuation)."""
+    from semsearch.data import sources
+    from semsearch.data.mixture import _evaluation_sentences, normalise
+
+    blocked = _evaluation_sentences(data_dir)
+    pairs = sources.load_training_pairs(source, tuple(sources.LAYOUT[source]), data_dir, 0.0, 5)
+    texts = dict.fromkeys(
+        " ".join(text.split())[:MAX_CHARS] for pair in pairs
+        for text in (pair.anchor, pair.positive) if text and text.strip()
+        and normalise(text) not in blocked)
+    return evenly(list(texts), count)
 
 
 def text_file(path: str | Path) -> list[str]:

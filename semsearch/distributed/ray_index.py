@@ -331,6 +331,7 @@ def _write_folder(ray, writer: IndexWriter, reader, embedder, options, chunking,
             embedder, index, store, recipe, chunking,
             corpus_entry(reader, EmbedStats(documents, count, 0), embedder), count, trained_on,
             writer.write_lexical(store), engine="ray", shards=len(infos))
+        manifest.rescore = options.rescore
         store.commit()
         writer.write_manifest(manifest)
     finally:

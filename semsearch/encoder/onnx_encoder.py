@@ -17,7 +17,7 @@ Throughput beyond the kernels:
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -229,3 +229,33 @@ def _export(folder: Path, state: str) -> None:
         raise ModelError(f"{folder}: ONNX graph {state}, and the folder is not writable to "
                          f"export it; run `semsearch export {folder} --format onnx` as its "
                          "owner") from None
+
+
+AGREEMENT = 0.99  # mean cosine to fp32 a faster path must reach on the sample
+SAMPLE = 256  # texts the paths are compared on
+
+
+def fastest_agreeing(model: str | Path, sample: list[str], log: Callable[[str], None],
+                     label: str):
+    """(encoder, description) of the model's fastest path whose vectors agree with fp32's:
+    ONNX Runtime int8 when its vectors of the first SAMPLE texts of `sample` reach a mean cosine
+    of AGREEMENT to fp32's, else ONNX Runtime fp32 (PyTorch without onnxruntime; a static model
+    runs on numpy). The choice is said through `log`, as "`label`: ...". Used for a teacher's
+    vectors and for calibration's corpora, where thousands of texts are encoded once."""
+    if not available():
+        from semsearch.encoder.sentence_encoder import SentenceEncoder
+
+        return SentenceEncoder.load(model, device="cpu"), "torch fp32"
+    fp32 = OnnxEncoder.load(model, precision="fp32")
+    if getattr(fp32, "kind", "transformer") == "static":
+        return fp32, "static (numpy)"
+    int8 = OnnxEncoder.load(model, precision="int8")
+    sample = sample[:SAMPLE]
+    cosine = (fp32.encode(sample) * int8.encode(sample)).sum(1)
+    agree = float(cosine.mean())
+    if agree >= AGREEMENT:
+        log(f"{label}: ONNX Runtime int8 (mean cosine {agree:.4f} to fp32, min "
+            f"{float(cosine.min()):.4f}, on {len(sample)} texts)")
+        return int8, f"onnx int8 (cosine {agree:.4f})"
+    log(f"{label}: ONNX Runtime fp32 (int8 agrees only to {agree:.4f} < {AGREEMENT})")
+    return fp32, "onnx fp32"

@@ -57,6 +57,7 @@ from semsearch.encoder.store import (
     write_json,
 )
 from semsearch.errors import ConfigError, DataError
+from semsearch.progress import Meter
 
 Log = Callable[[str], None]
 CHECKPOINT = "checkpoint"
@@ -93,9 +94,16 @@ class StaticTrainConfig:
     # the tokens' starting weights: SIF of their frequency in the training texts ("counts") or
     # of Zipf's estimate from the vocabulary order ("zipf", Model2Vec's); learned from there
     weights: str = "counts"
+    # distilled: tokens the fit text holds fewer than this many times keep their distilled row
+    # and weight (a few contexts would move them far: Adam's steps do not shrink with a rare
+    # token's small gradient), so words the text never shows in context (code, names of other
+    # fields) keep what the teacher said of them in isolation. 0: every token is fitted
+    keep_rare: int = 0
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if self.keep_rare < 0:
+            raise ValueError(f"keep_rare {self.keep_rare} is a count of occurrences >= 0")
         if self.weights not in ("counts", "zipf"):
             raise ValueError(f"weights {self.weights!r} is not counts or zipf")
         if self.loss not in LOSSES:
@@ -211,9 +219,9 @@ def extend_vocabulary(tokenizer, texts: list[str], count: int):
 
 def _word_vectors(teacher: Path, words: list[str]) -> np.ndarray:
     """The teacher's vector of each word alone (its pieces between [CLS] and [SEP])."""
-    from semsearch.encoder.teacher import teacher_encoder
+    from semsearch.encoder.onnx_encoder import fastest_agreeing
 
-    encoder, _ = teacher_encoder(teacher, words, lambda _m: None)
+    encoder, _ = fastest_agreeing(teacher, words, lambda _m: None, "teacher")
     return np.asarray(encoder.encode(words, batch_size=256), dtype=np.float32)
 
 
@@ -274,7 +282,7 @@ def fit(module, ids: list[list[int]], targets: np.ndarray, config: StaticTrainCo
         perm = np.random.default_rng(config.seed + 1 + epoch).permutation(train)
         module.train()
         losses = []
-        bar = _bar(steps_per_epoch, f"epoch {epoch + 1}/{config.epochs}", progress)
+        bar = Meter(steps_per_epoch, f"epoch {epoch + 1}/{config.epochs}", log, progress, "step")
         for start in range(0, len(perm), config.batch_size):
             rows = perm[start:start + config.batch_size]
             flat, offsets = _flat(ids, rows)
@@ -292,7 +300,7 @@ def fit(module, ids: list[list[int]], targets: np.ndarray, config: StaticTrainCo
         history.append(record)
         log(f"epoch {epoch + 1}  train_loss {record['train_loss']:.4f}  "
             f"val_cosine {val_cos:.4f}  {record['seconds']:.0f}s")
-        if best is None or val_cos > best["val_cosine"]:
+        if best is None or val_cos > best["val_cosine"] or not len(val):  # no held-out: last
             best = {**record, "state": {k: v.detach().clone() for k, v in module.state_dict().items()}}
         _save_checkpoint(partial, module, optimizer, schedule, history, best)
     module.load_state_dict(best["state"])
@@ -360,14 +368,6 @@ def _load_checkpoint(partial: Path, module, optimizer, schedule):
     return loop["history"], best, len(loop["history"])
 
 
-def _bar(total: int, description: str, enabled: bool):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=description, unit="step", leave=False, disable=not enabled)
-
-
-# -- the whole run -----------------------------------------------------------------------------
-
 def distill_static(teacher: str | Path, out: str | Path, config: StaticTrainConfig,
                    texts: list[str], text_counts: dict[str, int], resume: bool = False,
                    overwrite: bool = False, progress: bool = True,
@@ -411,6 +411,10 @@ def distill_static(teacher: str | Path, out: str | Path, config: StaticTrainConf
         ids = [e.ids[: config.max_seq_len] for e in
                tokenizer.inner.encode_batch_fast(texts, add_special_tokens=False)]
         module = static_module(table, _start_weights(config, ids, len(table)))
+        if config.keep_rare:
+            rare = keep_rare_tokens(module, ids, config.keep_rare)
+            log(f"{rare:,} of {len(table):,} tokens seen fewer than {config.keep_rare} times in "
+                "the text keep their distilled start")
         with reuse_freed_memory():  # each step reuses the last one's gradient buffers
             history = fit(module, ids, targets, config, partial, log, progress, resume)
         teacher_config = read_config(teacher)
@@ -427,6 +431,24 @@ def distill_static(teacher: str | Path, out: str | Path, config: StaticTrainConf
     return {"model": str(out), "kind": KIND, "hidden": config.hidden,
             "vocab_size": tokenizer.vocab_size, "texts": len(texts), "teacher": teacher_summary,
             "history": history, "seconds": round(time.perf_counter() - started, 1)}
+
+
+def keep_rare_tokens(module, ids: list[list[int]], fewer_than: int) -> int:
+    """Hold the rows and weights of tokens seen fewer than `fewer_than` times in `ids` where
+    they are (their gradients masked to zero, so Adam never moves them); returns how many.
+
+    >>> import numpy as np; from semsearch.encoder.static import static_module
+    >>> module = static_module(np.eye(3, dtype=np.float32), np.ones(3, dtype=np.float32))
+    >>> keep_rare_tokens(module, [[0, 0, 1]], 2)
+    2
+    """
+    size = module.embedding.shape[0]
+    counts = np.bincount(np.fromiter((t for s in ids for t in s), dtype=np.int64),
+                         minlength=size)[:size]
+    fitted = torch.from_numpy((counts >= fewer_than).astype(np.float32))
+    module.embedding.register_hook(lambda grad: grad * fitted[:, None])
+    module.weight.register_hook(lambda grad: grad * fitted)
+    return int(size - fitted.sum().item())
 
 
 def _start_weights(config: StaticTrainConfig, ids: list[list[int]], size: int) -> np.ndarray:
@@ -521,14 +543,17 @@ def train_static(out: str | Path, config: StaticTrainConfig, sources: tuple[str,
     partial = prepare_out(out, resume, overwrite)
     try:
         pairs, report = build_mixture(MixtureConfig(sources=sources, max_pairs=0), data_dir,
-                                      config.seed)
+                                      config.seed, log)
         texts = list(dict.fromkeys(t for p in pairs for t in (p.anchor, p.positive)))
         if init is not None:
             tokenizer = Tokenizer.load(Path(init) / TOKENIZER)
         elif resume:
             tokenizer = Tokenizer.load(partial / TOKENIZER)
         else:
+            began = time.perf_counter()
             tokenizer = Tokenizer.train(texts, config.vocab_size)
+            log(f"tokenizer: {tokenizer.vocab_size:,} WordPiece tokens learned on "
+                f"{len(texts):,} texts ({time.perf_counter() - began:.0f}s)")
         tokenizer.save(partial / TOKENIZER)
         log(f"training static from scratch: {len(pairs):,} pairs, {tokenizer.vocab_size:,} "
             f"tokens x {config.hidden}, batch {config.batch_size}, {config.epochs} epochs")
@@ -577,7 +602,7 @@ def _fit_pairs(module, ids, pairs, anchors, positives, config: StaticTrainConfig
                                                          config.seed + epoch)
         module.train()
         losses = []
-        bar = _bar(len(batches), f"epoch {epoch + 1}/{config.epochs}", progress)
+        bar = Meter(len(batches), f"epoch {epoch + 1}/{config.epochs}", log, progress, "step")
         for rows in batches:
             n = len(rows)
             flat, offsets = _flat(ids, np.concatenate([anchors[rows], positives[rows]]))

@@ -57,7 +57,9 @@ class StudentConfig:
     batch_size: int = 64
     # AdamW's peak rate (warmup 5%, cosine decay to 10%)
     lr: float = 1e-4
-    # stop after this many minutes of training, at a step boundary (0: no limit)
+    # stop after this many minutes of training, at a step boundary (0: no limit); the rate's
+    # warmup and cosine decay then run over whichever ends first, the epochs or the minutes,
+    # so a run cut by time still ends at its lowest rate
     max_minutes: float = 0.0
     # save a resumable checkpoint this often
     checkpoint_minutes: float = 10.0
@@ -149,12 +151,23 @@ def distill_transformer(teacher: str | Path, out: str | Path, config: StudentCon
         total = steps_per_epoch * config.epochs
         warmup = max(1, total // 20)
 
-        def factor(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / warmup
-            done = min(1.0, (step - warmup) / max(1, total - warmup))
-            return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * done))
+        minutes_before = 0.0  # of training, in the runs this one resumes
 
+        def progress_at(step: int) -> float:
+            """How far through the run: by steps, or by time where max_minutes ends it first."""
+            done = step / total
+            if config.max_minutes:
+                elapsed = minutes_before + (time.perf_counter() - fit_started) / 60
+                done = max(done, elapsed / config.max_minutes)
+            return min(1.0, done)
+
+        def factor(step: int) -> float:
+            done = progress_at(step)
+            if done < 0.05:  # warmup: the first 5% of the run
+                return max(done / 0.05, 1 / warmup)
+            return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (done - 0.05) / 0.95))
+
+        fit_started = time.perf_counter()
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         step, history = 0, []
         if resume:
@@ -162,6 +175,7 @@ def distill_transformer(teacher: str | Path, out: str | Path, config: StudentCon
             model.load_state_dict({k[6:]: v for k, v in state.items() if k.startswith("model.")})
             loop = json.loads((partial / CHECKPOINT / "loop.json").read_text(encoding="utf-8"))
             step, history = loop["step"], loop["history"]
+            minutes_before = float(loop.get("minutes", 0.0))
             schedule.last_epoch = step
             for group in optimizer.param_groups:
                 group["lr"] = group["initial_lr"] * factor(step)
@@ -176,7 +190,9 @@ def distill_transformer(teacher: str | Path, out: str | Path, config: StudentCon
             tensors = {f"model.{k}": v.detach().contiguous() for k, v in model.state_dict().items()}
             save_file(tensors, str(folder / "state.safetensors.tmp"))
             (folder / "state.safetensors.tmp").replace(folder / "state.safetensors")
-            write_json(folder / "loop.json", {"step": step, "history": history})
+            write_json(folder / "loop.json", {
+                "step": step, "history": history,
+                "minutes": minutes_before + (time.perf_counter() - fit_started) / 60})
 
         with reuse_freed_memory():  # each step reuses the last one's activations' memory
             fit_started = last_checkpoint = time.perf_counter()
@@ -203,7 +219,8 @@ def distill_transformer(teacher: str | Path, out: str | Path, config: StudentCon
                     if now - last_checkpoint > config.checkpoint_minutes * 60:
                         checkpoint()
                         last_checkpoint = now
-                    if config.max_minutes and now - fit_started > config.max_minutes * 60:
+                    if (config.max_minutes and minutes_before + (now - fit_started) / 60
+                            > config.max_minutes):
                         stopped = True
                         break
                 history.append({"epoch": epoch + 1, "steps": step,

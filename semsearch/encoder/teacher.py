@@ -1,9 +1,9 @@
 """A teacher's vectors of many texts: on its fastest path that agrees with its fp32 vectors,
 computed once, cached in parts so that a killed run resumes where it stopped.
 
-The path: ONNX Runtime int8 when onnxruntime is installed and its vectors of a sample of the
-texts agree with fp32's to a mean cosine >= AGREEMENT (all-MiniLM-L6-v2: measured in
-docs/results.md, Training), else ONNX Runtime fp32, else PyTorch. The vectors are kept as
+The path: `fastest_agreeing` (onnx_encoder.py): ONNX Runtime int8 when onnxruntime is
+installed and its vectors of a sample of the texts agree with fp32's (all-MiniLM-L6-v2:
+measured in docs/results.md, Training), else ONNX Runtime fp32, else PyTorch. The vectors are kept as
 float32 `.npy` parts of PART texts under $SEMSEARCH_CACHE/teachers/<teacher>-<path>/, each
 named by the hash of its texts (so runs whose texts share whole parts share them) and written
 to a temporary name and renamed, so a part on disk is always whole.
@@ -21,34 +21,7 @@ import numpy as np
 
 from semsearch.encoder.distill import cache_dir
 
-AGREEMENT = 0.99  # mean cosine to fp32 a faster path must reach on the sample
-SAMPLE = 256  # texts the paths are compared on
 PART = 8192  # texts per cached part
-
-
-def teacher_encoder(teacher: str | Path, sample: list[str], log: Callable[[str], None]):
-    """(encoder, description) of the teacher's fastest path that agrees with fp32."""
-    from semsearch.encoder.onnx_encoder import available
-
-    if not available():
-        from semsearch.encoder.sentence_encoder import SentenceEncoder
-
-        return SentenceEncoder.load(teacher, device="cpu"), "torch fp32"
-    from semsearch.encoder.onnx_encoder import OnnxEncoder
-
-    fp32 = OnnxEncoder.load(teacher, precision="fp32")
-    if getattr(fp32, "kind", "transformer") == "static":
-        return fp32, "static (numpy)"
-    int8 = OnnxEncoder.load(teacher, precision="int8")
-    sample = sample[:SAMPLE]
-    cosine = (fp32.encode(sample) * int8.encode(sample)).sum(1)
-    agree = float(cosine.mean())
-    if agree >= AGREEMENT:
-        log(f"teacher: ONNX Runtime int8 (mean cosine {agree:.4f} to fp32, min "
-            f"{float(cosine.min()):.4f}, on {len(sample)} texts)")
-        return int8, f"onnx int8 (cosine {agree:.4f})"
-    log(f"teacher: ONNX Runtime fp32 (int8 agrees only to {agree:.4f} < {AGREEMENT})")
-    return fp32, "onnx fp32"
 
 
 def cache_key(fingerprint: str, path_name: str, texts: list[str]) -> str:
@@ -65,7 +38,9 @@ def teacher_vectors(teacher: str | Path, texts: list[str], log: Callable[[str], 
                     progress: bool = False) -> tuple[np.ndarray, dict]:
     """((len(texts), dim) float32 unit rows, a summary) of the teacher's vectors of `texts`."""
     started = time.perf_counter()
-    encoder, path_name = teacher_encoder(teacher, texts, log)
+    from semsearch.encoder.onnx_encoder import fastest_agreeing
+
+    encoder, path_name = fastest_agreeing(teacher, texts, log, "teacher")
     path_key = path_name.split(" (")[0]
     folder = cache_dir() / f"{encoder.fingerprint}-{path_key.replace(' ', '-')}"
     folder.mkdir(parents=True, exist_ok=True)

@@ -124,6 +124,22 @@ def format_report(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def format_rescoring(report: dict) -> str:
+    """The second phase's table: per first stage and collection, the first stage alone, the
+    cascade at the calibrated setting (through the real path) and out of fold."""
+    lines = [f"\nSecond phase: {report['model']} ({report['precision']}) re-scoring "
+             f"{report['first_stage_model']}'s first stage"]
+    lines.append(f"  {'first stage':<10} {'collection':<14} {'alone':>7} {'cascade':>8} "
+                 f"{'out of fold':>12} {'recall@depth':>13}  setting")
+    for mode, section in report["modes"].items():
+        for name, c in section["collections"].items():
+            lines.append(f"  {mode:<10} {name:<14} {c['first_stage']['ndcg@10']:7.3f} "
+                         f"{c['cascade']['ndcg@10']:8.3f} "
+                         f"{c['cascade_out_of_fold_ndcg@10']:12.3f} "
+                         f"{c['recall_at_depth']:13.3f}  {section['setting']}")
+    return "\n".join(lines)
+
+
 def _separation_table(title, result, thresholds, similar_label, dissimilar_label) -> list[str]:
     rows = [[f"{title}, mean cosine", "pairs", "model", "TF-IDF", "target", "verdict"]]
     for key, label, target in (

@@ -21,6 +21,7 @@ from semsearch.eval.metrics import paired_cosine, pearson, spearman
 from semsearch.eval.pairs import LabelledPair
 from semsearch.eval.retrieval import RetrievalSet, evaluate_retrieval, snli_retrieval_set
 from semsearch.eval.tfidf import tfidf_vectors
+from semsearch.progress import Meter, Metered
 
 Embed = Callable[[list[str]], Any]
 
@@ -213,9 +214,11 @@ def evaluate(
     from semsearch.eval.beir import read_beir
 
     started = time.perf_counter()
+    meter = Meter(None, "evaluation: encoded", log)  # no bar: a line every so often
+    counted = encoder if progress else Metered(encoder, meter)
 
     def embed_model(texts: list[str]) -> np.ndarray:
-        return encoder.encode(texts, batch_size=batch_size, progress=progress)
+        return counted.encode(texts, batch_size=batch_size, progress=progress)
 
     embeds = {"model": unique_embed(embed_model), "tfidf": unique_embed(tfidf_vectors)}
     report: dict[str, Any] = {
@@ -285,6 +288,7 @@ def evaluate(
 
         report["search"], _ = evaluate_search(collections, encoder, batch_size, progress, log)
 
+    meter.close()
     report["seconds"] = round(time.perf_counter() - started, 1)
     return clean_floats(report)
 

@@ -5,6 +5,9 @@ encoder; the hand-off is a float32, C-contiguous (n, d) L2-normalised array whos
 vector of row id i.
 """
 
+import sys as _sys
+from types import ModuleType as _ModuleType
+
 from semsearch.index.builder import add_rows, build_index, training_sample
 from semsearch.index.faiss_index import (
     add_vectors,
@@ -24,7 +27,7 @@ from semsearch.index.recipe import IndexRecipe, choose_recipe, estimate_memory, 
 from semsearch.index.search_index import Hit, SearchIndex, search_with_recipe
 from semsearch.index.store import Chunk, DocumentStore
 from semsearch.index.vector_file import VectorFile, rerank_exact
-from semsearch.index.writer import IndexWriter, add_lexical, remove_documents
+from semsearch.index.writer import IndexWriter, add_lexical, remove_documents, set_rescore
 
 __all__ = [
     "FORMAT_VERSION",
@@ -51,6 +54,7 @@ __all__ = [
     "read_index",
     "recall_at_k",
     "remove_documents",
+    "set_rescore",
     "remove_vectors",
     "rerank_exact",
     "resolve_index_dir",
@@ -61,3 +65,26 @@ __all__ = [
     "training_sample",
     "write_index",
 ]
+
+
+class _CallablePackage(_ModuleType):
+    """`semsearch.index` is this package and also the public function `semsearch.index(...)`
+    (the `semsearch index` command, semsearch/indexes.py): Python binds a subpackage's name on
+    its parent once it is imported, so one name can only be both this way. Calling the package
+    calls the function; everything else is the package."""
+
+    def __call__(self, *args, **kwargs):
+        from semsearch.indexes import index
+
+        return index(*args, **kwargs)
+
+    @property
+    def __signature__(self):
+        import inspect
+
+        from semsearch.indexes import index
+
+        return inspect.signature(index)
+
+
+_sys.modules[__name__].__class__ = _CallablePackage

@@ -267,3 +267,22 @@ class LexicalIndex:
             matched = matched[np.argpartition(-scores[matched], k - 1)[:k]]
         order = matched[np.argsort(-scores[matched], kind="stable")]
         return scores[order].astype(np.float32), np.asarray(self.rows[order], dtype=np.int64)
+
+    def scores_at(self, text: str, rows: Sequence[int]) -> np.ndarray:
+        """The query's BM25 score of each document whose first chunk's row is in `rows`
+        (float32, in their order): 0 for a document that shares no searchable word with it, or
+        a row that is no document's first chunk. What a second phase fuses with: the true score
+        of every candidate, not only of those among BM25's own top k."""
+        rows = np.asarray(rows, dtype=np.int64)
+        out = np.zeros(len(rows), dtype=np.float32)
+        known = self._known(text)
+        if not known or not len(self.rows) or not len(rows):
+            return out
+        scores = self.scores_of([i for _, i in known])
+        # self.rows holds each document's first-chunk row in row order (the store's
+        # iter_documents order), so it is sorted
+        at = np.minimum(np.searchsorted(self.rows, rows), len(self.rows) - 1)
+        found = np.asarray(self.rows[at]) == rows
+        out[found] = scores[at[found]]
+        return out
+

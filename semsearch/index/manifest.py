@@ -38,6 +38,9 @@ class Manifest:
     # how hybrid search fuses the two sides (FusionConfig.to_dict()), from the model's
     # calibration when it had one
     fusion: dict | None = None
+    # the default second phase (semsearch.rescoring): the rescoring model's name, path and
+    # fingerprint, as `index --rescore MODEL` recorded it; None: no second phase by default
+    rescore: dict | None = None
     engine: str = "local"  # how the vectors were made: local, or ray (in shards on a cluster)
     shards: int = 0  # shards a ray build embedded the corpus in (0: local)
     created: str = ""

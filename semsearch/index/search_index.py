@@ -56,6 +56,11 @@ class Hit:
     dense_rank: int | None = None
     lexical_score: float | None = None
     lexical_rank: int | None = None
+    # the second phase (semsearch.rescoring), where one ran: the rescoring model's cosine and
+    # its rank among the candidates, and the rank the first stage gave the document
+    rescore_score: float | None = None
+    rescore_rank: int | None = None
+    first_rank: int | None = None
 
     # the chunk's row id in the index; kept out of to_dict (an internal handle: rows move when
     # an index is rebuilt)
@@ -64,6 +69,9 @@ class Hit:
     def to_dict(self) -> dict:
         data = asdict(self)
         del data["row"]
+        if self.rescore_score is None:  # the second phase's fields only where it ran
+            for name in ("rescore_score", "rescore_rank", "first_rank"):
+                del data[name]
         return data
 
 

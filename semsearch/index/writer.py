@@ -117,12 +117,14 @@ class IndexWriter:
         if failed is not None:
             raise failed from None
 
-    def stage(self, copy: bool = False, linked: Collection[str] = ()) -> Path:
+    def stage(self, copy: bool = False, link: bool = False,
+              linked: Collection[str] = ()) -> Path:
         """Make the staging folder, a temporary sibling of the index folder (a copy of its
         files with `copy`); returns its path. Files this writer only ever replaces whole (the
         FAISS index, the lexical folder's) and those named in `linked` (files the caller will
         not write) are hard links, not copies: at a million documents the copy of the vector
-        file alone was 1.5 GB."""
+        file alone was 1.5 GB. With `link` every file but the manifest is a hard link (for a
+        write that changes only the manifest)."""
         if self.path is not None:
             raise IndexError_(f"the write of {self.folder} is staged already")
         check_replaceable(self.folder)
@@ -134,12 +136,15 @@ class IndexWriter:
         os.umask(umask)
         staging.chmod(0o777 & ~umask)  # mkdtemp makes it private; the index is an ordinary folder
         if copy:
+            def place(source, target):
+                name = Path(source).name
+                if (link and name != MANIFEST) or name in linked or name in REPLACED_WHOLE:
+                    return _link_or_copy(source, target)
+                return shutil.copy2(source, target)
+
             for item in self.folder.iterdir():
                 if item.is_file():
-                    if item.name in linked or item.name in REPLACED_WHOLE:
-                        _link_or_copy(item, staging / item.name)
-                    else:
-                        shutil.copy2(item, staging / item.name)
+                    place(item, staging / item.name)
                 elif item.is_dir() and not item.is_symlink():  # the lexical index, rewritten whole
                     shutil.copytree(item, staging / item.name, copy_function=_link_or_copy)
         return staging
@@ -247,6 +252,23 @@ def add_lexical(folder: Path) -> int:
             store.close()
         writer.commit()
     return manifest.lexical["documents"]
+
+
+def set_rescore(folder: Path, recorded: dict | None, wait: float = 0) -> Manifest:
+    """Record (or, with None, clear) the index's default second phase in its manifest: one
+    atomic write under the write lock, the other files hard-linked into the staged version."""
+    from semsearch.index.search_index import SearchIndex
+
+    folder = Path(folder)
+    SearchIndex.open(folder).close()  # a missing or damaged folder says how to fix it
+    with IndexWriter(folder, wait) as writer:
+        writer.stage(copy=True, link=True)
+        manifest = Manifest.read(writer.path / MANIFEST)
+        manifest.rescore = recorded
+        manifest.updated = now()
+        writer.write_manifest(manifest)
+        writer.commit()
+    return manifest
 
 
 def remove_documents(folder: Path, doc_ids: Iterable[str], wait: float = 0) -> tuple[int, int]:

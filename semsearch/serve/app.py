@@ -35,8 +35,8 @@ from pydantic import (
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from semsearch import __version__
-from semsearch.errors import IndexError_, SemsearchError, UnknownFieldError
-from semsearch.limits import MAX_EF_SEARCH, MAX_NPROBE
+from semsearch.errors import IndexError_, NoRescorer, SemsearchError, UnknownFieldError
+from semsearch.limits import MAX_EF_SEARCH, MAX_NPROBE, MAX_RESCORE_DEPTH
 from semsearch.serve import schema
 from semsearch.serve.page import render_page
 from semsearch.serve.state import Limits, ServeConfig, Served
@@ -85,6 +85,7 @@ Depth = Annotated[int, Field(ge=1, le=10_000), JSON_NUMBER]
 NProbe = Annotated[int, Field(ge=1, le=MAX_NPROBE), JSON_NUMBER]
 EfSearch = Annotated[int, Field(ge=1, le=MAX_EF_SEARCH), JSON_NUMBER]
 Weight = Annotated[float, Field(ge=0.0, le=1.0), JSON_NUMBER]
+RescoreDepth = Annotated[int, Field(ge=1, le=MAX_RESCORE_DEPTH), JSON_NUMBER]
 Dimensions = Annotated[int, Field(ge=1), JSON_NUMBER]
 
 
@@ -108,6 +109,12 @@ class SearchOptions(BaseModel):
     nprobe: NProbe | None = Field(None, description="IVF lists to search")
     ef_search: EfSearch | None = Field(None,
                                   description="HNSW candidate list size")
+    rescore: bool | None = Field(None, description="the second phase: false turns it off "
+                                 "(default: on where the server has a rescoring model)")
+    rescore_depth: RescoreDepth | None = Field(
+        None, description="first-stage documents the second phase re-scores")
+    rescore_weight: Weight | None = Field(
+        None, description="the rescoring cosine's share against BM25")
 
     def search_options(self) -> dict[str, Any]:
         """The options given (not k), by name; `where` as (field, value) string pairs."""
@@ -186,8 +193,9 @@ def create_app(config: ServeConfig | None = None, served: Served | None = None) 
     @app.exception_handler(SemsearchError)
     async def library_error(request: Request, error: SemsearchError):
         # 409: the request is well formed but the served index cannot answer it (no index, a
-        # broken one, a filter on a field none of its documents has); 422: the request is wrong
-        status = 409 if isinstance(error, IndexError_ | UnknownFieldError) else 422
+        # broken one, a filter on a field none of its documents has, a second phase where the
+        # server has no rescoring model); 422: the request is wrong
+        status = 409 if isinstance(error, IndexError_ | UnknownFieldError | NoRescorer) else 422
         return _error(status, str(error))
 
     @app.exception_handler(RequestValidationError)
@@ -236,11 +244,16 @@ def create_app(config: ServeConfig | None = None, served: Served | None = None) 
             description="FIELD=VALUE, repeatable (all must hold), as `query --where`")] = None,
         nprobe: Annotated[int | None, Query(ge=1, le=MAX_NPROBE)] = None,
         ef_search: Annotated[int | None, Query(ge=1, le=MAX_EF_SEARCH)] = None,
+        rescore: Annotated[bool | None, Query(
+            description="false: no second phase for this request")] = None,
+        rescore_depth: Annotated[int | None, Query(ge=1, le=MAX_RESCORE_DEPTH)] = None,
+        rescore_weight: Annotated[float | None, Query(ge=0.0, le=1.0)] = None,
     ):
         try:
             options = SearchOptions(k=k, mode=mode, fusion=fusion, dense_weight=dense_weight,
                                     depth=depth, where=_parse_where(where), nprobe=nprobe,
-                                    ef_search=ef_search)
+                                    ef_search=ef_search, rescore=rescore,
+                                    rescore_depth=rescore_depth, rescore_weight=rescore_weight)
         except ValidationError as error:
             raise ApiError(422, _describe(error)) from None
         hits = await run_in_threadpool(run_search, [_text(q)], options)

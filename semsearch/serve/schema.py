@@ -36,6 +36,10 @@ class Hit(BaseModel):
     dense_rank: int | None
     lexical_score: float | None
     lexical_rank: int | None
+    rescore_score: float | None = Field(
+        None, description="the rescoring model's cosine (second phase), null without one")
+    rescore_rank: int | None = Field(None, description="rank by that cosine among the candidates")
+    first_rank: int | None = Field(None, description="the rank the first stage gave the document")
 
 
 class SearchAnswer(BaseModel):
@@ -101,10 +105,34 @@ class IndexInfo(BaseModel):
     fusion: FusionInfo | None = None  # absent for an index with no lexical part
 
 
+class CacheInfo(BaseModel):
+    entries: int = Field(ge=0, description="chunk vectors held")
+    capacity: int = Field(ge=0)
+    hits: int = Field(ge=0)
+    misses: int = Field(ge=0)
+    hit_rate: float | None = Field(description="hits / lookups since start; null before any")
+
+
+class RescoreInfo(BaseModel):
+    """The second phase: the rescoring model, its default depth and weight for the served
+    index's first stage, and its cache of chunk vectors."""
+
+    name: str
+    path: str
+    fingerprint: str
+    precision: str
+    window: int
+    cache: CacheInfo
+    depth: int | None = None
+    weight: float | None = None
+    calibrated: bool | None = None
+
+
 class Health(BaseModel):
     status: Literal["ok"]
     model: ModelInfo | None  # None: an index without vectors served with no --model
     index: IndexInfo | None
+    rescore: RescoreInfo | None = None
     uptime_s: float
 
 
@@ -117,8 +145,9 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
 ERROR_MEANINGS = {
     401: "missing or wrong API key (when the server runs with --api-key)",
     409: "the served index cannot answer: there is none, it is broken (rebuild or restart), it "
-         "has no vectors (a dense search) or the server no model (an embedding), or a filter "
-         "names a metadata field none of its documents has",
+         "has no vectors (a dense search) or the server no model (an embedding), a filter names "
+         "a metadata field none of its documents has, or rescore=true where the server has no "
+         "rescoring model",
     413: "request too large: more texts, longer texts or a larger body than the limits",
     422: "invalid request: a field of the wrong type or out of bounds, an empty query, ...",
 }

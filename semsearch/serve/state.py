@@ -53,6 +53,8 @@ class ServeConfig:
     backend: str | None = None  # torch or onnx; None: the query path's choice (see load_embedder)
     precision: str = "fp32"  # int8: ONNX Runtime's or torch's int8 matrix products (CPU only)
     api_key: str | None = None  # None: no key (the CLI reads $SEMSEARCH_API_KEY as default)
+    # the second phase's model folder; None: the one the index records (if any); "none": never
+    rescore: str | None = None
     limits: Limits = Limits()
 
     def to_env(self) -> str:
@@ -124,6 +126,7 @@ class Served:
             self.index_dir = resolve_index_dir(config.index).resolve()
         self._model_lock = threading.Lock()
         self.embedder = None
+        self.rescorer = None
         if self.index_dir is not None:
             self._thread.submit(self._open_index).result()
         # an index without vectors (--lexical-only) needs no model: one is loaded (for
@@ -160,12 +163,39 @@ class Served:
                     f"restart the server with --model {opened.manifest.model_path}"
                 )
             embedder = self._load_embedder(model_for_index(opened.manifest, self.config.model))
+        try:
+            rescorer = self._load_rescorer(opened)
+        except BaseException:
+            opened.close()
+            raise
         old, self._index, self._stamp = self._index, opened, stamp
+        if self.rescorer is not None:
+            self.rescorer.forget()  # its cached chunk vectors belong to the old version
+        self.rescorer = rescorer
         with self._model_lock:
             self.embedder = embedder
         if old is not None:
             old.close()
             log.info("reloaded index %s (%d documents)", self.index_dir, opened.manifest.documents)
+
+    def _load_rescorer(self, opened):
+        """The second phase's model for the opened index: kept when it is the one loaded
+        already (same folder, same weights), loaded once otherwise; None for no second phase."""
+        from semsearch.rescoring import check_recorded, load_rescorer, rescore_model_for_index
+
+        if self.config.rescore == "none":
+            return None
+        wanted = rescore_model_for_index(opened.manifest, opened.folder, self.config.rescore)
+        if wanted is None:
+            return None
+        current = self.rescorer
+        if current is not None and current.path.resolve() == Path(wanted).resolve():
+            rescorer = current
+        else:
+            rescorer = load_rescorer(wanted)
+        if self.config.rescore is None:
+            check_recorded(opened.manifest, rescorer, opened.folder)
+        return rescorer
 
     def _manifest_stamp(self) -> tuple | None:
         from semsearch.index.folder import MANIFEST
@@ -239,7 +269,7 @@ class Served:
         first = batch[0]
         queries = [query for request in batch for query in request.queries]
         try:
-            results = search(index, self.embedder, queries, first.k,
+            results = search(index, self.embedder, queries, first.k, rescorer=self.rescorer,
                              **library_options(first.options))
         except BaseException as error:  # noqa: BLE001 - handed to the request(s)
             if len(batch) == 1:
@@ -286,6 +316,15 @@ class Served:
                 from semsearch.index.fusion import describe_fusion, index_fusion
 
                 payload["index"]["fusion"] = describe_fusion(*index_fusion(manifest))
+        rescorer = self.rescorer
+        payload["rescore"] = None
+        if rescorer is not None:
+            payload["rescore"] = {**rescorer.describe(), "cache": rescorer.stats()}
+            if index is not None:
+                mode = "hybrid" if index.lexical is not None else "dense"
+                settings, source = rescorer.settings_for(index.manifest.model_fingerprint, mode)
+                payload["rescore"].update(depth=settings.depth, weight=settings.weight,
+                                          calibrated=source == "calibrated")
         return payload
 
     def close(self) -> None:

@@ -66,6 +66,139 @@ def test_out_of_fold_chooses_on_one_half_and_scores_the_other():
     assert all(s != "weighted 0.0" for s in result["c"]["settings"])
 
 
+def _reference_calibrate(runs):
+    """Calibration by its definition: every grid setting fused by `fuse_hits` and scored by
+    `score_rankings`, the smallest worst shortfall against the better side, ties to the best
+    mean (what the cached-score sweep must reproduce exactly)."""
+    from semsearch.eval.search_eval import (
+        FUSION_GRID,
+        describe,
+        hybrid_rankings,
+        score_rankings,
+        side_scores,
+    )
+
+    sides = [side_scores(run) for run in runs]
+    sweep, best = {}, None
+    for fusion in FUSION_GRID:
+        sweep[describe(fusion)] = {run.name: score_rankings(hybrid_rankings(run, fusion),
+                                                            run.qrels)["ndcg@10"] for run in runs}
+        values = sweep[describe(fusion)]
+        shortfall = max(max(side["bm25"]["ndcg@10"], side["dense"]["ndcg@10"]) - values[run.name]
+                        for run, side in zip(runs, sides))
+        key = (round(shortfall, 6), -sum(values.values()) / len(runs))
+        if best is None or key < best[0]:
+            best = (key, describe(fusion))
+    return best[1], sweep
+
+
+def _synthetic_runs(seed: int):
+    """Two collections of queries whose sides' scores are coarse (ties within and across
+    sides) and whose judged documents sit anywhere in either list, or in neither."""
+    import random
+
+    from semsearch.eval.search_eval import CollectionRun
+    from semsearch.index.search_index import Hit
+
+    rng = random.Random(seed)
+
+    def hits(ids):
+        scores = sorted((round(rng.random(), 1) for _ in ids), reverse=True)
+        return [Hit(rank=i + 1, score=s, id=d, chunk=0, chunks=1, text="", metadata={})
+                for i, (d, s) in enumerate(zip(ids, scores))]
+
+    runs = []
+    for name in ("a", "b"):
+        qrels, dense, lexical = {}, {}, {}
+        for q in range(40):
+            docs = [f"d{i}" for i in range(30)]
+            qrels[f"q{q}"] = {rng.choice(docs): rng.choice([1, 2]) for _ in range(rng.randint(0, 3))}
+            dense[f"q{q}"] = hits(rng.sample(docs, rng.randint(0, 15)))
+            lexical[f"q{q}"] = hits(rng.sample(docs, rng.randint(0, 15)))
+        runs.append(CollectionRun(name, qrels, dense, lexical, 30, {}))
+    return runs
+
+
+def _half(run, part: int):
+    from semsearch.eval.search_eval import CollectionRun
+
+    keep = sorted(run.qrels)[part::2]
+    return CollectionRun(run.name, {q: run.qrels[q] for q in keep},
+                         {q: run.dense[q] for q in keep}, {q: run.lexical[q] for q in keep},
+                         run.corpus, run.index)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_cached_sweep_chooses_and_scores_as_fusing_each_setting_does(seed):
+    from semsearch.eval.search_eval import (
+        FUSION_GRID,
+        SweepScores,
+        calibrate,
+        describe,
+        hybrid_rankings,
+        out_of_fold,
+        score_rankings,
+    )
+
+    runs = _synthetic_runs(seed)
+    fusion, sweep = calibrate([SweepScores(run) for run in runs])
+    expected_setting, expected_sweep = _reference_calibrate(runs)
+    assert describe(fusion) == expected_setting and sweep == expected_sweep
+    # out of fold: chosen on one half of every collection, scored on the other
+    held_out = out_of_fold(runs)
+    chosen = [_reference_calibrate([_half(run, part) for run in runs])[0] for part in (0, 1)]
+    by_name = {describe(f): f for f in FUSION_GRID}
+    for run in runs:
+        assert held_out[run.name]["settings"] == chosen
+        scores = [score_rankings(hybrid_rankings(_half(run, 1 - part), by_name[chosen[part]]),
+                                 _half(run, 1 - part).qrels)["ndcg@10"] for part in (0, 1)]
+        assert held_out[run.name]["hybrid_ndcg@10"] == sum(scores) / 2
+
+
+def _searched(model, data):
+    """Each shared collection of `data` searched through the real index and query path."""
+    from semsearch.embedder import load_embedder
+    from semsearch.eval.beir import read_beir
+    from semsearch.eval.search_eval import run_collection, shared_collections
+
+    embedder = load_embedder(model)
+    return [run_collection(read_beir(folder, split), embedder)
+            for folder, split in shared_collections(data)]
+
+
+def _reference_out_of_fold(runs) -> dict[str, float]:
+    """Out of fold by its definition: chosen on one half of every collection by fusing each
+    setting, scored on the other half, both ways round."""
+    from semsearch.eval.search_eval import FUSION_GRID, describe, hybrid_rankings, score_rankings
+
+    by_name = {describe(f): f for f in FUSION_GRID}
+    chosen = [_reference_calibrate([_half(run, part) for run in runs])[0] for part in (0, 1)]
+    return {run.name: sum(score_rankings(hybrid_rankings(_half(run, 1 - part),
+                                                         by_name[chosen[part]]),
+                                         _half(run, 1 - part).qrels)["ndcg@10"]
+                          for part in (0, 1)) / 2 for run in runs}
+
+
+def test_a_model_too_slow_for_the_budget_is_calibrated_on_a_sample_and_says_so(
+        static_model_dir, small_data, tmp_path, monkeypatch):
+    import shutil
+
+    from semsearch import calibration
+
+    model = tmp_path / "model"
+    shutil.copytree(static_model_dir, model)
+    monkeypatch.delenv("SEMSEARCH_CALIBRATE")
+    monkeypatch.setattr(calibration, "BUDGET", 0.0)
+    lines: list[str] = []
+    summary = calibration.calibrate_after(model, small_data, log=lines.append)
+    assert any("would take about" in line and "10% of each corpus" in line for line in lines)
+    assert summary.sample["corpus"] == 0.1 and summary.sample["queries"] == 500
+    # every judged document kept, a tenth of the others: 12 queries' documents and 6 of 60
+    assert all(figures["queries"] == 12 for figures in summary.collections.values())
+    saved = json.loads((model / "fusion.json").read_text())["measured"]
+    assert all(entry["sample"]["corpus"] == 0.1 for entry in saved.values())
+
+
 def test_a_model_is_calibrated_when_written_and_old_indexes_follow(
         static_model_dir, small_data, tmp_path, monkeypatch):
     import shutil
@@ -81,14 +214,20 @@ def test_a_model_is_calibrated_when_written_and_old_indexes_follow(
     assert before["fusion"]["source"] == "default" and not before["fusion"]["calibrated"]
 
     monkeypatch.delenv("SEMSEARCH_CALIBRATE")
-    from semsearch.cli.calibrate import calibrate_after
+    from semsearch.calibration import calibrate_after
 
     lines: list[str] = []
     summary = calibrate_after(model, small_data, log=lines.append)
-    assert lines and lines[0].startswith("hybrid fusion calibrated in ")
-    assert set(summary["collections"]) == {"mlquestions", "arguana"}
-    for figures in summary["collections"].values():
-        assert 0.0 <= figures["hybrid_out_of_fold"] <= 1.0
+    assert lines and lines[-1].startswith("hybrid fusion calibrated in ")
+    assert set(summary.collections) == {"mlquestions", "arguana"}
+    assert summary.sample == {"queries": None, "corpus": None, "seed": 0}  # whole: within budget
+    # the same choice and out-of-fold figures as fusing every setting of the real searches
+    runs = _searched(model, small_data)
+    setting, _ = _reference_calibrate(runs)
+    assert summary.fusion["setting"] == setting
+    for run_ in runs:
+        assert summary.collections[run_.name]["hybrid_out_of_fold"] == pytest.approx(
+            _reference_out_of_fold(runs)[run_.name], abs=1e-12)
     saved = json.loads((model / "fusion.json").read_text())
     assert saved["fusion"]["calibrated"] is True
 
@@ -102,7 +241,7 @@ def test_a_model_is_calibrated_when_written_and_old_indexes_follow(
 
 
 def test_no_calibrate_and_no_collections_say_so(static_model_dir, tmp_path, monkeypatch):
-    from semsearch.cli.calibrate import calibrate_after
+    from semsearch.calibration import calibrate_after
 
     monkeypatch.delenv("SEMSEARCH_CALIBRATE")
     lines: list[str] = []
@@ -111,3 +250,24 @@ def test_no_calibrate_and_no_collections_say_so(static_model_dir, tmp_path, monk
     assert calibrate_after(static_model_dir, tmp_path, log=lines.append) is None
     assert "no retrieval collection" in lines[-1]
     assert not (static_model_dir / "fusion.json").exists()
+
+
+def test_the_samples_keep_judged_queries_and_their_documents():
+    from semsearch.eval.retrieval import RetrievalSet
+    from semsearch.eval.search_eval import sample_corpus, sample_queries
+
+    queries = {f"q{i}": f"query {i}" for i in range(50)}
+    qrels = {f"q{i}": {f"d{i}": 1} for i in range(40)} | {"q49": {"d0": 0}}  # q49: unjudged
+    corpus = {f"d{i}": f"document {i}" for i in range(200)}
+    full = RetrievalSet("c", queries, corpus, qrels)
+    assert sample_queries(full, None) is full and sample_queries(full, 100) is full
+    drawn = sample_queries(full, 10, seed=0)
+    assert len(drawn.qrels) == 10 and set(drawn.qrels) <= {f"q{i}" for i in range(40)}
+    assert drawn.qrels == sample_queries(full, 10, seed=0).qrels  # seeded: the same draw
+    assert drawn.qrels != sample_queries(full, 10, seed=1).qrels
+    assert drawn.corpus is corpus
+    smaller = sample_corpus(drawn, 0.25, seed=0)
+    judged = {doc for grades in drawn.qrels.values() for doc in grades}
+    assert judged <= set(smaller.corpus)
+    assert len(smaller.corpus) == len(judged) + round(0.25 * (200 - len(judged)))
+    assert sample_corpus(drawn, None) is drawn

@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from semsearch.encoder.model import Encoder, EncoderConfig
-from semsearch.encoder.train import _batch_sequences, _info_nce, train_step
 from semsearch.encoder.train_config import TrainConfig
+from semsearch.encoder.train_data import batch_sequences
+from semsearch.encoder.train_steps import info_nce_loss, train_step
 
 
 def _examples(count=12, seed=0):
@@ -52,14 +53,14 @@ def test_with_dropout_each_chunk_replays_its_masks():
     torch.manual_seed(0)
     model = Encoder(config)
     torch.manual_seed(1)
-    sequences = _batch_sequences(_examples(), list(range(12)))
+    sequences = batch_sequences(_examples(), list(range(12)))
     order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
     vectors = torch.empty(len(sequences), 32)
     for start in range(0, len(order), 8):
         chunk = order[start: start + 8]
         vectors = vectors.index_put((torch.tensor(chunk),),
                                     model.encode_packed([sequences[i] for i in chunk], 2))
-    reference = _info_nce(vectors, 12, TrainConfig())
+    reference = info_nce_loss(vectors, 12, TrainConfig())
     reference.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), TrainConfig().grad_clip)  # as train_step
     assert loss == pytest.approx(reference.item(), rel=1e-5)

@@ -181,9 +181,9 @@ def test_configs_saved_before_experts_existed_load_dense():
 
 
 def test_expert_biases_are_not_weight_decayed(model):
-    from semsearch.encoder.train import _optimizer
+    from semsearch.encoder.train_steps import make_optimizer
 
-    decay, rest = (group["params"] for group in _optimizer(model, 1e-3, 0.01).param_groups)
+    decay, rest = (group["params"] for group in make_optimizer(model, 1e-3, 0.01).param_groups)
     mlp = model.blocks[0].mlp
     assert any(p is mlp.w_in for p in decay) and any(p is mlp.gate.weight for p in decay)
     assert any(p is mlp.in_bias for p in rest) and any(p is mlp.out_bias for p in rest)

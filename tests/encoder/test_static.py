@@ -185,3 +185,57 @@ def test_unlabelled_readers_refuse_what_they_cannot_read(tmp_path):
         parse_spec("wiki-everything@5")
     with pytest.raises(DataError, match="not found"):
         text_file(tmp_path / "missing.txt")
+
+
+@pytest.mark.parametrize("spec, source", [("questions@300", "quora"),
+                                          ("captions@300", "flickr30k"),
+                                          ("paraphrases@300", "mrpc")])
+def test_pair_sources_give_distinct_texts_and_never_an_sts_evaluation_sentence(data_dir, spec,
+                                                                                 source):
+    from semsearch.data.mixture import _evaluation_sentences, normalise
+    from semsearch.data.unlabelled import wiki_texts
+
+    texts = wiki_texts(spec, data_dir)
+    assert len(texts) == 300 == len(set(texts))
+    assert all(t.strip() == t and t for t in texts)
+    blocked = _evaluation_sentences(data_dir)
+    assert not {normalise(t) for t in texts} & blocked
+    if source == "flickr30k":
+        # captions do hold STS-B sentences: the filter is what keeps them out
+        from semsearch.data import sources
+
+        every = {normalise(p.anchor) for p in sources.load_training_pairs(
+            "flickr30k", ("all",), data_dir, 0.0, 5)}
+        assert every & blocked
+
+
+def test_keep_rare_holds_the_rows_and_weights_of_rare_tokens(tiny_model_dir, wiki_text_file,
+                                                             tmp_path, monkeypatch):
+    from safetensors.numpy import load_file
+
+    from semsearch.encoder.static_train import StaticTrainConfig, distill_static
+    from semsearch.encoder.tokenizer import Tokenizer
+
+    monkeypatch.setenv("SEMSEARCH_CACHE", str(tmp_path / "cache"))
+    texts = wiki_text_file.read_text(encoding="utf-8").splitlines()
+    tensors = {}
+    for keep, epochs in ((3, 1), (3, 3), (0, 3)):
+        out = tmp_path / f"keep{keep}-{epochs}"
+        # val_texts=0: every text is fitted, so the counts below are the fit's
+        distill_static(tiny_model_dir, out, StaticTrainConfig(
+            hidden=16, epochs=epochs, val_texts=0, extra_vocab=0, keep_rare=keep, lr=1e-2),
+            texts, {"text": len(texts)}, progress=False, log=lambda _m: None)
+        tensors[keep, epochs] = load_file(str(out / "model.safetensors"))
+    tokenizer = Tokenizer.load(tiny_model_dir / "tokenizer.json")
+    counts = np.bincount([t for e in tokenizer.inner.encode_batch_fast(
+        texts, add_special_tokens=False) for t in e.ids], minlength=tokenizer.vocab_size)
+    rare = np.flatnonzero((counts > 0) & (counts < 3))
+    common = np.flatnonzero(counts >= 3)
+    assert len(rare) and len(common)
+    one, three, free = tensors[3, 1], tensors[3, 3], tensors[0, 3]
+    # held: one epoch or three, the rare tokens' rows and weights are where they started ...
+    np.testing.assert_array_equal(one["embedding"][rare], three["embedding"][rare])
+    np.testing.assert_array_equal(one["weight"][rare], three["weight"][rare])
+    # ... while the common ones were fitted, and without keep_rare the rare ones move too
+    assert np.abs(one["embedding"][common] - three["embedding"][common]).max() > 1e-4
+    assert np.abs(free["embedding"][rare] - three["embedding"][rare]).max() > 1e-4

@@ -9,7 +9,9 @@ import pytest
 from semsearch.data import load_stsb
 from semsearch.encoder import SentenceEncoder
 from semsearch.encoder.presets import apply_overrides, preset
-from semsearch.encoder.train import _graded_batches, _lr_factor, train_model
+from semsearch.encoder.train import train_model
+from semsearch.encoder.train_data import graded_batches
+from semsearch.encoder.train_steps import lr_factor
 from semsearch.errors import ConfigError, DataError, TrainingInterrupted
 
 SENTENCES = ["A man is playing a guitar.", "A woman slices an onion.", "Kids play football."]
@@ -28,19 +30,19 @@ def _with_stage(**train):
 def test_schedule_warms_up_and_decays_twice():
     cfg = replace(preset("tiny").train, lr=1e-3, sts_lr=1e-4, warmup_ratio=0.1)
     stage_one, total = 100, 150
-    one = [_lr_factor(s, stage_one, total, cfg) for s in range(stage_one)]
-    two = [_lr_factor(s, stage_one, total, cfg) for s in range(stage_one, total)]
+    one = [lr_factor(s, stage_one, total, cfg) for s in range(stage_one)]
+    two = [lr_factor(s, stage_one, total, cfg) for s in range(stage_one, total)]
     assert max(one) == pytest.approx(1.0) and one[-1] < 0.01
     assert max(two) == pytest.approx(0.1)  # sts_lr / lr
     assert two[0] < max(two) and two[-1] < 0.01 * 0.1
 
 
 def test_graded_batches_are_full_disjoint_and_seeded():
-    batches = _graded_batches(70, 16, seed=3)
+    batches = graded_batches(70, 16, seed=3)
     assert [len(b) for b in batches] == [16] * 4
     flat = [i for b in batches for i in b]
     assert len(set(flat)) == 64 and set(flat) <= set(range(70))
-    assert batches == _graded_batches(70, 16, seed=3) != _graded_batches(70, 16, seed=4)
+    assert batches == graded_batches(70, 16, seed=3) != graded_batches(70, 16, seed=4)
 
 
 @pytest.mark.slow
