@@ -27,6 +27,7 @@ import argparse
 import inspect
 import json
 import os
+import random
 import shutil
 import statistics
 import subprocess
@@ -60,6 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rescore", default=None, metavar="MODEL",
                         help="also measure hybrid + rescoring with MODEL (the two-stage arm)")
     parser.add_argument("--rescore-depth", type=int, default=100)
+    parser.add_argument("--rescore-queries", type=int, default=0, metavar="N",
+                        help="the two-stage arm's quality on a seeded sample of N dev queries "
+                        "(hybrid alone on the same sample beside it) and its latency on N "
+                        "queries (0: every query)")
     parser.add_argument("--build-args", default="", help="extra `semsearch index` arguments")
     parser.add_argument("--append", type=int, default=0, metavar="N",
                         help="also time `index --append` of the collection's next N documents, "
@@ -90,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         row["disk_bytes"] = disk_bytes(folder)
         child = [sys.executable, __file__, "--child", "measure", "--index", str(folder),
                  "--data-dir", args.data_dir, "--latency-queries", str(args.latency_queries),
-                 "--rescore-depth", str(args.rescore_depth)]
+                 "--rescore-depth", str(args.rescore_depth),
+                 "--rescore-queries", str(args.rescore_queries)]
         child += ["--no-quality"] if args.no_quality else []
         child += ["--rescore", args.rescore] if args.rescore and model else []
         done = subprocess.run(child, capture_output=True, text=True)
@@ -299,15 +305,25 @@ def measure(args) -> dict:
     if rescore is not None and "hybrid" in modes:
         arms.append(("hybrid+rescore", {"mode": "hybrid", **rescore}))
         if not args.no_quality:
-            out["quality"]["hybrid+rescore"] = _rescore_quality(folder, query_ids, texts,
-                                                                dev.qrels, rescore)
+            chosen = list(range(len(texts)))
+            if 0 < args.rescore_queries < len(texts):
+                chosen = sorted(random.Random(30).sample(chosen, args.rescore_queries))
+                out["quality"]["hybrid (the sample)"] = _rescore_quality(
+                    folder, [query_ids[i] for i in chosen], [texts[i] for i in chosen],
+                    dev.qrels, {"rescore": False})
+            out["quality"]["hybrid+rescore"] = _rescore_quality(
+                folder, [query_ids[i] for i in chosen], [texts[i] for i in chosen], dev.qrels,
+                rescore)
     elif args.rescore:
         out["rescore"] = "not measured: this semsearch.query takes no rescore= (issue 29)"
     sample = [texts[i % len(texts)] for i in range(args.latency_queries + 5)]
     for name, keywords in arms:
         semsearch.query(sample[0], index=folder, k=10, **keywords)  # the model loads once
         times = []
-        for text in sample[1:]:
+        timed = sample[1:]
+        if "rescore" in keywords and args.rescore_queries:
+            timed = timed[:args.rescore_queries + 4]
+        for text in timed:
             started = time.perf_counter()
             semsearch.query(text, index=folder, k=10, **keywords)
             times.append((time.perf_counter() - started) * 1000)
@@ -340,7 +356,7 @@ def _rescore_quality(folder, query_ids, texts, qrels, keywords) -> dict:
     started = time.perf_counter()
     found = semsearch.query(texts, index=folder, k=100, **keywords)
     rankings = {q: [hit["id"] for hit in hits] for q, hits in zip(query_ids, found, strict=True)}
-    scores = retrieval_scores(rankings, qrels, ks=(10, 100))
+    scores = retrieval_scores(rankings, {q: qrels[q] for q in query_ids}, ks=(10, 100))
     return {"ndcg@10": round(scores["ndcg@10"], 4), "recall@100": round(scores["recall@100"], 4),
             "queries": scores["queries"], "seconds": round(time.perf_counter() - started, 1)}
 
@@ -453,6 +469,10 @@ def print_row(row: dict) -> None:
               f"{row['latency_ms'][mode]['p50']:>8.2f} {row['latency_ms'][mode]['p99']:>8.2f} "
               f"{served.get('p50', nan):>9.2f} {served.get('p99', nan):>9.2f} "
               f"{shell.get('p50_s', nan):>8.3f}")
+    for mode, quality in row["quality"].items():
+        if mode not in row["latency_ms"]:
+            print(f"{mode:16} {quality['ndcg@10']:>8.4f} {quality['recall@100']:>7.4f}  "
+                  f"({quality['queries']} queries)")
 
 
 if __name__ == "__main__":
