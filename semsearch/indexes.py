@@ -105,6 +105,8 @@ def index(
         raise UsageError("--append runs locally; leave out --engine ray")
     if resume and append:
         raise UsageError("--resume continues a build; an --append is run again whole")
+    if resume and engine == "ray":
+        raise UsageError("--resume continues a local build; leave out --engine ray")
     from semsearch.corpora import ReaderOptions
     from semsearch.embedder import load_embedder, model_for_index
     from semsearch.index import Manifest, default_index_dir, parse_memory
