@@ -69,7 +69,7 @@ class Hit:
     def to_dict(self) -> dict:
         data = asdict(self)
         del data["row"]
-        if self.rescore_score is None:  # the second phase's fields only where it ran
+        if self.rescore_score is None and self.first_rank is None:  # no second phase ran
             for name in ("rescore_score", "rescore_rank", "first_rank"):
                 del data[name]
         return data
