@@ -10,6 +10,8 @@ resident memory of that process and of every Ray worker (processes named `ray::.
     python bench/bench_ray_index.py --model models/quick --limit 5000 --json
     python bench/bench_ray_index.py --model models/quick --limit 0 --work runs/wiki704k \
         --engines local:onnx local:torch ray:onnx --json-lines     # issues 17 and 18
+    python bench/bench_ray_index.py --model models/static --corpus runs/million/corpus-1000000.jsonl \
+        --id-field _id --limit 0 --work runs/million/ray --json    # issue 30
 """
 
 from __future__ import annotations
@@ -66,6 +68,8 @@ def run_engine(spec: str, corpus: Path, model: str, out: Path, args) -> dict:
     command = [sys.executable, "-m", "semsearch", "index", str(corpus), "--model", model,
                "--out", str(out), "--json", "--engine", engine, "--batch-size",
                str(args.batch_size), "--type", args.type]
+    if args.id_field:
+        command += ["--id-field", args.id_field]
     if backend:
         command += ["--backend", backend]
     if precision:
@@ -123,6 +127,8 @@ def main() -> None:
     parser.add_argument("--shard-size", type=int, default=10_000)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--type", default="auto", help="index type, as `semsearch index --type`")
+    parser.add_argument("--id-field", default=None,
+                        help="a JSONL corpus's id field, as `semsearch index --id-field`")
     parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: temp)")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--json-lines", action="store_true",
@@ -130,13 +136,17 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(args.work or tempfile.mkdtemp(prefix="bench-ray-index-"))
     work.mkdir(parents=True, exist_ok=True)
-    corpus = work / "corpus.txt"
-    opener = gzip.open if args.corpus.name.endswith(".gz") else open
-    with opener(args.corpus, "rt", encoding="utf-8") as source, open(corpus, "w") as target:
-        for number, line in enumerate(source):
-            if args.limit and number >= args.limit:
-                break
-            target.write(line)
+    jsonl = ".jsonl" in args.corpus.name
+    corpus = work / ("corpus.jsonl" if jsonl else "corpus.txt")
+    if not args.limit and not args.corpus.name.endswith(".gz"):
+        corpus = args.corpus  # the whole file, read where it is
+    else:
+        opener = gzip.open if args.corpus.name.endswith(".gz") else open
+        with opener(args.corpus, "rt", encoding="utf-8") as source, open(corpus, "w") as target:
+            for number, line in enumerate(source):
+                if args.limit and number >= args.limit:
+                    break
+                target.write(line)
     folders = [work / f"index-{spec.replace(':', '-')}" for spec in args.engines]
     rows = []
     for spec, folder in zip(args.engines, folders, strict=True):

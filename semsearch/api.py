@@ -14,6 +14,8 @@ models/, or an encoder that `load` returned. Folders are loaded once and kept fo
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -102,8 +104,9 @@ def query(
     IVF / HNSW search. One query gives a list of hits (dicts with rank, score, id, chunk,
     chunks, text, metadata and each side's score and rank), a list of queries a list of such
     lists; either is a QueryResult, which also holds what the command prints beside the hits.
-    `keep`: keep the model loaded for later calls (the command line, which encodes once and
-    exits, passes False and gets the fastest start instead).
+    `keep`: keep the model loaded, and the index opened, for later calls (the index is opened
+    again once a writer has swapped in a new version); the command line, which searches once
+    and exits, passes False and gets the fastest start instead.
 
     `rescore`: a second phase, as `semsearch query --rescore`: a model folder whose encoder
     re-scores the first stage's top `rescore_depth` documents (fused with BM25 by
@@ -129,7 +132,8 @@ def query(
         loader = _encoder
     return run_query(queries, index, k, mode, fusion, dense_weight, where, model, depth, nprobe,
                      ef, None if device == "auto" else device, loader, log,
-                     False if no_rescore else rescore, rescore_depth, rescore_weight)
+                     False if no_rescore else rescore, rescore_depth, rescore_weight,
+                     opener=_opened if keep else None)
 
 
 def embed(
@@ -168,6 +172,33 @@ def embed(
                             errors=errors)
     return embed_corpus(corpus, embedder, out, options, batch_size=batch_size,
                         overwrite=overwrite, progress=progress)
+
+
+# index folders opened by `query`, kept as models are: folder -> (index, identity, lock)
+_indexes: dict = {}
+_indexes_lock = threading.Lock()
+
+
+def _opened(folder: Path):
+    """The index in `folder`, opened on first use and kept for later calls (opening one of a
+    million documents cost 30 ms a query); opened again when a writer has swapped in a new
+    version (`--append`, `remove`, a rebuild), which its identity (the folder's and manifest's
+    inodes and the manifest's time) shows at the cost of two stat calls."""
+    from semsearch.index import SearchIndex
+    from semsearch.index.search_index import folder_identity
+
+    key = Path(os.path.abspath(folder))
+    identity = folder_identity(key)  # before opening: a swap during the open shows next time
+    with _indexes_lock:
+        kept = _indexes.get(key)
+        if kept is not None and identity is not None and kept[1] == identity:
+            return kept[0], kept[2]
+        opened = SearchIndex.open(key)
+        if kept is not None:
+            with kept[2]:  # a search still running on the old version finishes first
+                kept[0].close()
+        _indexes[key] = (opened, identity, threading.Lock())
+        return opened, _indexes[key][2]
 
 
 def _encoder(model) -> Embedder:

@@ -33,6 +33,10 @@ class Embedder(Protocol):
 
     def count_tokens(self, texts: list[str]) -> list[int]: ...
 
+    # optional: `single_threaded = True` says encode runs on one core, so `semsearch index`
+    # encodes in one worker process a core (the static model); without it an encoder is taken
+    # to spread one call over the cores itself (torch, ONNX Runtime) and encodes in the caller
+
 
 def load_embedder(model: str | Path | None, device: str | None = None,
                   texts: int | None = None, precision: str = "fp32",
@@ -140,6 +144,8 @@ def model_for_index(manifest: Manifest, model: str | Path | None) -> str | Path 
     (when its folder is still there), else None (the newest model)."""
     if model is not None:
         return model
+    if not manifest.model_path:  # an index without vectors names no model
+        return None
     built_with = Path(manifest.model_path)
     return built_with if built_with.is_dir() else None
 

@@ -3,14 +3,25 @@ semsearch.index.tuning, shared by the local build, --append and the Ray engine."
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 
 import numpy as np
 
+from semsearch.build_stages import Stages
 from semsearch.embedder import Embedder
 from semsearch.errors import ConfigError
-from semsearch.index import DocumentStore, IndexRecipe, IndexWriter, VectorFile, build_index
+from semsearch.index import (
+    DocumentStore,
+    IndexRecipe,
+    IndexWriter,
+    VectorFile,
+    add_rows,
+    create_index,
+    train_index,
+    training_sample,
+)
 from semsearch.index.tuning import (
     NO_ROW,
     TUNE_QUERIES,
@@ -31,25 +42,69 @@ def write_tuned_index(
     writer: IndexWriter,
     progress: Callable[[int], None] | None = None,
     queries: Callable[[], QueryVectors | None] | None = None,
+    stages: Stages | None = None,
 ) -> tuple[object, IndexRecipe, int]:
     """Build the recipe's index over rows 0..count of `vectors`, tune its nprobe / efSearch to
     `target_recall` (0: keep the defaults) on the vectors `queries()` gives (None, or no
     `queries`: stored vectors), and hand it to the folder's writer; the vector file goes
-    unless the recipe re-ranks with it. Returns (index, tuned recipe, trained on)."""
-    try:
-        index, trained_on = build_index(recipe, vectors, count, progress)
+    unless the recipe re-ranks with it. Returns (index, tuned recipe, trained on). `stages`
+    times training, adding, tuning and writing."""
+    stages = stages or Stages()
+    index, trained_on = build_faiss(recipe, vectors, count, progress, stages)
+    with stages("faiss write"):
+        writer.write_index(index)
+    recipe = tune_index(index, recipe, vectors, count, target_recall, queries, stages)
+    if not recipe.rerank:
+        vectors.path.unlink()
+    return index, recipe, trained_on
+
+
+def build_faiss(recipe: IndexRecipe, vectors: VectorFile, count: int,
+                progress: Callable[[int], None] | None = None, stages: Stages | None = None
+                ) -> tuple[object, int]:
+    """The recipe's index trained on a sample of rows 0..count of `vectors` and filled with
+    them (ids = rows); returns (index, vectors trained on). FAISS's errors as one line."""
+    stages = stages or Stages()
+    with _faiss_errors(recipe, count):
+        index = create_index(recipe, vectors.dim)
+        trained_on = 0
+        if not index.is_trained:
+            with stages("faiss train") as note:
+                sample = training_sample(vectors, 0, count, recipe.train_size or count)
+                train_index(index, sample)
+                trained_on = len(sample)
+                note.append(f"{recipe.factory} on {trained_on:,} vectors")
+                del sample
+        with stages("faiss add", clock=progress is None) as note:  # a bar of its own
+            add_rows(index, vectors, 0, count, progress)
+            note.append(f"{count:,} vectors")
+    return index, trained_on
+
+
+def tune_index(index, recipe: IndexRecipe, vectors: VectorFile, count: int,
+               target_recall: float, queries: Callable[[], QueryVectors | None] | None = None,
+               stages: Stages | None = None) -> IndexRecipe:
+    """`tune_to_target`, timed as the tuning stage, FAISS's errors as one line."""
+    stages = stages or Stages()
+    with _faiss_errors(recipe, count), stages("tuning") as note:
         recipe = tune_to_target(index, recipe, vectors, count, target_recall, queries)
-    except RuntimeError as error:  # FAISS's C++ exceptions: never a traceback
+        if recipe.recall is not None:
+            note.append(f"nprobe {recipe.nprobe}, recall@10 {recipe.recall}"
+                        if recipe.nprobe is not None else f"recall@10 {recipe.recall}")
+    return recipe
+
+
+@contextmanager
+def _faiss_errors(recipe: IndexRecipe, count: int) -> Iterator[None]:
+    """FAISS's C++ exceptions as ConfigError: never a traceback."""
+    try:
+        yield
+    except RuntimeError as error:
         detail = " ".join(str(error).split())[-160:]
         raise ConfigError(
             f"FAISS could not build {recipe.factory!r} for {count:,} vectors ({detail}); "
             "choose another --type, or --type auto"
         ) from None
-    writer.write_index(index)
-    if not recipe.rerank:
-        vectors.path.unlink()
-    return index, recipe, trained_on
-
 
 
 def tune_to_target(index, recipe: IndexRecipe, vectors: VectorFile, count: int,

@@ -40,6 +40,8 @@ def index(
     concurrency: int = 2,
     num_gpus: float = 0.0,
     shard_size: int = 10_000,
+    resume: bool = False,
+    lexical_only: bool = False,
     log: Log | None = None,
     progress: bool = False,
 ):
@@ -55,7 +57,10 @@ def index(
     stage's top documents with it); "none" clears it; with `out` and no corpus, only the record
     of that existing index changes.
     `engine="ray"` embeds in shards on a Ray cluster (`address`, `concurrency`, `num_gpus`,
-    `shard_size`). Raises DataError for a bad corpus, IndexError_ for a folder it cannot write.
+    `shard_size`). `resume=True` continues a build of the same corpus, folder, model and
+    settings that was interrupted, without encoding again what it finished (without one, it
+    builds from the start). `lexical_only=True` loads no model and makes no vectors: the
+    folder holds the store and BM25 alone (an --append to such an index is one too). Raises DataError for a bad corpus, IndexError_ for a folder it cannot write.
 
     >>> report = semsearch.index("corpora/docs.txt", model="models/quick")   # doctest: +SKIP
     >>> report.documents_total, report.recipe["factory"]                     # doctest: +SKIP
@@ -98,6 +103,10 @@ def index(
         raise UsageError(f"{', '.join(given)} only apply with --engine ray")
     if engine == "ray" and append:
         raise UsageError("--append runs locally; leave out --engine ray")
+    if resume and append:
+        raise UsageError("--resume continues a build; an --append is run again whole")
+    if resume and engine == "ray":
+        raise UsageError("--resume continues a local build; leave out --engine ray")
     from semsearch.corpora import ReaderOptions
     from semsearch.embedder import load_embedder, model_for_index
     from semsearch.index import Manifest, default_index_dir, parse_memory
@@ -113,16 +122,28 @@ def index(
         max_chunks=max_chunks,
         wait=wait,
         rescore=recorded,
+        resume=resume,
     )
     if append and type != "auto":
         log(f"--type {type} ignored: an appended index keeps the recipe it was built with")
-    if append and model is None and (folder / "manifest.json").is_file():
-        model = model_for_index(Manifest.read(folder / "manifest.json"), None)
-    embedder = load_embedder(model, device=None if device == "auto" else device,
-                             precision=precision, backend=backend)
-    log(f"{'appending' if append else 'indexing'} {corpus} with model {embedder.name}"
-        + (f" ({precision})" if precision != "fp32" else "")
-        + f" on {getattr(embedder, 'backend', 'torch')}")
+    existing = (Manifest.read(folder / "manifest.json")
+                if append and (folder / "manifest.json").is_file() else None)
+    if existing is not None and not existing.has_vectors:
+        lexical_only = model is None  # an index without vectors is appended to without a model
+    if lexical_only and (engine == "ray" or model is not None):
+        raise UsageError("--lexical-only loads no model and runs locally; leave out "
+                         f"{'--model' if model is not None else '--engine ray'}")
+    if existing is not None and model is None:
+        model = model_for_index(existing, None)
+    embedder = None if lexical_only else load_embedder(
+        model, device=None if device == "auto" else device, precision=precision,
+        backend=backend)
+    if embedder is None:
+        log(f"{'appending' if append else 'indexing'} {corpus} for BM25 alone (no model)")
+    else:
+        log(f"{'appending' if append else 'indexing'} {corpus} with model {embedder.name}"
+            + (f" ({precision})" if precision != "fp32" else "")
+            + f" on {getattr(embedder, 'backend', 'torch')}")
     if engine == "ray":
         from semsearch.distributed import RayOptions, index_corpus_ray
 
@@ -131,11 +152,16 @@ def index(
         return index_corpus_ray(Path(corpus), embedder, folder, options, ray, log=log)
     from semsearch.progress import Meter, Metered
 
+    if progress or embedder is None or getattr(embedder, "single_threaded", False):
+        # a bar on a terminal, else a line a stage with its time (a static model encodes in
+        # the build's worker processes, where a meter's count would be a worker's share)
+        return index_corpus(Path(corpus), embedder, folder, options, append=append,
+                            progress=progress, log=log)
     # no bar (not a terminal): a line every so often as the chunks are encoded
     with Meter(None, f"{'appending' if append else 'indexing'}: encoded", log,
                unit="chunk") as meter:
-        return index_corpus(Path(corpus), embedder if progress else Metered(embedder, meter),
-                            folder, options, append=append, progress=progress)
+        return index_corpus(Path(corpus), Metered(embedder, meter), folder, options,
+                            append=append, progress=progress, log=log)
 
 
 @dataclass
@@ -213,7 +239,7 @@ def check(index: str | Path | None = None, model: str | Path | None = None,
     report = verify_index(folder, sample=sample)
     if report.manifest is not None:
         _check_fingerprint(report, model)
-        if report.manifest.lexical:
+        if report.manifest.lexical and report.manifest.has_vectors:
             from semsearch.index.fusion import describe_fusion, index_fusion
 
             fusion = describe_fusion(*index_fusion(report.manifest))
@@ -253,6 +279,9 @@ def _check_fingerprint(report, model: str | Path | None) -> None:
     from semsearch.errors import SemsearchError
 
     manifest = report.manifest
+    if not manifest.has_vectors:
+        report.add("model", "ok", "none needed: the index has no vectors (--lexical-only)")
+        return
     folder = Path(model) if model else Path(manifest.model_path)
     if not (folder / CONFIG).is_file():
         report.add("model", "fail" if model else "warn",

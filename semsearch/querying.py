@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from semsearch.errors import DataError, IndexError_, NoRescorer
 from semsearch.index import Hit, Manifest, SearchIndex
 from semsearch.index.folder import MANIFEST
 from semsearch.index.fusion import FusionConfig, fuse, index_fusion
+from semsearch.index.search_index import no_vectors
 from semsearch.rescoring import (
     Rescorer,
     RescoreSettings,
@@ -51,6 +53,8 @@ class QueryEncoding:
         try:
             manifest = Manifest.read(Path(folder) / MANIFEST)
         except Exception:  # noqa: BLE001 - opening the index reports a missing or bad folder
+            return
+        if not manifest.has_vectors:  # BM25 alone: no model to load
             return
         self._model = model_for_index(manifest, model)
         self._thread = threading.Thread(target=self._run, name="semsearch-query-encoder",
@@ -178,6 +182,12 @@ class SearchOptions:
 
 def resolve_mode(index: SearchIndex, mode: str | None) -> str:
     """The mode a search runs in: the one asked for, checked against what the index holds."""
+    if index.index is None:  # an index without vectors (--lexical-only): BM25 alone
+        if mode not in (None, "lexical"):
+            if mode not in MODES:
+                raise DataError(f"search mode {mode!r} is unknown; use one of {', '.join(MODES)}")
+            raise IndexError_(no_vectors(index.folder, mode))
+        return "lexical"
     if mode is None:
         return "hybrid" if index.lexical is not None else "dense"
     if mode not in MODES:
@@ -431,11 +441,12 @@ def run_query(queries: str | Sequence[str], index: str | Path | None, k: int,
               dense_weight: float | None = None, where=None, model=None,
               depth: int | None = None, nprobe: int | None = None, ef: int | None = None,
               device: str | None = None, loader=None, log=print, rescore=None,
-              rescore_depth: int | None = None, rescore_weight: float | None = None
-              ) -> QueryResult:
+              rescore_depth: int | None = None, rescore_weight: float | None = None,
+              opener=None) -> QueryResult:
     """`semsearch.query`'s work: resolve the folder, load the encoders (with `loader(model)` and
     the process's shared rescorer, or, when `loader` is None, each in a thread while the index
-    opens, as a one-shot command does), open the index, search it and close it. `rescore`: a
+    opens, as a one-shot command does), open the index, search it and close it (or, with
+    `opener`, take `opener(folder)`'s kept index and its lock, and leave it open). `rescore`: a
     rescoring model folder (or Rescorer), None for the one the index records, False for none."""
     from semsearch.errors import UsageError
     from semsearch.index import resolve_index_dir
@@ -460,30 +471,35 @@ def run_query(queries: str | Sequence[str], index: str | Path | None, k: int,
     rescoring = None
     if one_shot and rescore is not False and not isinstance(rescore, Rescorer):
         rescoring = RescorerLoading(folder, rescore)
-    opened = SearchIndex.open(folder)
+    if opener is None:
+        opened, lock = SearchIndex.open(folder), nullcontext()
+    else:
+        opened, lock = opener(folder)
     try:
-        searched = resolve_mode(opened, mode)
-        embedder = vectors = None
-        if searched != "lexical":
-            if not one_shot:
-                embedder = loader(model_for_index(opened.manifest, model))
+        with lock:  # one search at a time a kept index (its SQLite connection, FAISS settings)
+            searched = resolve_mode(opened, mode)
+            embedder = vectors = None
+            if searched != "lexical":
+                if not one_shot:
+                    embedder = loader(model_for_index(opened.manifest, model))
+                else:
+                    embedder, vectors = encoding.result(opened)
+                report_truncated(embedder, texts, log)
+            if isinstance(rescore, Rescorer) or rescore is False:
+                rescorer = rescore or None
             else:
-                embedder, vectors = encoding.result(opened)
-            report_truncated(embedder, texts, log)
-        if isinstance(rescore, Rescorer) or rescore is False:
-            rescorer = rescore or None
-        else:
-            rescorer = rescoring.result(opened) if one_shot else _rescorer(opened, rescore)
-        if rescorer is None and (rescore_depth is not None or rescore_weight is not None):
-            raise UsageError("rescore_depth and rescore_weight (--rescore-depth, "
-                             "--rescore-weight) need a rescoring model: give rescore=MODEL "
-                             "(--rescore MODEL)")
-        results = search(opened, embedder, texts, k, options=options, vectors=vectors,
-                         rescorer=rescorer)
-        wordless = ([text for text in texts if not opened.lexical.query_tokens(text)]
-                    if searched == "lexical" else [])
+                rescorer = rescoring.result(opened) if one_shot else _rescorer(opened, rescore)
+            if rescorer is None and (rescore_depth is not None or rescore_weight is not None):
+                raise UsageError("rescore_depth and rescore_weight (--rescore-depth, "
+                                 "--rescore-weight) need a rescoring model: give rescore=MODEL "
+                                 "(--rescore MODEL)")
+            results = search(opened, embedder, texts, k, options=options, vectors=vectors,
+                             rescorer=rescorer)
+            wordless = ([text for text in texts if not opened.lexical.query_tokens(text)]
+                        if searched == "lexical" else [])
     finally:
-        opened.close()
+        if opener is None:
+            opened.close()
     if wordless:
         why = ("no searchable words (only stopwords or punctuation); use other words, or "
                "--mode dense")

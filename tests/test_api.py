@@ -105,3 +105,40 @@ def test_load_takes_the_clis_backend_choice_and_default(tiny_model_dir, tmp_path
     assert cosines.min() >= 0.9999
     with pytest.raises(ConfigError, match="unknown backend"):
         api.load(folder, backend="tensorflow")
+
+
+def test_query_keeps_the_opened_index_and_notices_a_swapped_folder(tmp_path, monkeypatch):
+    """semsearch.query opens an index once (as it loads a model once), from any thread, and
+    opens it again only when a writer has swapped in a new version."""
+    import threading
+
+    import semsearch
+    from semsearch.index import SearchIndex, remove_documents
+    from semsearch.indexing import index_corpus
+
+    monkeypatch.setenv("SEMSEARCH_INDEXES", str(tmp_path / "indexes"))
+    (tmp_path / "a.txt").write_text("whales sing in the ocean\ncoral reefs need warm water\n")
+    index_corpus(tmp_path / "a.txt", None, tmp_path / "bm25")  # BM25 alone: no model needed
+    opens = []
+    real_open = SearchIndex.open
+    monkeypatch.setattr(SearchIndex, "open", classmethod(
+        lambda cls, folder, read_only=True: (opens.append(folder), real_open(folder, read_only))[1]))
+
+    def query(text, folder=tmp_path / "bm25"):
+        before = len(opens)
+        hits = semsearch.query(text, index=folder)
+        return [h["id"] for h in hits], len(opens) - before
+
+    assert query("ocean whales") == (["a:1"], 1)
+    found = []
+    thread = threading.Thread(target=lambda: found.append(query("coral", str(tmp_path / "bm25"))))
+    thread.start()
+    thread.join()
+    assert found == [(["a:2"], 0)]  # kept, and searched from another thread
+    (tmp_path / "b.txt").write_text("humpback whales migrate across the ocean\n")
+    index_corpus(tmp_path / "b.txt", None, tmp_path / "bm25", append=True)
+    ids, opened = query("whales")
+    assert sorted(ids) == ["a:1", "b:1"] and opened == 1
+    assert query("whales") == (ids, 0)
+    remove_documents(tmp_path / "bm25", ["a:1"])
+    assert query("whales") == (["b:1"], 1)

@@ -31,6 +31,8 @@ Examples:
   semsearch index corpora/docs.txt --model models/static --rescore models/minilm  # two stages
   semsearch index --rescore models/minilm --out indexes/docs   # record a second phase only
   semsearch index --rescore none --out indexes/docs            # ... or clear it
+  semsearch index articles.jsonl --lexical-only     # BM25 alone: no model, no vectors
+  semsearch index big.jsonl --out indexes/big --resume   # continue an interrupted build
 """ + ENGINE_EXAMPLES
 
 
@@ -125,6 +127,19 @@ Examples:
     "the chunks it stores (no corpus, no re-embedding).",
 )
 @click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue a build of the same CORPUS into the same --out, with the same model and "
+    "settings, that was interrupted (Ctrl-C, kill, a full disk): what it finished is kept and "
+    "not encoded again. Without one to continue, build from the start.",
+)
+@click.option(
+    "--lexical-only",
+    is_flag=True,
+    help="Index for keyword (BM25) search alone: no model is loaded and no vectors are made; "
+    "`query` searches it in --mode lexical (--append, remove, check and serve work on it).",
+)
+@click.option(
     "--max-chunks",
     default=MAX_CHUNKS,
     show_default=True,
@@ -161,6 +176,8 @@ def index(
     id_field,
     errors,
     add_lexical,
+    resume,
+    lexical_only,
     max_chunks,
     rescore,
     wait,
@@ -186,11 +203,13 @@ def index(
     """
     from semsearch import index as run_index
     from semsearch.cli.terminal import printable
+    from semsearch.index.recipe import LEXICAL_ONLY
 
     report = run_index(corpus, model, type_, max_memory, target_recall, out, append, batch_size,
                        format_, text_field, id_field, errors, add_lexical, max_chunks, rescore,
                        wait, device, precision, backend, engine, address, concurrency, num_gpus,
-                       shard_size, log=info, progress=is_tty() and not as_json)
+                       shard_size, resume=resume, lexical_only=lexical_only, log=info,
+                       progress=is_tty() and not as_json)
     if corpus is None:  # --add-lexical, or --rescore recorded on an existing index
         if as_json:
             echo_json(report.to_dict())
@@ -214,9 +233,11 @@ def index(
         info(f"nothing new: all {report.duplicates_skipped} documents are already in {folder}")
         return
     duplicates = f", {report.duplicates_skipped} duplicates skipped" if append else ""
+    lexical = report.recipe.get("kind") == LEXICAL_ONLY  # --lexical-only (or appended to one)
+    made = "no vectors" if lexical else f"{report.chunks_added} vectors"
     info(
         f"{'added' if append else 'indexed'} {report.documents_added} documents "
-        f"({report.chunks_added} vectors{duplicates}) in {report.seconds:.1f}s"
+        f"({made}{duplicates}) in {report.seconds:.1f}s"
     )
     if append:
         info(f"index: {recipe['factory']} (as built; rebuild to re-size it for the new total)")
@@ -229,6 +250,8 @@ def index(
                      + ("" if after >= (target or 0) else "; rebuild the index to restore it"))
             else:
                 info(f"recall@10 on a sample: {before:.3f} (target {target}), {setting} {old}")
+    elif lexical:
+        info("index: BM25 alone (no model, no vectors; query it with --mode lexical)")
     else:
         info(f"index: {recipe['factory']}  ({recipe['reason']})")
     info(f"wrote {folder} ({report.documents_total} documents, {report.vectors_total} vectors)")

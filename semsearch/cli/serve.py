@@ -83,10 +83,12 @@ def serve(index_dir, model, host, port, workers, api_key, max_texts, max_chars, 
     level = "error" if said["quiet"] else ("info" if said["verbose"] else "warning")
     logs = {"log_level": level, "access_log": bool(said["verbose"])}
     served = app.state.served
+    model = (f"model {served.embedder.name}" if served.embedder is not None
+             else "no model (BM25 alone)")
     second = (f", re-scoring with {served.rescorer.name}" if served.rescorer is not None
               else "")
-    info(f"serving {served.index_dir or 'no index (embeddings only)'} with model "
-         f"{served.embedder.name}{second} on http://{host}:{port}/ (Ctrl-C stops)")
+    info(f"serving {served.index_dir or 'no index (embeddings only)'} with {model}{second} on "
+         f"http://{host}:{port}/ (Ctrl-C stops)")
     if workers == 1:
         uvicorn.run(app, host=host, port=port, **logs)
         return

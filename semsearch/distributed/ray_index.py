@@ -311,10 +311,10 @@ def _write_folder(ray, writer: IndexWriter, reader, embedder, options, chunking,
     writer.stage()
     store = writer.documents()
     try:
-        for info in infos:
-            for record in read_records(work, info.shard):
-                store.add_document(record["id"], record["text"], record["chunks"],
-                                   record["row"], record["metadata"])
+        for info in infos:  # a shard's documents in one insert
+            store.add_documents([(record["id"], record["text"], record["chunks"], record["row"],
+                                  record["metadata"])
+                                 for record in read_records(work, info.shard)])
         vectors = _concatenate(work, infos, writer.vectors(embedder.dim))
         log(f"building {recipe.factory} from {len(infos)} shards ({count:,} vectors)")
         try:
@@ -328,9 +328,9 @@ def _write_folder(ray, writer: IndexWriter, reader, embedder, options, chunking,
         if not recipe.rerank:
             vectors.path.unlink()
         manifest = new_manifest(
-            embedder, index, store, writer, recipe, chunking,
+            embedder, index, store, recipe, chunking,
             corpus_entry(reader, EmbedStats(documents, count, 0), embedder), count, trained_on,
-            engine="ray", shards=len(infos))
+            writer.write_lexical(store), engine="ray", shards=len(infos))
         manifest.rescore = options.rescore
         store.commit()
         writer.write_manifest(manifest)

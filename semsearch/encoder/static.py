@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from semsearch.encoder.store import (
     resolve_model,
 )
 from semsearch.encoder.tokenizer import Tokenizer
+from semsearch.encoder.word_cache import WordCache
 from semsearch.errors import ModelError
 
 KIND = "static"
@@ -44,6 +46,12 @@ TRANSFORMER = "transformer"
 KINDS = (TRANSFORMER, KIND)
 # texts tokenised and pooled at once: bounds the sparse matrix and the (batch, hidden) output
 ENCODE_BATCH = 4096
+# texts tokenised at once from which the word cache is used (a query's few go straight to the
+# tokenizer: its settings are read only when a batch is worth it)
+CACHED_BATCH = 64
+# texts whose ids count_tokens keeps for the encode that follows it (a window of documents and
+# the chunks of its long ones)
+COUNTED_TEXTS = 262_144
 
 
 @dataclass(frozen=True)
@@ -103,6 +111,9 @@ class StaticEncoder:
 
     kind = KIND
     backend = "numpy"
+    # encode runs on one core (a sparse product in numpy): `semsearch index` runs it in a worker
+    # process a core, where a transformer backend spreads one call over the cores itself
+    single_threaded = True
 
     def __init__(self, table: np.ndarray, tokenizer: Tokenizer, path: Path,
                  config: dict[str, Any], fingerprint: str) -> None:
@@ -123,6 +134,9 @@ class StaticEncoder:
             fallback = np.zeros(self.dim, dtype=np.float32)
             fallback[0] = 1.0
         self._empty = (fallback / np.linalg.norm(fallback)).astype(np.float32)
+        # the word cache (None: not looked at yet; False: the tokenizer is not one it applies to)
+        self._words: WordCache | bool | None = None
+        self._counted: dict[str, np.ndarray] = {}  # count_tokens' last texts' ids, by text
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> StaticEncoder:
@@ -159,15 +173,56 @@ class StaticEncoder:
     def name(self) -> str:
         return self.path.name
 
+    def _flat(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, counts): every text's token ids one after the other (no special tokens,
+        untruncated) and each text's count; through the word cache where it applies
+        (semsearch.encoder.word_cache: the same ids, several times faster)."""
+        if len(texts) >= CACHED_BATCH:
+            if self._words is None:  # looked at once, on the first large batch
+                self._words = WordCache(self.tokenizer.inner) if WordCache.applies(
+                    self.tokenizer.inner) else False
+            if self._words:
+                return self._words.flat(list(texts))
+        encodings = self.tokenizer.inner.encode_batch_fast(list(texts), add_special_tokens=False)
+        counts = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(texts))
+        ids = np.fromiter(chain.from_iterable(e.ids for e in encodings), dtype=np.int32,
+                          count=int(counts.sum()))
+        return ids, counts
+
+    def _tokens(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """`_flat` of the texts, cut to max_seq_len ids a text; the texts count_tokens saw last
+        are taken from what it kept."""
+        counted = self._counted
+        found = [counted.get(text) for text in texts] if counted else []
+        if found and all(part is not None for part in found):
+            ids = np.concatenate(found) if found else np.zeros(0, np.int32)
+            counts = np.fromiter(map(len, found), dtype=np.int64, count=len(found))
+        else:
+            ids, counts = self._flat(texts)
+        limit = self.max_seq_len
+        if len(counts) and counts.max() > limit:
+            starts = np.cumsum(counts) - counts
+            place = np.arange(len(ids)) - np.repeat(starts, counts)
+            ids = ids[place < limit]
+            counts = np.minimum(counts, limit)
+        return ids, counts
+
     def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
         """Each text's token ids, no special tokens, at most max_seq_len of them."""
-        encodings = self.tokenizer.inner.encode_batch_fast(list(texts), add_special_tokens=False)
-        return [e.ids[: self.max_seq_len] for e in encodings]
+        ids, counts = self._tokens(list(texts))
+        return [part.tolist() for part in np.split(ids, np.cumsum(counts)[:-1])]
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        """Untruncated token counts (what `index` chunks by)."""
-        encodings = self.tokenizer.inner.encode_batch_fast(list(texts), add_special_tokens=False)
-        return [len(e.ids) for e in encodings]
+        """Untruncated token counts (what `index` chunks by). The ids of the texts counted
+        last are kept (up to COUNTED_TEXTS): `index` counts a window's texts, then encodes them
+        (mostly the same texts, a document that fits the window being its own chunk), and so
+        tokenises them once."""
+        texts = list(texts)
+        ids, counts = self._flat(texts)
+        if len(self._counted) + len(texts) > COUNTED_TEXTS:
+            self._counted = {}
+        self._counted.update(zip(texts, np.split(ids, np.cumsum(counts)[:-1]), strict=True))
+        return counts.tolist()
 
     def encode(self, texts: Sequence[str], batch_size: int = ENCODE_BATCH,
                progress: bool = False) -> np.ndarray:
@@ -180,21 +235,20 @@ class StaticEncoder:
         bar = _bar(len(texts), progress)
         for start in range(0, len(texts), step):
             chunk = texts[start:start + step]
-            out[start:start + len(chunk)] = self._pool(self.token_ids(chunk))
+            out[start:start + len(chunk)] = self._pool(*self._tokens(chunk))
             bar.update(len(chunk))
         bar.close()
         return out
 
-    def _pool(self, ids: list[list[int]]) -> np.ndarray:
+    def _pool(self, ids: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        """Unit vectors of texts given as their token ids one after the other and counts."""
         from scipy.sparse import csr_matrix
 
-        lengths = np.fromiter((len(s) for s in ids), dtype=np.int64, count=len(ids))
-        indptr = np.zeros(len(ids) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=indptr[1:])
-        flat = np.fromiter((t for s in ids for t in s), dtype=np.int64, count=int(indptr[-1]))
-        counts = csr_matrix((np.ones(len(flat), dtype=np.float32), flat, indptr),
-                            shape=(len(ids), len(self.table)))
-        vectors = np.asarray(counts @ self.table, dtype=np.float32)  # (texts, hidden)
+        indptr = np.zeros(len(counts) + 1, dtype=np.int64)
+        np.cumsum(counts, out=indptr[1:])
+        matrix = csr_matrix((np.ones(len(ids), dtype=np.float32), ids, indptr),
+                            shape=(len(counts), len(self.table)))
+        vectors = np.asarray(matrix @ self.table, dtype=np.float32)  # (texts, hidden)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         empty = (norms[:, 0] == 0) | ~np.isfinite(norms[:, 0])
         vectors /= np.where(empty[:, None], 1.0, norms)

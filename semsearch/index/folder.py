@@ -37,12 +37,13 @@ INDEX_FILES = frozenset(
      STORE_FILE + "-journal", STORE_FILE + "-wal", STORE_FILE + "-shm"}
 )
 # the lexical (BM25) index: a subfolder of these files only (bm25s' arrays and settings, and the
-# row map and sorted vocabulary semsearch adds)
+# row map, sorted vocabulary and term counts semsearch adds)
 LEXICAL_SUBFOLDER = "lexical"
 LEXICAL_FILES = frozenset(
     {"data.csc.index.npy", "indices.csc.index.npy", "indptr.csc.index.npy", "params.index.json",
      "vocab.index.json", "nonoccurrence_array.index.npy", "rows.npy", "vocab_tokens.npy",
-     "vocab_ids.npy"}
+     "vocab_ids.npy", "terms.indptr.npy", "terms.ids.npy", "terms.counts.npy",
+     "terms.lengths.npy"}
 )
 # prefixes of a writer's temporary siblings: .<name>.tmp-XXXX (being written) and
 # .<name>.old-XXXX (the previous version, between the two renames of a swap)
@@ -183,10 +184,11 @@ def check_not_interrupted(folder: Path) -> None:
         )
 
 
-def clean_stale(folder: Path) -> list[Path]:
+def clean_stale(folder: Path, keep: Path | None = None) -> list[Path]:
     """Under the write lock: remove the temporary siblings dead writers left (every one, since
-    a live writer would hold the lock), restoring the previous version first when a writer died
-    between the two renames. Returns what was removed."""
+    a live writer would hold the lock, but `keep`: the one a resumed build continues),
+    restoring the previous version first when a writer died between the two renames. Returns
+    what was removed."""
     folder = Path(folder)
     parent = folder.parent
     if not parent.is_dir():
@@ -197,7 +199,7 @@ def clean_stale(folder: Path) -> list[Path]:
         with swapping(folder):
             os.rename(olds.pop(), folder)
     for stale in olds + sorted(parent.glob(f".{folder.name}{TMP_INFIX}*")):
-        if stale.is_dir() and not stale.is_symlink():
+        if stale.is_dir() and not stale.is_symlink() and stale != keep:
             shutil.rmtree(stale, ignore_errors=True)
             removed.append(stale)
     return removed

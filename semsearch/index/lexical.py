@@ -13,8 +13,10 @@ stopwords removed, Snowball English stemming (PyStemmer). NLTK's list drops ques
 Lucene's 33-word list. Queries are tokenised the same way and only ever become token ids, so no
 query syntax exists to inject.
 
-bm25s has no incremental update: `--append` and `remove` rebuild this part from the store's
-chunks inside the staging folder, so vectors, store and lexical index change together.
+The index is written from term counts (semsearch.index.lexical_terms: bm25s' files and scores,
+built without bm25s' per-document loop), and the counts are kept beside it, so `--append` and
+`remove` rescore from them inside the staging folder (tokenising only the new documents), and
+vectors, store and lexical index change together.
 """
 
 from __future__ import annotations
@@ -105,17 +107,6 @@ class LexicalConfig:
         return config
 
 
-def _bm25s():
-    """The bm25s module, its logger quieted: it sets itself to DEBUG on import, so any handler
-    on the root logger (another library's basicConfig) would print its every step."""
-    import logging
-
-    import bm25s
-
-    logging.getLogger("bm25s").setLevel(logging.WARNING)
-    return bm25s
-
-
 @functools.cache
 def _stemmer_languages() -> frozenset[str]:
     import Stemmer
@@ -172,37 +163,26 @@ def join_chunks(chunks: Sequence[str]) -> str:
 def build_lexical(folder: Path, rows_and_texts: Iterable[tuple[int, str]],
                   config: LexicalConfig = LexicalConfig()) -> int:
     """Write the BM25 index of (row id, text) pairs into folder/lexical (one pair a document: its
-    first chunk's row and its whole text); returns the number of texts indexed."""
-    bm25s = _bm25s()
+    first chunk's row and its whole text); returns the number of texts indexed. bm25s' files
+    and scores, computed from term counts (semsearch.index.lexical_terms)."""
+    from semsearch.index.lexical_terms import TermCounts, tokenize_counts, write_lexical_files
+
+    terms = TermCounts.empty()
     rows: list[int] = []
     texts: list[str] = []
     for row, text in rows_and_texts:
         rows.append(int(row))
         texts.append(text)
-    target = Path(folder) / LEXICAL_DIR
-    target.mkdir(exist_ok=True)
+        if len(texts) >= TOKENIZE_BATCH:
+            terms.add(rows, tokenize_counts(texts, config))
+            rows, texts = [], []
     if texts:
-        corpus = bm25s.tokenize(
-            texts,
-            lower=True,
-            stopwords=sorted(STOPWORDS[config.stopwords]),
-            stemmer=_stemmer(config.stemmer),
-            show_progress=False,
-        )
-        del texts
-        retriever = bm25s.BM25(method=config.method, k1=config.k1, b=config.b)
-        # a corpus whose chunks are all stopwords still gets an (empty-vocabulary) index
-        if not corpus.vocab:
-            corpus = bm25s.tokenization.Tokenized(ids=[[0]] * len(rows), vocab={"": 0})
-        retriever.index(corpus, show_progress=False)
-        retriever.save(str(target), allow_pickle=False)
-        tokens = sorted(retriever.vocab_dict)
-        np.save(target / VOCAB_TOKENS, np.array(tokens, dtype=str), allow_pickle=False)
-        np.save(target / VOCAB_IDS,
-                np.array([retriever.vocab_dict[t] for t in tokens], dtype=np.int64),
-                allow_pickle=False)
-    np.save(target / ROWS_FILE, np.asarray(rows, dtype=np.int64), allow_pickle=False)
-    return len(rows)
+        terms.add(rows, tokenize_counts(texts, config))
+    return write_lexical_files(folder, terms, config)
+
+
+# documents tokenised at a time when building (bounds the token lists held)
+TOKENIZE_BATCH = 16_384
 
 
 class LexicalIndex:

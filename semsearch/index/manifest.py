@@ -51,6 +51,13 @@ class Manifest:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @property
+    def has_vectors(self) -> bool:
+        """False for an index built with --lexical-only: no model, FAISS index or vectors."""
+        from semsearch.index.recipe import LEXICAL_ONLY
+
+        return self.recipe.get("kind") != LEXICAL_ONLY
+
     def write(self, path: Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n")
 

@@ -32,6 +32,11 @@ RERANK_MIN_K = 10
 FAST_SCAN_RERANK_FACTOR = 20
 
 
+# the kind of an index built without vectors (`semsearch index --lexical-only`): no model, no
+# FAISS index, no vector file; the store and BM25 alone
+LEXICAL_ONLY = "lexical"
+
+
 @dataclass(frozen=True)
 class IndexRecipe:
     """A FAISS factory string plus the search-time defaults that go with it."""
@@ -53,12 +58,23 @@ class IndexRecipe:
     def exact(self) -> bool:
         return self.factory == "Flat"
 
+    @property
+    def has_vectors(self) -> bool:
+        """False for an index built with --lexical-only (BM25 alone, no FAISS index)."""
+        return self.kind != LEXICAL_ONLY
+
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> IndexRecipe:
         return cls(**{key: data[key] for key in cls.__dataclass_fields__ if key in data})
+
+
+def lexical_only_recipe() -> IndexRecipe:
+    """The recipe an index without vectors records."""
+    return IndexRecipe("none", LEXICAL_ONLY, reason="BM25 alone (--lexical-only): no model, "
+                       "no vectors")
 
 
 def choose_recipe(kind: str, count: int, dim: int, max_memory: int | None = None) -> IndexRecipe:

@@ -79,7 +79,7 @@ class Hit:
 OPEN_ATTEMPTS = 5
 
 
-def _identity(folder: Path) -> tuple[int, int, int] | None:
+def folder_identity(folder: Path) -> tuple[int, int, int] | None:
     """The folder's inode and its manifest's: changes whenever a new version is swapped in."""
     try:
         stat, manifest = folder.stat(), (folder / MANIFEST).stat()
@@ -97,7 +97,9 @@ class SearchIndex:
         self.index = index
         self.store = store
         self.recipe = IndexRecipe.from_dict(manifest.recipe)
-        self.vectors = VectorFile(self.folder / VECTORS_FILE, manifest.dim)
+        # None for an index without vectors (--lexical-only): no FAISS index either
+        self.vectors = (VectorFile(self.folder / VECTORS_FILE, manifest.dim)
+                        if manifest.has_vectors else None)
         self.lexical: LexicalIndex | None = None
         if manifest.lexical is not None:
             self.lexical = LexicalIndex(self.folder, LexicalConfig.from_dict(manifest.lexical))
@@ -120,15 +122,15 @@ class SearchIndex:
         folder = Path(folder)
         for attempt in range(OPEN_ATTEMPTS):
             with reading(folder) as locked:
-                before = _identity(folder)
+                before = folder_identity(folder)
                 try:
                     opened = cls._open(folder, read_only)
                 except IndexError_:
-                    if locked or attempt == OPEN_ATTEMPTS - 1 or _identity(folder) == before:
+                    if locked or attempt == OPEN_ATTEMPTS - 1 or folder_identity(folder) == before:
                         raise
                     continue  # changed while it was read: read the new version
                 if locked or (
-                    _identity(folder) == before and not swap_lock_path(folder).exists()
+                    folder_identity(folder) == before and not swap_lock_path(folder).exists()
                 ):
                     return opened
                 opened.close()
@@ -142,7 +144,7 @@ class SearchIndex:
                 f"no index at {folder}; build it with `semsearch index CORPUS --out {folder}`"
             )
         manifest = Manifest.read(folder / MANIFEST)
-        index = read_index(folder / INDEX_FILE)
+        index = read_index(folder / INDEX_FILE) if manifest.has_vectors else None
         store = DocumentStore.open_existing(folder / STORE_FILE, read_only=read_only)
         fix = f"rebuild with `semsearch index CORPUS --out {folder}`"
         try:
@@ -150,6 +152,18 @@ class SearchIndex:
         except Exception as error:  # sqlite3.DatabaseError and friends
             store.close()
             raise IndexError_(f"document store in {folder} is corrupt ({error}); {fix}") from None
+        if index is None:  # BM25 alone: one chunk a document
+            if stored != manifest.documents or manifest.lexical is None:
+                store.close()
+                raise IndexError_(
+                    f"index folder {folder} is inconsistent (manifest: {manifest.documents} "
+                    f"documents and {'a' if manifest.lexical else 'no'} lexical part; store: "
+                    f"{stored} chunks); {fix}")
+            try:
+                return cls(folder, manifest, None, store)
+            except BaseException:
+                store.close()
+                raise
         if index.d != manifest.dim or index.ntotal != manifest.count or stored != manifest.count:
             store.close()
             raise IndexError_(
@@ -187,6 +201,8 @@ class SearchIndex:
         False the hits carry no text, metadata or chunk count (see `fill`): candidates to fuse."""
         if not 1 <= k <= MAX_K:
             raise IndexError_(f"k must be between 1 and {MAX_K:,}, not {k}")
+        if self.index is None:
+            raise IndexError_(no_vectors(self.folder, "dense"))
         total = self.index.ntotal
         if allowed_rows is not None:
             return self._search_allowed(queries, k, allowed_rows, nprobe, ef_search, fill)
@@ -281,6 +297,13 @@ class SearchIndex:
              if row in chunks]
             for hits in kept
         ]
+
+
+def no_vectors(folder: Path, mode: str) -> str:
+    """The one line for a dense or hybrid search of an index built without vectors."""
+    return (f"index {folder} has no vectors (built with --lexical-only), so it cannot search in "
+            f"{mode} mode; search it with --mode lexical, or build it with a model: "
+            f"`semsearch index CORPUS --model DIR --out {folder}`")
 
 
 def search_with_recipe(

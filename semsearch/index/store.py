@@ -18,22 +18,28 @@ import numpy as np
 
 from semsearch.errors import DataError, IndexError_, UnknownFieldError
 
-SCHEMA = """
+TABLES = """
 CREATE TABLE IF NOT EXISTS documents (
     doc_id TEXT PRIMARY KEY,
     sha256 TEXT NOT NULL,      -- of the text: finds exact duplicates on --append
     chunks INTEGER NOT NULL,
     metadata TEXT              -- JSON object of the corpus fields other than id and text
 );
-CREATE INDEX IF NOT EXISTS documents_sha256 ON documents (sha256);
 CREATE TABLE IF NOT EXISTS chunks (
     row INTEGER PRIMARY KEY,   -- the FAISS id
     doc_id TEXT NOT NULL,
     chunk INTEGER NOT NULL,    -- 0-based position within the document
     text TEXT NOT NULL
 );
+"""
+# the lookups by text hash (--append's duplicates) and by document id (remove, filters); a fresh
+# build loads the tables first and makes these at the end (sorting a million keys once was
+# cheaper than inserting each into a growing tree)
+INDEXES = """
+CREATE INDEX IF NOT EXISTS documents_sha256 ON documents (sha256);
 CREATE INDEX IF NOT EXISTS chunks_doc_id ON chunks (doc_id);
 """
+SCHEMA = TABLES + INDEXES
 
 
 @dataclass(frozen=True)
@@ -63,18 +69,32 @@ def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+# KiB of SQLite page cache a writing connection keeps
+WRITE_CACHE_KIB = 256 * 1024
+
+
 class DocumentStore:
     """A SQLite file of documents and chunks; writes go in one transaction until `commit`."""
 
-    def __init__(self, path: Path, read_only: bool = False) -> None:
+    def __init__(self, path: Path, read_only: bool = False, bulk: bool = False) -> None:
+        """`bulk`: a build loading the tables, which makes the indexes with `make_indexes`
+        once loaded (none is made here)."""
         self.path = Path(path)
         try:
             if read_only:  # queries never write into an index folder, not even a schema
                 uri = Path(os.path.abspath(self.path)).as_uri() + "?mode=ro"
-                self.connection = sqlite3.connect(uri, uri=True)
+                # an opened index kept by semsearch.query may be searched from another thread
+                # (one search at a time: its caller holds the index's lock)
+                self.connection = sqlite3.connect(uri, uri=True, check_same_thread=False)
             else:
                 self.connection = sqlite3.connect(str(self.path))
-                self.connection.executescript(SCHEMA)
+                self.connection.executescript(TABLES if bulk else SCHEMA)
+                # a writer's store is in a staging folder that a crash leaves unused, so a
+                # commit need not wait for the disk (a killed process still rolls back through
+                # the journal); the larger page cache keeps the id and hash indexes' pages in
+                # memory as a build grows (at 1M documents the default 2 MB cache thrashed)
+                self.connection.execute("PRAGMA synchronous = OFF")
+                self.connection.execute(f"PRAGMA cache_size = -{WRITE_CACHE_KIB}")
         except sqlite3.DatabaseError as error:
             raise IndexError_(
                 f"document store {self.path} is corrupt ({error}); rebuild with "
@@ -82,12 +102,17 @@ class DocumentStore:
             ) from None
 
     @classmethod
-    def open_existing(cls, path: Path, read_only: bool = False) -> DocumentStore:
+    def open_existing(cls, path: Path, read_only: bool = False,
+                      bulk: bool = False) -> DocumentStore:
         if not Path(path).is_file():
             raise IndexError_(
                 f"document store {path} is missing; rebuild with `semsearch index CORPUS`"
             )
-        return cls(path, read_only=read_only)
+        return cls(path, read_only=read_only, bulk=bulk)
+
+    def make_indexes(self) -> None:
+        """The lookup indexes a bulk load left out (see INDEXES)."""
+        self.connection.executescript(INDEXES)
 
     def close(self) -> None:
         self.connection.close()
@@ -113,6 +138,64 @@ class DocumentStore:
             "INSERT INTO chunks VALUES (?, ?, ?, ?)",
             [(first_row + i, doc_id, i, chunk) for i, chunk in enumerate(chunks)],
         )
+
+    def add_documents(self, documents: Sequence[tuple[str, str, Sequence[str], int, dict]]
+                      ) -> None:
+        """Insert many (id, text, chunks, first row, metadata) documents in two statements;
+        a repeated id raises DataError as `add_document` does, adding none of them."""
+        connection = self.connection
+        if not connection.in_transaction:  # else the savepoint's release would commit
+            connection.execute("BEGIN")
+        connection.execute("SAVEPOINT add_documents")
+        try:
+            connection.executemany(
+                "INSERT INTO documents VALUES (?, ?, ?, ?)",
+                [(doc_id, text_hash(text), len(chunks), json.dumps(metadata) if metadata else None)
+                 for doc_id, text, chunks, _, metadata in documents])
+            connection.executemany(
+                "INSERT INTO chunks VALUES (?, ?, ?, ?)",
+                [(first_row + i, doc_id, i, chunk)
+                 for doc_id, _, chunks, first_row, _ in documents
+                 for i, chunk in enumerate(chunks)])
+        except sqlite3.IntegrityError:
+            connection.execute("ROLLBACK TO add_documents")
+            connection.execute("RELEASE add_documents")
+            seen: set[str] = set()
+            for doc_id, *_ in documents:
+                if doc_id in seen or self.has_document(doc_id):
+                    raise DataError(
+                        f"document id {doc_id!r} appears twice; ids must be unique (check "
+                        f"--id-field, or `semsearch remove {doc_id}` first when appending a new "
+                        "version)") from None
+                seen.add(doc_id)
+            raise
+        connection.execute("RELEASE add_documents")
+
+    # --- an unfinished build's progress, committed with the rows it describes ------------------
+
+    def read_build_state(self) -> dict | None:
+        """The progress a build recorded in this (staging) store, or None."""
+        try:
+            found = self.connection.execute(
+                "SELECT value FROM build_state WHERE name = 'state'").fetchone()
+        except sqlite3.OperationalError:  # no such table: not a build's store
+            return None
+        try:
+            value = json.loads(found[0]) if found else None
+        except (TypeError, ValueError):
+            return None
+        return value if isinstance(value, dict) else None
+
+    def write_build_state(self, state: dict) -> None:
+        """Record a build's progress in the open transaction (it commits with the rows)."""
+        self.connection.execute(
+            "CREATE TABLE IF NOT EXISTS build_state (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        self.connection.execute("INSERT OR REPLACE INTO build_state VALUES ('state', ?)",
+                                (json.dumps(state),))
+
+    def drop_build_state(self) -> None:
+        """Remove the progress record: the store of a finished index holds none."""
+        self.connection.execute("DROP TABLE IF EXISTS build_state")
 
     def has_text(self, text: str) -> bool:
         """Whether a document with exactly this text is stored."""

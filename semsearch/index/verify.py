@@ -95,6 +95,10 @@ def verify_index(folder: Path, sample: int = TUNE_QUERIES, seed: int = 0) -> Ver
     report.manifest = manifest
     report.add("manifest", "ok", f"format {manifest.format_version}, {manifest.count:,} vectors, "
                f"{manifest.documents:,} documents, {recipe.factory}")
+    if not manifest.has_vectors:  # --lexical-only: store and BM25, nothing else to check
+        _check_store(folder / STORE_FILE, manifest, report)
+        _check_lexical(folder, manifest, report)
+        return report
     try:
         index = read_index(folder / INDEX_FILE)
     except IndexError_ as error:
@@ -153,8 +157,11 @@ def _check_store(path: Path, manifest: Manifest, report: Verification) -> np.nda
     problems = []
     if documents != manifest.documents:
         problems.append(f"{documents:,} documents, the manifest says {manifest.documents:,}")
-    if len(rows) != manifest.count:
+    if manifest.has_vectors and len(rows) != manifest.count:
         problems.append(f"{len(rows):,} chunks, the manifest says {manifest.count:,} vectors")
+    if not manifest.has_vectors and len(rows) != documents:
+        problems.append(f"{len(rows):,} chunks for {documents:,} documents (an index without "
+                        "vectors holds one a document)")
     if claimed != len(rows) or orphans:
         problems.append(f"documents claim {claimed:,} chunks, {len(rows):,} stored, {orphans} "
                         "without a document")
@@ -165,6 +172,27 @@ def _check_store(path: Path, manifest: Manifest, report: Verification) -> np.nda
         return None
     report.add("store", "ok", f"integrity ok, {documents:,} documents, {len(rows):,} chunks")
     return rows
+
+
+def _check_lexical(folder: Path, manifest: Manifest, report: Verification) -> None:
+    """An index without vectors searches BM25 alone: its lexical part must open and match."""
+    from semsearch.index.lexical import LexicalConfig, LexicalIndex
+
+    if manifest.lexical is None:
+        report.add("lexical", "fail", "an index without vectors has no lexical part; rebuild it "
+                   f"with `semsearch index CORPUS --lexical-only --out {folder}`")
+        return
+    try:
+        lexical = LexicalIndex(folder, LexicalConfig.from_dict(manifest.lexical))
+    except IndexError_ as error:
+        report.add("lexical", "fail", str(error))
+        return
+    if len(lexical) != manifest.documents:
+        report.add("lexical", "fail", f"{len(lexical):,} BM25 documents, the manifest says "
+                   f"{manifest.documents:,}")
+        return
+    report.add("lexical", "ok", f"BM25 over {len(lexical):,} documents; no vectors "
+               "(--lexical-only)")
 
 
 def _check_rows(index, rows: np.ndarray, manifest: Manifest, report: Verification) -> None:

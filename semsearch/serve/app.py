@@ -171,7 +171,7 @@ def create_app(config: ServeConfig | None = None, served: Served | None = None) 
                          description="Search an index and embed texts with a semsearch model.",
                          static_url=DOCS_ASSETS)
     app.state.served = served
-    app.openapi = lambda: _openapi(app, config, served.embedder.dim)
+    app.openapi = lambda: _openapi(app, config, getattr(served.embedder, "dim", 0))
 
     @app.middleware("http")
     async def guard(request: Request, call_next):
@@ -268,12 +268,15 @@ def create_app(config: ServeConfig | None = None, served: Served | None = None) 
                 **_served(served)}
 
     @app.post("/v1/embeddings", summary="Embed texts (OpenAI-compatible)",
-              response_model=schema.EmbeddingsAnswer, responses=schema.errors(413, 422))
+              response_model=schema.EmbeddingsAnswer, responses=schema.errors(409, 413, 422))
     async def embeddings(body: EmbeddingRequest):
         texts = [body.input] if isinstance(body.input, str) else body.input
         if not texts:
             raise ApiError(422, "input is empty; give a text or a list of texts")
         check_texts(texts, "inputs")
+        if served.embedder is None:
+            raise ApiError(409, "this server has no model (its index has no vectors); restart "
+                           "it with --model DIR to embed texts")
         dim = served.embedder.dim
         if body.dimensions is not None and body.dimensions != dim:
             raise ApiError(422, f"this model gives {dim} dimensions, not {body.dimensions}")
@@ -398,7 +401,7 @@ def _where_value(value: str | bool | int | float) -> str:
 
 def _served(served: Served) -> dict:
     health = served.health()
-    return {"model": health["model"]["name"],
+    return {"model": health["model"]["name"] if health["model"] else None,
             "index": health["index"]["path"] if health["index"] else None}
 
 

@@ -45,7 +45,8 @@ class Hit(BaseModel):
 class SearchAnswer(BaseModel):
     query: str
     hits: list[Hit]
-    model: str = Field(description="the served model's name")
+    model: str | None = Field(description="the served model's name (None: no model, an index "
+                              "without vectors)")
     index: str | None = Field(description="the served index folder")
 
 
@@ -56,7 +57,7 @@ class QueryHits(BaseModel):
 
 class BatchSearchAnswer(BaseModel):
     results: list[QueryHits] = Field(description="one a query, in the order given")
-    model: str
+    model: str | None
     index: str | None
 
 
@@ -129,7 +130,7 @@ class RescoreInfo(BaseModel):
 
 class Health(BaseModel):
     status: Literal["ok"]
-    model: ModelInfo
+    model: ModelInfo | None  # None: an index without vectors served with no --model
     index: IndexInfo | None
     rescore: RescoreInfo | None = None
     uptime_s: float
@@ -143,9 +144,10 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 ERROR_MEANINGS = {
     401: "missing or wrong API key (when the server runs with --api-key)",
-    409: "the served index cannot answer: there is none, it is broken (rebuild or restart), or "
-         "a filter names a metadata field none of its documents has, or rescore=true where the "
-         "server has no rescoring model",
+    409: "the served index cannot answer: there is none, it is broken (rebuild or restart), it "
+         "has no vectors (a dense search) or the server no model (an embedding), a filter names "
+         "a metadata field none of its documents has, or rescore=true where the server has no "
+         "rescoring model",
     413: "request too large: more texts, longer texts or a larger body than the limits",
     422: "invalid request: a field of the wrong type or out of bounds, an empty query, ...",
 }

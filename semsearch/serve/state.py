@@ -129,7 +129,10 @@ class Served:
         self.rescorer = None
         if self.index_dir is not None:
             self._thread.submit(self._open_index).result()
-        if self.embedder is None:
+        # an index without vectors (--lexical-only) needs no model: one is loaded (for
+        # /v1/embeddings) only when --model names it
+        lexical_only = self._index is not None and not self._index.manifest.has_vectors
+        if self.embedder is None and (config.model is not None or not lexical_only):
             self.embedder = self._load_embedder(config.model)
         self.parameters = search_parameters()
 
@@ -150,7 +153,9 @@ class Served:
         stamp = self._manifest_stamp()
         opened = SearchIndex.open(self.index_dir)
         embedder = self.embedder
-        if embedder is None or embedder.fingerprint != opened.manifest.model_fingerprint:
+        if not opened.manifest.has_vectors:
+            pass  # BM25 alone: the model loaded (if any) stays, for /v1/embeddings
+        elif embedder is None or embedder.fingerprint != opened.manifest.model_fingerprint:
             if embedder is not None and self.config.model is not None:
                 opened.close()
                 raise IndexError_(
@@ -284,6 +289,9 @@ class Served:
     def embed(self, texts: list[str]) -> tuple[np.ndarray, int]:
         """(vectors, tokens read): L2-normalised float32 rows, one a text."""
         embedder = self.embedder
+        if embedder is None:
+            raise ConfigError("this server has no model (its index has no vectors); restart it "
+                              "with --model DIR to embed texts")
         vectors = np.asarray(embedder.encode(texts), dtype=np.float32)
         tokens = sum(min(n, embedder.max_seq_len) for n in embedder.count_tokens(texts))
         return vectors, tokens
@@ -292,8 +300,9 @@ class Served:
         embedder = self.embedder
         payload: dict[str, Any] = {
             "status": "ok",
-            "model": {"name": embedder.name, "fingerprint": embedder.fingerprint,
-                      "dim": embedder.dim, "max_seq_len": embedder.max_seq_len},
+            "model": None if embedder is None else {
+                "name": embedder.name, "fingerprint": embedder.fingerprint,
+                "dim": embedder.dim, "max_seq_len": embedder.max_seq_len},
             "index": None,
             "uptime_s": round(time.time() - self.started, 1),
         }

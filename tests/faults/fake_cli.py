@@ -2,7 +2,10 @@
 the encoder (the encoder is not what these tests exercise). $FAKE_ENCODE_DELAY seconds of sleep
 a batch widen the windows the fault tests kill a writer in; $FAKE_MAX_SEQ_LEN sets the window;
 $FAKE_KILL_AT=embed|index_written|between_renames|before_latest makes the process kill -9
-itself at that point of a write, first writing the point's name to $FAKE_KILL_MARKER (if set).
+itself at that point of a write, first writing the point's name to $FAKE_KILL_MARKER (if set);
+$FAKE_KILL_AT=checkpoint kills it just after a build's $FAKE_KILL_CHECKPOINT-th recorded
+checkpoint (of every $FAKE_CHECKPOINT_DOCUMENTS documents); $FAKE_ENCODE_LOG gets a line a batch
+encoded, its text count (to see what a resumed build encodes again).
 
     python tests/faults/fake_cli.py index corpus.txt --out idx
 """
@@ -26,6 +29,10 @@ def _die() -> None:
 
 class SlowHashEmbedder(HashEmbedder):
     def encode(self, texts, batch_size=64, progress=False):
+        log = os.environ.get("FAKE_ENCODE_LOG")
+        if log:
+            with open(log, "a") as handle:
+                handle.write(f"{len(texts)}\n")
         if os.environ.get("FAKE_KILL_AT") == "embed":
             _reached("embed")
         delay = float(os.environ.get("FAKE_ENCODE_DELAY") or 0)
@@ -74,6 +81,20 @@ def _arm(point: str) -> None:
         semsearch.index.folder.os.rename = rename_then_die
     elif point == "before_latest":
         semsearch.index.writer.mark_latest = lambda folder: _reached(point)
+    elif point == "checkpoint":
+        import semsearch.build_resume
+
+        save = semsearch.build_resume.Progress.save
+        wanted = int(os.environ.get("FAKE_KILL_CHECKPOINT") or 1)
+        saved = []
+
+        def save_then_die(self, stats, **done):
+            save(self, stats, **done)
+            saved.append(stats.documents_read)
+            if len(saved) == wanted:
+                _reached(point)
+
+        semsearch.build_resume.Progress.save = save_then_die
     elif point != "embed":
         raise SystemExit(f"unknown FAKE_KILL_AT {point!r}")
 
@@ -83,6 +104,10 @@ def main() -> None:
     from semsearch.cli import main as cli
 
     semsearch.embedder.load_embedder = load_embedder
+    if os.environ.get("FAKE_CHECKPOINT_DOCUMENTS"):
+        import semsearch.build_resume
+
+        semsearch.build_resume.CHECKPOINT_DOCUMENTS = int(os.environ["FAKE_CHECKPOINT_DOCUMENTS"])
     if os.environ.get("FAKE_KILL_AT"):
         _arm(os.environ["FAKE_KILL_AT"])
     cli(prog_name="semsearch")

@@ -89,3 +89,44 @@ def _nothing():
     from contextlib import nullcontext
 
     return nullcontext()
+
+
+def test_a_staged_copy_links_what_is_replaced_whole_and_never_writes_through_a_link(tmp_path,
+                                                                                    monkeypatch):
+    """The FAISS index and the lexical files are hard links in a staged copy (and vectors.f32
+    where the caller says it leaves it): writing the staged index, or rewriting the lexical
+    part, leaves the live version's files as they were."""
+    import os
+
+    import numpy as np
+
+    from semsearch.index import remove_documents
+    from semsearch.index.folder import INDEX_FILE, VECTORS_FILE
+    from semsearch.index.lexical import LEXICAL_DIR, LexicalConfig
+    from semsearch.index.lexical_terms import TermCounts
+
+    monkeypatch.setenv("SEMSEARCH_INDEXES", str(tmp_path / "indexes"))
+    corpus = tmp_path / "docs.txt"
+    corpus.write_text("".join(f"document {i} about topic {i % 13} and {i % 7}\n"
+                              for i in range(3000)))
+    folder = tmp_path / "idx"
+    index_corpus(corpus, HashEmbedder(), folder, IndexOptions(type="ivfpq"), latest=False)
+    before = folder_bytes(folder)
+    with IndexWriter(folder) as writer:
+        writer.stage(copy=True, linked=(VECTORS_FILE,))
+        for name in (INDEX_FILE, VECTORS_FILE, f"{LEXICAL_DIR}/rows.npy"):
+            assert os.path.samefile(writer.path / name, folder / name), name
+        assert not os.path.samefile(writer.path / "documents.sqlite", folder / "documents.sqlite")
+        index = writer.read_index()
+        index.remove_ids(np.arange(100, dtype=np.int64))
+        writer.write_index(index)
+        terms = TermCounts.load(writer.path / LEXICAL_DIR)
+        writer.write_lexical_terms(terms.without_rows(np.arange(100)), LexicalConfig())
+        assert not os.path.samefile(writer.path / INDEX_FILE, folder / INDEX_FILE)
+    assert folder_bytes(folder) == before  # nothing written through a link; staging gone
+    vectors = os.stat(folder / VECTORS_FILE).st_ino
+    remove_documents(folder, ["docs:1", "docs:2"])
+    assert os.stat(folder / VECTORS_FILE).st_ino == vectors  # shared, not copied
+    opened = SearchIndex.open(folder)
+    assert opened.manifest.documents == 2998 and opened.index.ntotal == 2998
+    opened.close()
