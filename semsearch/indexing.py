@@ -102,6 +102,13 @@ class IndexReport:
     recall_change: tuple[str, int | None, int | None, float, float] | None = None
     stages: dict = field(default_factory=dict)  # Stages.to_dict(): wall seconds a stage
 
+    @property
+    def lexical_only(self) -> bool:
+        """Whether the index holds BM25 and the store alone (--lexical-only, or appended to one)."""
+        from semsearch.index.recipe import LEXICAL_ONLY
+
+        return self.recipe.get("kind") == LEXICAL_ONLY
+
     def to_dict(self) -> dict:
         return {
             "index": str(self.folder),

@@ -203,7 +203,6 @@ def index(
     """
     from semsearch import index as run_index
     from semsearch.cli.terminal import printable
-    from semsearch.index.recipe import LEXICAL_ONLY
 
     report = run_index(corpus, model, type_, max_memory, target_recall, out, append, batch_size,
                        format_, text_field, id_field, errors, add_lexical, max_chunks, rescore,
@@ -233,8 +232,7 @@ def index(
         info(f"nothing new: all {report.duplicates_skipped} documents are already in {folder}")
         return
     duplicates = f", {report.duplicates_skipped} duplicates skipped" if append else ""
-    lexical = report.recipe.get("kind") == LEXICAL_ONLY  # --lexical-only (or appended to one)
-    made = "no vectors" if lexical else f"{report.chunks_added} vectors"
+    made = "no vectors" if report.lexical_only else f"{report.chunks_added} vectors"
     info(
         f"{'added' if append else 'indexed'} {report.documents_added} documents "
         f"({made}{duplicates}) in {report.seconds:.1f}s"
@@ -250,7 +248,7 @@ def index(
                      + ("" if after >= (target or 0) else "; rebuild the index to restore it"))
             else:
                 info(f"recall@10 on a sample: {before:.3f} (target {target}), {setting} {old}")
-    elif lexical:
+    elif report.lexical_only:
         info("index: BM25 alone (no model, no vectors; query it with --mode lexical)")
     else:
         info(f"index: {recipe['factory']}  ({recipe['reason']})")
