@@ -551,7 +551,7 @@ def train_static(out: str | Path, config: StaticTrainConfig, sources: tuple[str,
             tokenizer = Tokenizer.load(partial / TOKENIZER)
         else:
             began = time.perf_counter()
-            tokenizer = Tokenizer.train(texts, config.vocab_size)
+            tokenizer = Tokenizer.train(texts, config.vocab_size, log=log)
             log(f"tokenizer: {tokenizer.vocab_size:,} WordPiece tokens learned on "
                 f"{len(texts):,} texts ({time.perf_counter() - began:.0f}s)")
         tokenizer.save(partial / TOKENIZER)

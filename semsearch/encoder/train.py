@@ -194,7 +194,7 @@ def _run(config, state, out: Path, partial: Path, data_dir, progress: bool, log:
             texts = [t for p in train_pairs for t in (p.anchor, p.positive, p.negative) if t]
             began = time.perf_counter()
             tokenizer = Tokenizer.train(texts, config.tokenizer.vocab_size,
-                                        config.tokenizer.lowercase)
+                                        config.tokenizer.lowercase, log=log)
             log(f"tokenizer: {tokenizer.vocab_size:,} WordPiece tokens learned on "
                 f"{len(texts):,} texts ({time.perf_counter() - began:.0f}s)")
             tokenizer.save(partial / TOKENIZER)
