@@ -39,6 +39,10 @@ def load(model: str | Path | None = None, device: str | None = None,
 
     Raises ModelError when the folder is missing, incomplete or of another format version, and
     ConfigError for an unknown precision or backend, or int8 on a GPU.
+
+    >>> model = semsearch.load("models/minilm", precision="int8")      # doctest: +SKIP
+    >>> semsearch.encode(["a sentence"], model=model).shape            # doctest: +SKIP
+    (1, 384)
     """
     from semsearch.embedder import load_embedder
     from semsearch.encoder import resolve_model
@@ -50,20 +54,34 @@ def load(model: str | Path | None = None, device: str | None = None,
 
 
 def encode(texts: Sequence[str], model=None) -> np.ndarray:
-    """A float32 (len(texts), dim) array of L2-normalised embeddings, one row per text."""
+    """A float32 (len(texts), dim) array of L2-normalised embeddings, one row per text.
+
+    >>> semsearch.encode(["a sentence", "another"]).dtype               # doctest: +SKIP
+    dtype('float32')
+    """
     if isinstance(texts, str):
         raise TypeError("encode takes a list of texts; for one text use encode([text])")
     return _encoder(model).encode(list(texts))
 
 
 def similarity(text_a: str, text_b: str, model=None) -> float:
-    """Cosine similarity of two texts, from -1 to 1."""
+    """Cosine similarity of two texts, from -1 to 1.
+
+    >>> round(semsearch.similarity("I love programming", "I enjoy coding",
+    ...                            model="models/minilm"), 4)             # doctest: +SKIP
+    0.8172
+    """
     a, b = _encoder(model).encode([text_a, text_b])
     return float(a @ b)
 
 
 def top_k(query: str, candidates: Sequence[str], k: int = 5, model=None) -> list[tuple[str, float]]:
-    """The k candidates most similar to `query`, best first, as (text, cosine) pairs."""
+    """The k candidates most similar to `query`, best first, as (text, cosine) pairs.
+
+    >>> [text for text, _ in semsearch.top_k("Machine learning",
+    ...                                      ["Deep neural networks", "Ocean waves"], k=1)]  # doctest: +SKIP
+    ['Deep neural networks']
+    """
     from semsearch.index.metrics import top_k_indices
 
     if isinstance(candidates, str):
@@ -150,12 +168,14 @@ def embed(
     precision: str = "fp32",
     backend: str | None = None,
     progress: bool = False,
+    log: Log | None = None,
 ):
     """Write the vector of every document of `corpus` (any file `index` reads; `format`,
     `text_field`, `id_field` and `errors` as there) to `out` (`semsearch embed`): vectors.npy
     with its ids in vectors.ids.txt, or vectors.parquet (columns id, embedding). One unit
     float32 vector a document (its first max_seq_len tokens), streamed to disk; an existing
-    `out` is replaced only with `overwrite`. Returns the EmbedReport the command prints.
+    `out` is replaced only with `overwrite`. Progress: a bar with `progress` (a terminal),
+    otherwise a line through `log` every 15 s. Returns the EmbedReport the command prints.
 
     >>> semsearch.embed("corpora/docs.txt", "docs.npy").documents      # doctest: +SKIP
     20
@@ -171,7 +191,7 @@ def embed(
     options = ReaderOptions(format=format, text_field=text_field, id_field=id_field,
                             errors=errors)
     return embed_corpus(corpus, embedder, out, options, batch_size=batch_size,
-                        overwrite=overwrite, progress=progress)
+                        overwrite=overwrite, progress=progress, log=log)
 
 
 # index folders opened by `query`, kept as models are: folder -> (index, identity, lock)

@@ -32,6 +32,9 @@ CALIBRATE_ENV = "SEMSEARCH_CALIBRATE"
 # than `evaluate`'s; the setting chosen was measured to be the whole collections' (docs/results.md,
 # Search)
 BUDGET = 60.0
+# SEMSEARCH_CALIBRATION_BUDGET=SECONDS sets it for every command at once (a slower machine, or
+# a model that must be calibrated on the whole collections: a large number)
+BUDGET_ENV = "SEMSEARCH_CALIBRATION_BUDGET"
 SAMPLE_QUERIES = 500
 SEED = 0  # the samples' seed: the same queries and documents for every model
 # how the corpora are encoded: "fastest" (the model's fastest path that agrees with fp32) or
@@ -163,9 +166,10 @@ def plan(embedder, collections, log: Log) -> tuple[int | None, float | None]:
     documents = sum(len(c.corpus) for c in collections)
     queries = sum(len(c.qrels) for c in collections)
     whole = per_document * (documents + queries)  # a query costs at most what a document does
-    if whole <= BUDGET:
+    budget = budget_seconds(log)
+    if whole <= budget:
         return None, None
-    share = max(0.1, math.floor(10 * (BUDGET - per_document * SAMPLE_QUERIES * len(collections))
+    share = max(0.1, math.floor(10 * (budget - per_document * SAMPLE_QUERIES * len(collections))
                                 / (per_document * documents)) / 10)
     log(f"calibration: the whole collections would take about {whole:.0f}s to encode here; it "
         f"searches {SAMPLE_QUERIES} queries of each over {share:.0%} of each corpus (every "
@@ -173,6 +177,24 @@ def plan(embedder, collections, log: Log) -> tuple[int | None, float | None]:
         "evaluate`'s (a smaller corpus is easier); the setting it chooses is the whole "
         "collections' (measured: docs/results.md, Search)")
     return SAMPLE_QUERIES, share
+
+
+def budget_seconds(log: Log | None = None) -> float:
+    """BUDGET, or $SEMSEARCH_CALIBRATION_BUDGET where it is set to a number of seconds >= 0 (any
+    other value is said in a line and BUDGET used: it is read only after a model is written,
+    too late to refuse the command)."""
+    value = os.environ.get(BUDGET_ENV, "").strip()
+    if not value:
+        return BUDGET
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = float("nan")
+    if seconds >= 0 and seconds != float("inf"):
+        return seconds
+    resolve_log(log)(f"{BUDGET_ENV}={value!r} is not a number of seconds >= 0; calibration uses "
+                     f"its default budget, {BUDGET:.0f}s")
+    return BUDGET
 
 
 def calibration_encoder(model: str | Path, collections, log: Log):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import os
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ import numpy as np
 from semsearch.corpora import CorpusReader, ReaderOptions
 from semsearch.errors import DataError
 from semsearch.permissions import set_default_mode
+from semsearch.progress import Log, Meter, resolve_log
 from semsearch.write_errors import write_failed
 
 # documents embedded and written at a time; bounds memory whatever the corpus size
@@ -74,8 +76,11 @@ def ids_path(out: Path) -> Path:
 
 def embed_corpus(corpus: Path, embedder: TextEmbedder, out: Path,
                  options: ReaderOptions | None = None, batch_size: int = 64,
-                 overwrite: bool = False, progress: bool | None = None) -> EmbedReport:
-    """Embed every document of `corpus` into `out` (.npy + .ids.txt, or .parquet)."""
+                 overwrite: bool = False, progress: bool | None = None,
+                 log: Log | None = None) -> EmbedReport:
+    """Embed every document of `corpus` into `out` (.npy + .ids.txt, or .parquet): a bar on a
+    terminal (`progress`), otherwise a line through `log` every so often (bytes read, time
+    left) and one with the time at the end, so a long corpus is never silent."""
     out = Path(out)
     kind = output_format(out)
     targets = [out] + ([ids_path(out)] if kind == "npy" else [])
@@ -94,14 +99,16 @@ def embed_corpus(corpus: Path, embedder: TextEmbedder, out: Path,
     report = EmbedReport(out, targets[1] if kind == "npy" else None, kind, dim=embedder.dim)
     from tqdm import tqdm
 
+    shown = progress if progress is not None else sys.stderr.isatty()
+    meter = None if shown else Meter(reader.size, f"embedding {reader.path.name}",
+                                     resolve_log(log), unit="byte")
     try:
         with tqdm(total=reader.size, desc=f"embedding {reader.path.name}", unit="B",
-                  unit_scale=True, disable=None if progress is None else not progress,
-                  leave=False) as bar:
+                  unit_scale=True, disable=not shown, leave=False) as bar:
             ids: list[str] = []
             texts: list[str] = []
 
-            def flush() -> None:
+            def flush(end: bool = False) -> None:
                 if texts:
                     vectors = np.asarray(embedder.encode(texts, batch_size=batch_size),
                                          dtype=np.float32)
@@ -109,14 +116,20 @@ def embed_corpus(corpus: Path, embedder: TextEmbedder, out: Path,
                     report.documents += len(texts)
                     ids.clear()
                     texts.clear()
-                bar.update(reader.position - bar.n)
+                # the reader closes its file at the end (position 0 again): the whole file is read
+                read = reader.size if end else max(reader.position, bar.n)
+                bar.update(read - bar.n)
+                if meter is not None:
+                    meter.update(read - meter.done)
 
             for document in reader:
                 ids.append(document.id)
                 texts.append(document.text)
                 if len(texts) >= WINDOW:
                     flush()
-            flush()
+            flush(end=True)
+        if meter is not None:
+            meter.close()
         if report.documents == 0:
             raise DataError(f"corpus {reader.path} has no documents; give a file with one "
                             "document a line")

@@ -13,6 +13,7 @@ from semsearch.cli.common import (
     precision_option,
     progress_enabled,
 )
+from semsearch.progress import silent
 
 EXAMPLES = """\b
 Examples:
@@ -58,7 +59,8 @@ def embed(corpus, out, model, batch_size, format_, text_field, id_field, errors,
 
     report = run_embed(corpus, out, model, batch_size, format_, text_field, id_field, errors,
                        overwrite, device, precision, backend,
-                       progress=progress_enabled() and not as_json)
+                       progress=progress_enabled() and not as_json,
+                       log=silent if as_json else info)
     if as_json:
         echo_json(report.to_dict())
         return

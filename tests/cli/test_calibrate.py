@@ -188,7 +188,7 @@ def test_a_model_too_slow_for_the_budget_is_calibrated_on_a_sample_and_says_so(
     model = tmp_path / "model"
     shutil.copytree(static_model_dir, model)
     monkeypatch.delenv("SEMSEARCH_CALIBRATE")
-    monkeypatch.setattr(calibration, "BUDGET", 0.0)
+    monkeypatch.setenv(calibration.BUDGET_ENV, "0")
     lines: list[str] = []
     summary = calibration.calibrate_after(model, small_data, log=lines.append)
     assert any("would take about" in line and "10% of each corpus" in line for line in lines)
@@ -197,6 +197,18 @@ def test_a_model_too_slow_for_the_budget_is_calibrated_on_a_sample_and_says_so(
     assert all(figures["queries"] == 12 for figures in summary.collections.values())
     saved = json.loads((model / "fusion.json").read_text())["measured"]
     assert all(entry["sample"]["corpus"] == 0.1 for entry in saved.values())
+
+
+def test_the_budget_comes_from_the_environment_and_a_bad_one_is_said_and_ignored(monkeypatch):
+    from semsearch import calibration
+
+    monkeypatch.setenv(calibration.BUDGET_ENV, "90")
+    assert calibration.budget_seconds() == 90.0
+    for bad in ("soon", "-1", "inf", "nan"):
+        monkeypatch.setenv(calibration.BUDGET_ENV, bad)
+        lines: list[str] = []
+        assert calibration.budget_seconds(lines.append) == calibration.BUDGET
+        assert len(lines) == 1 and calibration.BUDGET_ENV in lines[0] and repr(bad) in lines[0]
 
 
 def test_a_model_is_calibrated_when_written_and_old_indexes_follow(

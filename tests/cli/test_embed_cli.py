@@ -41,6 +41,23 @@ def test_npy_and_ids_in_the_same_order(tmp_path, hashed, monkeypatch):
     assert list(tmp_path.glob(".*tmp")) == []
 
 
+def test_without_a_terminal_a_long_corpus_says_how_far_it_is(tmp_path, hashed, monkeypatch):
+    """No bar (stderr is not a terminal here): lines through the log callback instead, the
+    last with the whole file read (the meter's 15 s made 0 so that every window says it)."""
+    import functools
+
+    from semsearch.progress import Meter
+
+    monkeypatch.setattr("semsearch.embed_corpus.WINDOW", 2)
+    monkeypatch.setattr("semsearch.embed_corpus.Meter", functools.partial(Meter, every=0))
+    path = corpus(tmp_path)
+    result = run("embed", str(path), "--out", str(tmp_path / "v.npy"))
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("embedding c.jsonl:")]
+    size = path.stat().st_size
+    assert len(lines) >= 2 and f"{size:,} of {size:,} bytes" in lines[-1]
+
+
 def test_parquet_reads_back(tmp_path, hashed):
     pq = pytest.importorskip("pyarrow.parquet")
     result = run("embed", str(corpus(tmp_path)), "--out", str(tmp_path / "v.parquet"), "--json")
