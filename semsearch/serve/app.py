@@ -232,7 +232,8 @@ def create_app(config: ServeConfig | None = None, served: Served | None = None) 
         return served.search(queries, options.k, options.search_options())
 
     @app.get("/search", summary="Search the index for one query",
-             response_model=schema.SearchAnswer, responses=schema.errors(409, 413, 422))
+             response_model=schema.SearchAnswer, response_model_exclude_unset=True,
+             responses=schema.errors(409, 413, 422))
     async def search_get(
         q: Annotated[str, Query(description="the query text")],
         k: Annotated[int, Query(ge=1)] = 5,
@@ -260,7 +261,8 @@ def create_app(config: ServeConfig | None = None, served: Served | None = None) 
         return {"query": q, "hits": hits[0], **_served(served)}
 
     @app.post("/search", summary="Search the index for many queries",
-              response_model=schema.BatchSearchAnswer, responses=schema.errors(409, 413, 422))
+              response_model=schema.BatchSearchAnswer, response_model_exclude_unset=True,
+              responses=schema.errors(409, 413, 422))
     async def search_post(body: SearchRequest):
         results = await run_in_threadpool(run_search, body.queries, body)
         return {"results": [{"query": query, "hits": hits}

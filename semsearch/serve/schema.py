@@ -37,9 +37,11 @@ class Hit(BaseModel):
     lexical_score: float | None
     lexical_rank: int | None
     rescore_score: float | None = Field(
-        None, description="the rescoring model's cosine (second phase), null without one")
+        None, description="the rescoring model's cosine (second phase); the three second-phase "
+        "fields are absent where no second phase ran, as in `semsearch query --json`")
     rescore_rank: int | None = Field(None, description="rank by that cosine among the candidates")
-    first_rank: int | None = Field(None, description="the rank the first stage gave the document")
+    first_rank: int | None = Field(None, description="the rank the first stage gave the document "
+                                   "(null: past the second phase's depth)")
 
 
 class SearchAnswer(BaseModel):
