@@ -13,6 +13,9 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
 	$(BIN)/python -m pip install "$(TORCH)"
+	# two installs, not one: pip says nothing while it unpacks, and all the extras at once were
+	# 43 s of silence in the timed demo
+	$(BIN)/python -m pip install -e '.[dev,serve,onnx]'
 	$(BIN)/python -m pip install -e '.[dev,plot,bench,serve,notebook,onnx,distributed]'
 	touch $@
 
