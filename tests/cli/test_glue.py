@@ -67,3 +67,12 @@ def test_semsearch_index_is_the_package_and_the_function():
     assert semsearch.index is package and callable(package)
     assert inspect.signature(semsearch.index) == inspect.signature(index)
     assert package.SearchIndex.__name__ == "SearchIndex"
+
+
+def test_no_module_of_the_library_is_over_700_lines():
+    """A module past 700 lines holds more than one job (issue 31): split it where each part has
+    one you can name."""
+    package = Path(semsearch.__file__).parent
+    long = sorted(f"{path.relative_to(package)}: {lines}" for path in package.rglob("*.py")
+                  if (lines := len(path.read_text(encoding="utf-8").splitlines())) > 700)
+    assert long == []
