@@ -385,34 +385,14 @@ def shell_latency(folder: Path, modes: list[str], runs: int, data_dir: str) -> d
 def serve_latency(folder: Path, modes: list[str], count: int, data_dir: str) -> dict:
     """`semsearch serve --index DIR` on a free localhost port: GET /search one request at a
     time (each waits for the last), milliseconds p50 / p99 a mode."""
-    import socket
-
     import httpx
     import numpy as np
 
+    from bench.served import served
     from semsearch.eval.beir import read_beir
 
     texts = list(read_beir(Path(data_dir) / "beir" / "mlquestions", "dev").queries.values())
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "semsearch", "-q", "serve", "--index",
-                               str(folder), "--port", str(port)], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 300
-        while True:
-            if server.poll() is not None:
-                raise SystemExit(f"the server exited: {server.stderr.read().strip()}")
-            try:
-                if httpx.get(url + "/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit("the server did not start in 300 s")
-            time.sleep(0.2)
+    with served(["--index", str(folder), "-q"], timeout=300) as (_, url):
         out = {}
         with httpx.Client(base_url=url, timeout=30) as client:
             for mode in modes:
@@ -428,9 +408,6 @@ def serve_latency(folder: Path, modes: list[str], count: int, data_dir: str) -> 
                              "p99": round(float(np.percentile(times, 99)), 2),
                              "requests": len(times)}
         return out
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 # --- reporting ---------------------------------------------------------------------------------

@@ -22,14 +22,17 @@ import asyncio
 import json
 import os
 import platform
-import socket
-import subprocess
 import sys
 import time
+from contextlib import nullcontext
+from pathlib import Path
 from urllib.parse import urlparse
 
 import httpx
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.served import served  # noqa: E402 - after the path
 
 QUERIES = [
     "machine learning and AI", "healthy breakfast ideas", "how do whales communicate",
@@ -39,37 +42,33 @@ QUERIES = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+def server_args(args) -> list[str]:
+    """`semsearch serve`'s arguments for this run."""
+    command = ["--workers", str(args.workers)]
+    for flag, value in (("--index", args.index), ("--model", args.model),
+                        ("--rescore", args.rescore)):
+        if value:
+            command += [flag, value]
+    return command
 
 
-def start_server(args) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    command = [sys.executable, "-m", "semsearch.cli", "serve", "--port", str(port),
-               "--workers", str(args.workers)]
-    if args.index:
-        command += ["--index", args.index]
-    if args.model:
-        command += ["--model", args.model]
-    if args.rescore:
-        command += ["--rescore", args.rescore]
-    env = {key: value for key, value in os.environ.items() if key != "SEMSEARCH_API_KEY"}
-    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            sys.exit(f"the server exited: {server.stderr.read().strip()}")
-        try:
-            if httpx.get(url + "/health", timeout=2).status_code == 200:
-                return server, url
-        except httpx.TransportError:
-            time.sleep(0.2)
-    server.terminate()
-    sys.exit("the server did not answer /health within 120 s")
+def measure(server, args, queries: list[str]) -> tuple[dict, list[dict]]:
+    """/health, then the load runs on `server` (a context giving (process, url)): rescoring on
+    and off alternated with --compare, the cache's state after each."""
+    with server as (_, url):
+        health = httpx.get(url + "/health", timeout=10).json()
+        runs = []
+        sides = [True, False] if args.rescore and args.compare else [bool(args.rescore)]
+        for _ in range(args.rounds if len(sides) > 1 else 1):
+            for side in sides:
+                args.second_phase = side
+                run = asyncio.run(load(url, args, queries))
+                run["second_phase"] = side
+                if args.rescore:
+                    run["rescore_cache"] = httpx.get(url + "/health",
+                                                     timeout=10).json()["rescore"]["cache"]
+                runs.append(run)
+        return health, runs
 
 
 async def load(url: str, args, queries: list[str]) -> dict:
@@ -161,30 +160,15 @@ def main() -> None:
     if args.queries:
         with open(args.queries, encoding="utf-8") as handle:
             queries = [line.strip() for line in handle if line.strip()] or QUERIES
-    server = None
-    if args.url:
-        if urlparse(args.url).hostname not in ("127.0.0.1", "localhost", "::1"):
-            parser.error("load runs go to localhost only; give a 127.0.0.1 or localhost --url")
-        url = args.url.rstrip("/")
-    else:
-        server, url = start_server(args)
-    runs = []
+    if args.url and urlparse(args.url).hostname not in ("127.0.0.1", "localhost", "::1"):
+        parser.error("load runs go to localhost only; give a 127.0.0.1 or localhost --url")
+    env = {key: value for key, value in os.environ.items() if key != "SEMSEARCH_API_KEY"}
+    server = (nullcontext((None, args.url.rstrip("/"))) if args.url
+              else served(server_args(args), env=env))
     try:
-        health = httpx.get(url + "/health", timeout=10).json()
-        sides = [True, False] if args.rescore and args.compare else [bool(args.rescore)]
-        for _ in range(args.rounds if len(sides) > 1 else 1):
-            for side in sides:
-                args.second_phase = side
-                run = asyncio.run(load(url, args, queries))
-                run["second_phase"] = side
-                if args.rescore:
-                    run["rescore_cache"] = httpx.get(url + "/health",
-                                                     timeout=10).json()["rescore"]["cache"]
-                runs.append(run)
-    finally:
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=30)
+        health, runs = measure(server, args, queries)
+    except RuntimeError as error:  # the server exited or never answered
+        sys.exit(str(error))
     result = runs[0]
     if len(runs) > 1:
         for run in runs[1:]:

@@ -22,7 +22,6 @@ import json
 import os
 import platform
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,18 +33,16 @@ import httpx
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.served import served  # noqa: E402 - after the path
+
 QUERIES = [
     "machine learning and AI", "healthy breakfast ideas", "how do whales communicate",
     "football world cup", "ocean tides and the moon", "learning a new language",
     "electric cars and batteries", "the history of Rome", "quantum computing basics",
     "how to bake bread at home", "climate change and coral reefs", "jazz music improvisation",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def semsearch(*args: str, env: dict) -> None:
@@ -152,25 +149,8 @@ def soak(model: str, corpus: Path, seconds: float, concurrency: int = 16, every:
         folder = Path(work) / "idx"
         env["SEMSEARCH_INDEXES"] = str(Path(work) / "indexes")
         semsearch("index", corpus, "--model", model, "--out", folder, env=env)
-        port = free_port()
-        server = subprocess.Popen(
-            [sys.executable, "-m", "semsearch", "serve", "--index", str(folder), "--port",
-             str(port), "--workers", str(workers), "-q"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 120
-            while True:
-                if server.poll() is not None:
-                    raise RuntimeError(f"the server exited: {server.stderr.read()[-400:]}")
-                try:
-                    if httpx.get(url + "/health", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the server did not answer /health within 120 s")
-                time.sleep(0.2)
+        with served(["--index", str(folder), "--workers", str(workers), "-q"],
+                    env=env) as (server, url):
             for text in QUERIES[:4]:  # first-call costs stay out of the figures
                 httpx.get(url + "/search", params={"q": text, "k": k}, timeout=60)
             quiet = min(60.0, seconds / 4)  # the stretch before the writer starts
@@ -194,9 +174,6 @@ def soak(model: str, corpus: Path, seconds: float, concurrency: int = 16, every:
                 timer.cancel()
             if writer is not None and writer.is_alive():
                 writer.join(timeout=120)
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
     before = np.array([r[1] for r in records if r[0] < quiet]) * 1000
     during = np.array([r[1] for r in records if r[0] >= quiet]) * 1000
     failures: dict[str, int] = {}
