@@ -24,7 +24,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from semsearch.data.sources import resolve_data_dir  # noqa: E402
-from semsearch.index.lexical import LEXICAL_DIR, LexicalConfig, LexicalIndex, build_lexical  # noqa: E402
+from semsearch.index.lexical import LEXICAL_DIR, LexicalConfig, LexicalIndex  # noqa: E402
+from semsearch.index.lexical_terms import build_lexical  # noqa: E402
 
 
 def peak_rss_mib() -> float:

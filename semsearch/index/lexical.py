@@ -25,7 +25,7 @@ import functools
 import json
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -158,31 +158,6 @@ def join_chunks(chunks: Sequence[str]) -> str:
             overlap -= 1
         words += more[overlap:]
     return " ".join(words)
-
-
-def build_lexical(folder: Path, rows_and_texts: Iterable[tuple[int, str]],
-                  config: LexicalConfig = LexicalConfig()) -> int:
-    """Write the BM25 index of (row id, text) pairs into folder/lexical (one pair a document: its
-    first chunk's row and its whole text); returns the number of texts indexed. bm25s' files
-    and scores, computed from term counts (semsearch.index.lexical_terms)."""
-    from semsearch.index.lexical_terms import TermCounts, tokenize_counts, write_lexical_files
-
-    terms = TermCounts.empty()
-    rows: list[int] = []
-    texts: list[str] = []
-    for row, text in rows_and_texts:
-        rows.append(int(row))
-        texts.append(text)
-        if len(texts) >= TOKENIZE_BATCH:
-            terms.add(rows, tokenize_counts(texts, config))
-            rows, texts = [], []
-    if texts:
-        terms.add(rows, tokenize_counts(texts, config))
-    return write_lexical_files(folder, terms, config)
-
-
-# documents tokenised at a time when building (bounds the token lists held)
-TOKENIZE_BATCH = 16_384
 
 
 class LexicalIndex:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -316,3 +316,27 @@ def _bm25s_version() -> str:
         return version("bm25s")
     except Exception:  # noqa: BLE001 - only recorded in the settings file
         return "unknown"
+
+
+def build_lexical(folder: Path, rows_and_texts: Iterable[tuple[int, str]],
+                  config: LexicalConfig | None = None) -> int:
+    """Write the BM25 index of (row id, text) pairs into folder/lexical (one pair a document: its
+    first chunk's row and its whole text); returns the number of texts indexed. bm25s' files
+    and scores, computed from term counts (semsearch.index.lexical_terms)."""
+    config = config or LexicalConfig()
+    terms = TermCounts.empty()
+    rows: list[int] = []
+    texts: list[str] = []
+    for row, text in rows_and_texts:
+        rows.append(int(row))
+        texts.append(text)
+        if len(texts) >= TOKENIZE_BATCH:
+            terms.add(rows, tokenize_counts(texts, config))
+            rows, texts = [], []
+    if texts:
+        terms.add(rows, tokenize_counts(texts, config))
+    return write_lexical_files(folder, terms, config)
+
+
+# documents tokenised at a time when building (bounds the token lists held)
+TOKENIZE_BATCH = 16_384

@@ -45,8 +45,8 @@ from semsearch.index.folder import (
     mark_latest,
     replace_folder,
 )
-from semsearch.index.lexical import LEXICAL_DIR, LexicalConfig, build_lexical, join_chunks
-from semsearch.index.lexical_terms import TermCounts, write_lexical_files
+from semsearch.index.lexical import LEXICAL_DIR, LexicalConfig, join_chunks
+from semsearch.index.lexical_terms import TermCounts, build_lexical, write_lexical_files
 from semsearch.index.lock import index_writer
 from semsearch.index.manifest import Manifest, now
 from semsearch.index.store import DocumentStore

@@ -14,9 +14,9 @@ from semsearch.index.lexical import (
     LEXICAL_DIR,
     LexicalConfig,
     LexicalIndex,
-    build_lexical,
     tokenize,
 )
+from semsearch.index.lexical_terms import build_lexical
 
 DOCS = [
     (3, "Machine learning lets computers learn patterns from examples."),

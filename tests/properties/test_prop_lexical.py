@@ -18,7 +18,8 @@ pytest.importorskip("bm25s")
 from hypothesis import given  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from semsearch.index.lexical import LexicalConfig, LexicalIndex, build_lexical, tokenize  # noqa: E402
+from semsearch.index.lexical import LexicalConfig, LexicalIndex, tokenize  # noqa: E402
+from semsearch.index.lexical_terms import build_lexical  # noqa: E402
 
 # a small vocabulary, so documents share words: stems (run / running / runs), stopwords,
 # punctuation, one-letter words (not tokens), case, accents; and now and then any text
