@@ -105,11 +105,6 @@ def sif_from_counts(ids: Sequence[Sequence[int]], vocab_size: int, a: float = 1e
     return (w / w.mean()).astype(np.float32)
 
 
-# up to this many token ids, a batch is pooled by gathering its rows (a query from the shell
-# then never imports scipy, 0.3 s of a 0.6 s `semsearch query`); above it, by a sparse product,
-# which never holds every token's row at once
-GATHER_TOKENS = 4096
-
 class StaticEncoder:
     """Same interface as `SentenceEncoder` (encode, dim, name, fingerprint, max_seq_len,
     count_tokens, similarity), numpy only."""
@@ -247,19 +242,13 @@ class StaticEncoder:
 
     def _pool(self, ids: np.ndarray, counts: np.ndarray) -> np.ndarray:
         """Unit vectors of texts given as their token ids one after the other and counts."""
+        from scipy.sparse import csr_matrix
+
         indptr = np.zeros(len(counts) + 1, dtype=np.int64)
         np.cumsum(counts, out=indptr[1:])
-        if len(ids) <= GATHER_TOKENS:  # a query's few: numpy alone (no scipy import, 0.3 s)
-            vectors = np.zeros((len(counts), self.table.shape[1]), dtype=np.float32)
-            filled = counts > 0
-            if filled.any():
-                vectors[filled] = np.add.reduceat(self.table[ids], indptr[:-1][filled], axis=0)
-        else:
-            from scipy.sparse import csr_matrix
-
-            matrix = csr_matrix((np.ones(len(ids), dtype=np.float32), ids, indptr),
-                                shape=(len(counts), len(self.table)))
-            vectors = np.asarray(matrix @ self.table, dtype=np.float32)  # (texts, hidden)
+        matrix = csr_matrix((np.ones(len(ids), dtype=np.float32), ids, indptr),
+                            shape=(len(counts), len(self.table)))
+        vectors = np.asarray(matrix @ self.table, dtype=np.float32)  # (texts, hidden)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         empty = (norms[:, 0] == 0) | ~np.isfinite(norms[:, 0])
         vectors /= np.where(empty[:, None], 1.0, norms)
