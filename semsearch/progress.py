@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 Log = Callable[[str], None]
@@ -103,6 +103,15 @@ class Meter:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def sliced(items: Sequence, size: int, meter: Meter) -> Iterator[Sequence]:
+    """`items` `size` at a time, each slice counted on `meter` once the caller is done with it
+    (so a long pass over texts says how far it is)."""
+    for start in range(0, len(items), size):
+        part = items[start:start + size]
+        yield part
+        meter.update(len(part))
 
 
 class Metered:

@@ -57,7 +57,7 @@ from semsearch.encoder.store import (
     write_json,
 )
 from semsearch.errors import ConfigError, DataError
-from semsearch.progress import Meter
+from semsearch.progress import Meter, sliced
 
 Log = Callable[[str], None]
 CHECKPOINT = "checkpoint"
@@ -594,11 +594,9 @@ def _token_ids(tokenizer, texts: list[str], max_len: int, log: Log,
     400,000 texts take half a minute on two cores."""
     ids: list[list[int]] = []
     with Meter(len(texts), "token ids", log) as meter:
-        for start in range(0, len(texts), slice):
-            part = texts[start:start + slice]
+        for part in sliced(texts, slice, meter):
             ids.extend(e.ids[:max_len] for e in
                        tokenizer.inner.encode_batch_fast(part, add_special_tokens=False))
-            meter.update(len(part))
     return ids
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,19 +10,11 @@ from tokenizers import Tokenizer as HFTokenizer
 from tokenizers import decoders, models, normalizers, pre_tokenizers, processors, trainers
 
 from semsearch.errors import DataError, ModelError
-from semsearch.progress import Log, Meter, silent
+from semsearch.progress import Log, Meter, silent, sliced
 
 PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
 SPECIAL_TOKENS = [PAD, UNK, CLS, SEP, MASK]  # PAD is id 0
 _SLICE = 4096  # texts between two looks at the clock while learning a vocabulary
-
-
-def _counted(texts: list[str], meter: Meter) -> Iterator[list[str]]:
-    """`texts` in slices for `train_from_iterator` (it takes batches), counted on `meter`."""
-    for start in range(0, len(texts), _SLICE):
-        part = texts[start:start + _SLICE]
-        yield part
-        meter.update(len(part))
 
 
 class Tokenizer:
@@ -49,18 +41,17 @@ class Tokenizer:
         inner = _empty(lowercase)
         words = set()
         with Meter(len(texts), "tokenizer: words read", log) as meter:
-            for start in range(0, len(texts), _SLICE):
-                words.update(w for t in texts[start:start + _SLICE]
-                             for w, _ in inner.pre_tokenizer.pre_tokenize_str(
-                                 inner.normalizer.normalize_str(t)))
-                meter.update(min(_SLICE, len(texts) - start))
+            for part in sliced(texts, _SLICE, meter):
+                words.update(w for t in part for w, _ in inner.pre_tokenizer.pre_tokenize_str(
+                    inner.normalizer.normalize_str(t)))
         continuations = sorted({"##" + c for w in words for c in w[1:]})
         trainer = trainers.WordPieceTrainer(
             vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS + continuations,
             min_frequency=2, show_progress=False,
         )
         with Meter(len(texts), "tokenizer: texts counted", log) as meter:
-            inner.train_from_iterator(_counted(texts, meter), trainer=trainer,
+            # train_from_iterator takes batches too
+            inner.train_from_iterator(sliced(texts, _SLICE, meter), trainer=trainer,
                                       length=len(texts))
         # rebuild so that only the five real specials are special (not the reserved ##x)
         final = _empty(lowercase)
