@@ -105,9 +105,9 @@ class IndexReport:
     @property
     def lexical_only(self) -> bool:
         """Whether the index holds BM25 and the store alone (--lexical-only, or appended to one)."""
-        from semsearch.index.recipe import LEXICAL_ONLY
+        from semsearch.index.recipe import records_vectors
 
-        return self.recipe.get("kind") == LEXICAL_ONLY
+        return not records_vectors(self.recipe)
 
     def to_dict(self) -> dict:
         return {

@@ -322,7 +322,7 @@ def build_lexical(folder: Path, rows_and_texts: Iterable[tuple[int, str]],
                   config: LexicalConfig | None = None) -> int:
     """Write the BM25 index of (row id, text) pairs into folder/lexical (one pair a document: its
     first chunk's row and its whole text); returns the number of texts indexed. bm25s' files
-    and scores, computed from term counts (semsearch.index.lexical_terms)."""
+    and scores, computed from the term counts above."""
     config = config or LexicalConfig()
     terms = TermCounts.empty()
     rows: list[int] = []

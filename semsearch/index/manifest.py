@@ -54,9 +54,9 @@ class Manifest:
     @property
     def has_vectors(self) -> bool:
         """False for an index built with --lexical-only: no model, FAISS index or vectors."""
-        from semsearch.index.recipe import LEXICAL_ONLY
+        from semsearch.index.recipe import records_vectors
 
-        return self.recipe.get("kind") != LEXICAL_ONLY
+        return records_vectors(self.recipe)
 
     def write(self, path: Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n")

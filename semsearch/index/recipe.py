@@ -71,6 +71,12 @@ class IndexRecipe:
         return cls(**{key: data[key] for key in cls.__dataclass_fields__ if key in data})
 
 
+def records_vectors(recipe: dict) -> bool:
+    """Whether an index whose recorded recipe (a manifest's, a build report's) is `recipe` holds
+    vectors: False for --lexical-only."""
+    return recipe.get("kind") != LEXICAL_ONLY
+
+
 def lexical_only_recipe() -> IndexRecipe:
     """The recipe an index without vectors records."""
     return IndexRecipe("none", LEXICAL_ONLY, reason="BM25 alone (--lexical-only): no model, "
