@@ -8,21 +8,21 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 from click.testing import CliRunner
 
 from semsearch.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from bench.served import served  # noqa: E402 - after the path
 
 DOCUMENTS = [
     {"id": "pets:1", "text": "cats purr softly", "kind": "mammal"},
@@ -46,12 +46,6 @@ def build_index(folder: Path, model: Path) -> Path:
     return folder / "pets"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @dataclass
 class LiveServer:
     url: str
@@ -66,34 +60,11 @@ class LiveServer:
 @contextmanager
 def serve(index_dir: Path, *args: str, key: str | None = None,
           startup: float = 120) -> Iterator[LiveServer]:
-    """`semsearch serve --index index_dir` on a free port of 127.0.0.1 until the block ends."""
-    port = free_port()
+    """`semsearch serve --index index_dir` on a free port of 127.0.0.1 until the block ends
+    (started and stopped as the benchmarks do: bench/served.py)."""
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
            "OMP_NUM_THREADS": "1"}
     env.pop("SEMSEARCH_API_KEY", None)
-    command = [sys.executable, "-m", "semsearch", "serve", "--index", str(index_dir),
-               "--port", str(port), *args, *(["--api-key", key] if key else [])]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + startup
-        while True:
-            if process.poll() is not None:
-                raise AssertionError(f"semsearch serve exited: {process.stderr.read()}")
-            try:
-                if httpx.get(url + "/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError("semsearch serve did not answer /health in time")
-            time.sleep(0.2)
+    with served(["--index", str(index_dir), *args, *(["--api-key", key] if key else [])],
+                env=env, timeout=startup) as (process, url):
         yield LiveServer(url, process, key)
-    finally:
-        process.terminate()
-        try:
-            process.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.communicate()
