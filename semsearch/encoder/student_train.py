@@ -18,7 +18,7 @@ import json
 import math
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -47,16 +47,18 @@ from semsearch.errors import ConfigError, DataError
 
 @dataclass(frozen=True)
 class StudentConfig:
-    # teacher layers the student keeps, in order ("0,2,4": every other of six)
-    keep_layers: str = "0,2,4"
+    # teacher layers the student keeps, in order; "" (the default): half of them, spread evenly
+    # from the first to the last (0,2,5 of six: the last layer kept, whose output the student
+    # is trained toward; 10-minute probes: MLQuestions 0.515 against 0.436 for 0,2,4)
+    keep_layers: str = ""
     # the student's window (the distilled preset's); longer texts keep their first tokens
     max_seq_len: int = 128
     # passes over the texts
     epochs: int = 2
     # texts per step
     batch_size: int = 64
-    # AdamW's peak rate (warmup 5%, cosine decay to 10%)
-    lr: float = 1e-4
+    # AdamW's peak rate (warmup 5%, cosine decay to 10%; 10-minute probes: 3e-4 over 1e-4)
+    lr: float = 3e-4
     # stop after this many minutes of training, at a step boundary (0: no limit); the rate's
     # warmup and cosine decay then run over whichever ends first, the epochs or the minutes,
     # so a run cut by time still ends at its lowest rate
@@ -72,6 +74,16 @@ class StudentConfig:
         """Apply `--set key=value` pairs (bare keys or student.KEY)."""
         return with_settings(cls(), values, "student", "a distilled transformer student")
 
+    def layers_of(self, teacher_layers: int) -> list[int]:
+        """The teacher layers kept: keep_layers (ValueError if it is not numbers), or half of
+        the teacher's (rounded up) spread evenly from its first to its last (0,2,5 of six)."""
+        if self.keep_layers:
+            return [int(i) for i in self.keep_layers.split(",")]
+        count = (teacher_layers + 1) // 2
+        if count == 1:
+            return [teacher_layers - 1]
+        return [int(i) for i in np.round(np.linspace(0, teacher_layers - 1, count))]
+
 
 def student_from_teacher(teacher: Path, config: StudentConfig) -> tuple[Encoder, dict]:
     """(student Encoder, teacher's config.json) with the teacher's embeddings and kept layers."""
@@ -81,7 +93,7 @@ def student_from_teacher(teacher: Path, config: StudentConfig) -> tuple[Encoder,
         raise ConfigError(f"--preset distilled starts from a transformer teacher's layers; "
                           f"{teacher} is a {shape['kind']} model")
     try:
-        keep = [int(i) for i in config.keep_layers.split(",")]
+        keep = config.layers_of(shape["layers"])
     except ValueError:
         raise ConfigError(f"keep_layers {config.keep_layers!r} is not a list of layer numbers, "
                           "e.g. 0,2,4") from None
@@ -132,6 +144,8 @@ def distill_transformer(teacher: str | Path, out: str | Path, config: StudentCon
     partial = prepare_out(out, resume, overwrite)
     try:
         model, teacher_config = student_from_teacher(teacher, config)
+        kept = config.layers_of(teacher_config["model"]["layers"])
+        config = replace(config, keep_layers=",".join(map(str, kept)))  # recorded as kept
         vectors, teacher_summary = teacher_vectors(teacher, texts, log, progress)
         if not np.isfinite(vectors).all():
             raise DataError(f"teacher {teacher} gave non-finite vectors; check the teacher model")

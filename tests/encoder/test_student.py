@@ -28,6 +28,18 @@ def test_the_student_starts_from_the_teachers_layers(tiny_model_dir):
                           teacher.token_embedding.weight.detach().numpy())
 
 
+def test_by_default_half_the_layers_are_kept_evenly_the_last_among_them(tiny_model_dir):
+    assert StudentConfig().layers_of(6) == [0, 2, 5]
+    assert StudentConfig().layers_of(12) == [0, 2, 4, 7, 9, 11]
+    assert StudentConfig().layers_of(1) == [0]
+    assert StudentConfig(keep_layers="0,2,4").layers_of(6) == [0, 2, 4]
+    model, _ = student_from_teacher(tiny_model_dir, StudentConfig())  # two layers: the last
+    teacher = SentenceEncoder.load(tiny_model_dir).model
+    assert model.config.layers == 1
+    assert np.array_equal(model.blocks[0].attention.qkv.weight.detach().numpy(),
+                          teacher.blocks[1].attention.qkv.weight.detach().numpy())
+
+
 def test_distil_moves_the_student_toward_the_teacher_and_resumes(tiny_model_dir, wiki_text_file,
                                                                  tmp_path, monkeypatch):
     from semsearch.encoder import student_train
