@@ -174,8 +174,8 @@ def distill(
     """Distil the model folder `teacher` into a student on unlabelled text (`semsearch
     distill`), written to `out` (default: models/<preset>), then calibrate it.
 
-    `preset` static (a table of token vectors) or distilled (a transformer of every other
-    teacher layer); `text` files of one text a line, `corpus` documents cut as `index` cuts
+    `preset` static (a table of token vectors) or distilled (a transformer of half the
+    teacher's layers, its first and last among them); `text` files of one text a line, `corpus` documents cut as `index` cuts
     them, `wiki` text specs from the data folder (default: Wikipedia sentences and passages,
     questions, captions and paraphrases; ["none"] for none); `set` student settings
     ("hidden=384"). The

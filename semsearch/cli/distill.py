@@ -26,7 +26,8 @@ Examples:
 @click.option("--preset", "preset", default="static", show_default=True,
               type=click.Choice(["static", "distilled"]),
               help="The student: static (a table of token vectors, no transformer) or "
-                   "distilled (a transformer of every other teacher layer, window 128).")
+                   "distilled (a transformer of half the teacher's layers, its first and last "
+                   "among them, window 128).")
 @click.option("--text", "text", multiple=True, type=click.Path(dir_okay=False),
               metavar="FILE", help="Also distil on this text file, one text a line (repeatable).")
 @click.option("--corpus", "corpus", multiple=True, type=click.Path(dir_okay=False),
