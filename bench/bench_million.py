@@ -305,9 +305,8 @@ def measure(args) -> dict:
     if rescore is not None and "hybrid" in modes:
         arms.append(("hybrid+rescore", {"mode": "hybrid", **rescore}))
         if not args.no_quality:
-            chosen = list(range(len(texts)))
-            if 0 < args.rescore_queries < len(texts):
-                chosen = sorted(random.Random(30).sample(chosen, args.rescore_queries))
+            chosen = rescore_sample(len(texts), args.rescore_queries)
+            if len(chosen) < len(texts):
                 out["quality"]["hybrid (the sample)"] = _rescore_quality(
                     folder, [query_ids[i] for i in chosen], [texts[i] for i in chosen],
                     dev.qrels, {"rescore": False})
@@ -347,6 +346,14 @@ def _rescore_keywords(args) -> dict | None:
     if "rescore_depth" in inspect.signature(semsearch.query).parameters:
         keywords["rescore_depth"] = args.rescore_depth
     return keywords
+
+
+def rescore_sample(queries: int, size: int) -> list[int]:
+    """The seeded sample of the dev queries the two-stage rows are scored on (every query when
+    size is 0 or not below their count); bench/probes/sample_quality.py scores others on it."""
+    if 0 < size < queries:
+        return sorted(random.Random(30).sample(range(queries), size))
+    return list(range(queries))
 
 
 def _rescore_quality(folder, query_ids, texts, qrels, keywords) -> dict:
